@@ -1,0 +1,129 @@
+/*
+ * pqmtls PKI: build a three-tier post-quantum PKI (root CA, server and client
+ * intermediate CAs) and issue certificates from it.
+ *
+ * Handles are opaque. Functions return 0 on success and -1 on failure (or NULL);
+ * the reason is read with the handle's *_error() function. Setters copy what
+ * they are given. Defaults are the secure ones: ML-DSA-65, encrypted keys.
+ */
+#ifndef PQMTLS_PKI_H
+#define PQMTLS_PKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pqmtls/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pqm_pki_config;
+struct pqm_pki;
+struct pqm_issue;
+
+enum pqm_profile {
+    PQM_PROFILE_SERVER = 1, /* EKU serverAuth, SANs DNS/IP */
+    PQM_PROFILE_CLIENT = 2, /* EKU clientAuth, optional SPIFFE ID URI SAN */
+};
+
+/* --- configuration of a new PKI (pqm_pki_create) --- */
+PQM_API struct pqm_pki_config *pqm_pki_config_new(void);
+PQM_API void pqm_pki_config_free(struct pqm_pki_config *cfg);
+PQM_API const char *pqm_pki_config_error(const struct pqm_pki_config *cfg);
+/* Algorithm of all three CAs and of issued keys: "ml-dsa-65" (default), "ml-dsa-44",
+ * "ml-dsa-87", "slh-dsa-sha2-128s", "ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072". */
+PQM_API int pqm_pki_config_set_alg(struct pqm_pki_config *cfg, const char *alg);
+/* Algorithm of the root alone (e.g. "slh-dsa-sha2-128s" for a long-lived root). */
+PQM_API int pqm_pki_config_set_root_alg(struct pqm_pki_config *cfg, const char *alg);
+PQM_API int pqm_pki_config_set_org(struct pqm_pki_config *cfg, const char *org);
+PQM_API int pqm_pki_config_set_root_cn(struct pqm_pki_config *cfg, const char *cn);
+PQM_API int pqm_pki_config_set_server_ca_cn(struct pqm_pki_config *cfg, const char *cn);
+PQM_API int pqm_pki_config_set_client_ca_cn(struct pqm_pki_config *cfg, const char *cn);
+PQM_API int pqm_pki_config_set_root_days(struct pqm_pki_config *cfg, int days);
+PQM_API int pqm_pki_config_set_ca_days(struct pqm_pki_config *cfg, int days);
+/* DNS subtree permitted to the server intermediate ("example.com"). Repeatable. */
+PQM_API int pqm_pki_config_add_server_domain(struct pqm_pki_config *cfg, const char *domain);
+/* IP range permitted to the server intermediate ("127.0.0.1/32", "fd00::/8"), or "none".
+ * Without any, loopback only (127.0.0.0/8 and ::1/128) is permitted. */
+PQM_API int pqm_pki_config_add_server_ip_range(struct pqm_pki_config *cfg, const char *cidr);
+/* SPIFFE trust domain: the client intermediate permits only URIs in it. */
+PQM_API int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *cfg, const char *td);
+/* Passphrase that encrypts the CA keys (and, by default, issued keys). */
+PQM_API int pqm_pki_config_set_passphrase(struct pqm_pki_config *cfg, const char *pass, size_t len);
+/* Write unencrypted keys instead (still mode 0600). */
+PQM_API void pqm_pki_config_insecure_no_passphrase(struct pqm_pki_config *cfg);
+
+/* --- a PKI directory --- */
+PQM_API struct pqm_pki *pqm_pki_new(void);
+PQM_API void pqm_pki_free(struct pqm_pki *pki);
+PQM_API const char *pqm_pki_error(const struct pqm_pki *pki);
+/* Creates DIR (which must not exist, or be empty) atomically, and opens it. */
+PQM_API int pqm_pki_create(struct pqm_pki *pki, const char *dir, const struct pqm_pki_config *cfg);
+PQM_API int pqm_pki_open(struct pqm_pki *pki, const char *dir);
+/* Unlocks the CA keys (needed to issue when the PKI is encrypted). */
+PQM_API int pqm_pki_set_passphrase(struct pqm_pki *pki, const char *pass, size_t len);
+PQM_API int pqm_pki_is_encrypted(const struct pqm_pki *pki);
+
+/* --- issuing --- */
+PQM_API struct pqm_issue *pqm_issue_new(enum pqm_profile profile);
+PQM_API void pqm_issue_free(struct pqm_issue *req);
+PQM_API const char *pqm_issue_error(const struct pqm_issue *req);
+PQM_API int pqm_issue_set_name(struct pqm_issue *req, const char *name);
+PQM_API int pqm_issue_add_dns(struct pqm_issue *req, const char *dns);
+PQM_API int pqm_issue_add_ip(struct pqm_issue *req, const char *ip);
+PQM_API int pqm_issue_set_spiffe_id(struct pqm_issue *req, const char *uri);
+PQM_API int pqm_issue_set_days(struct pqm_issue *req, int days);
+PQM_API int pqm_issue_set_alg(struct pqm_issue *req, const char *alg);
+/* Output files PREFIX.crt.pem etc. instead of DIR/issued/NAME.* */
+PQM_API int pqm_issue_set_out_prefix(struct pqm_issue *req, const char *prefix);
+/* Passphrase of the issued key; by default the PKI's, when the PKI is encrypted. */
+PQM_API int pqm_issue_set_key_passphrase(struct pqm_issue *req, const char *pass, size_t len);
+PQM_API void pqm_issue_insecure_no_key_passphrase(struct pqm_issue *req);
+/* Also write a PKCS#12 file protected by this passphrase. */
+PQM_API int pqm_issue_set_p12_passphrase(struct pqm_issue *req, const char *pass, size_t len);
+/* Issue for the key of this CSR (PEM or DER) instead of generating one. */
+PQM_API int pqm_issue_set_csr(struct pqm_issue *req, const unsigned char *data, size_t len);
+/* Issue COUNT certificates NAME-0001..NAME-COUNT in one transaction. */
+PQM_API int pqm_issue_set_count(struct pqm_issue *req, unsigned count);
+
+/* What was written, for one issued certificate. */
+struct pqm_issued {
+    char name[256];
+    char serial[64];          /* hex, upper case */
+    char fingerprint[65];     /* SHA-256, hex, lower case */
+    char cert_path[4096];
+    char key_path[4096];      /* empty for sign-csr */
+    char chain_path[4096];
+    char p12_path[4096];      /* empty without a PKCS#12 passphrase */
+    int64_t not_after;        /* seconds since the epoch */
+};
+
+typedef int (*pqm_issued_cb)(const struct pqm_issued *issued, void *arg);
+
+/* Issues the certificate(s) of REQ. CB (may be NULL) is called once per certificate
+ * after everything is durably written and recorded. */
+PQM_API int pqm_pki_issue(struct pqm_pki *pki, const struct pqm_issue *req, pqm_issued_cb cb, void *arg);
+
+/* --- the inventory --- */
+struct pqm_cert_record {
+    const char *serial, *name, *kind, *profile, *subject, *issuer, *issuer_serial;
+    const char *sans;          /* comma-separated "DNS:x", "IP:x", "URI:x" */
+    const char *key_alg, *fingerprint;
+    const char *status;        /* "valid", "revoked", "pending" (being written), "aborted" */
+    const char *cert_path, *key_path, *chain_path, *p12_path; /* relative to the PKI directory
+                                                                 when inside it; "" when none */
+    int64_t not_before, not_after, created_at;
+};
+typedef int (*pqm_record_cb)(const struct pqm_cert_record *rec, void *arg);
+
+/* Calls CB for every certificate in issue order; ALL includes aborted entries. */
+PQM_API int pqm_pki_foreach(struct pqm_pki *pki, int all, pqm_record_cb cb, void *arg);
+/* Finishes recovery of interrupted commands, then checks every recorded file against
+ * the inventory. Returns the number of problems (0 = consistent), -1 on error. PROBLEM
+ * (may be NULL) is called with a one-line description of each. */
+PQM_API int pqm_pki_check(struct pqm_pki *pki, void (*problem)(const char *line, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,7 @@
+/* pqmtls: post-quantum mutual TLS infrastructure. The whole public API. */
+#ifndef PQMTLS_PQMTLS_H
+#define PQMTLS_PQMTLS_H
+#include <pqmtls/common.h>
+#include <pqmtls/pki.h>
+#include <pqmtls/x509.h>
+#endif

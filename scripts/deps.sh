@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Installs what pqmtls needs on Debian 12, idempotently, and prints the
+# OpenSSL (>= 3.5) prefix to build against on its last line of stdout.
+#
+#   scripts/deps.sh            install packages, find or build OpenSSL 3.5
+#   scripts/deps.sh --openssl  only find or build OpenSSL (no package installs)
+#
+# OpenSSL: the system's when pkg-config reports >= 3.5; otherwise Debian 13's
+# source package, fetched through a private apt configuration (apt verifies it
+# against the signed index), built once into a cache directory outside the
+# clone, keyed by version: ${PQMTLS_CACHE:-/var/cache/pqmtls}/openssl-<ver>.
+set -euo pipefail
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+
+PACKAGES=(
+  build-essential cmake pkg-config perl make xz-utils ca-certificates
+  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev
+  nginx-light curl procps sqlite3 iproute2
+)
+
+install_packages() {
+  command -v dpkg-query >/dev/null || { log "not a Debian system: install ${PACKAGES[*]} yourself"; return 0; }
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root or install them"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  # nginx-light's postinst starts a system nginx on :80; tests run their own.
+  if command -v systemctl >/dev/null && systemctl is-active -q nginx 2>/dev/null; then
+    systemctl stop nginx >&2 || true
+  fi
+}
+
+openssl_ok() { # $1 = prefix, or "" for the system
+  local v
+  if [ -z "$1" ]; then
+    v=$(pkg-config --modversion openssl 2>/dev/null) || return 1
+  else
+    v=$(PKG_CONFIG_PATH="$1/lib/pkgconfig" pkg-config --modversion openssl 2>/dev/null) || return 1
+  fi
+  [ "$(printf '%s\n3.5.0\n' "$v" | sort -V | head -n1)" = "3.5.0" ]
+}
+
+cache_root() {
+  if [ -n "${PQMTLS_CACHE:-}" ]; then echo "$PQMTLS_CACHE"; return; fi
+  if mkdir -p /var/cache/pqmtls 2>/dev/null && [ -w /var/cache/pqmtls ]; then
+    echo /var/cache/pqmtls
+  else
+    echo "${XDG_CACHE_HOME:-$HOME/.cache}/pqmtls"
+  fi
+}
+
+# Prints the newest complete cached build, if any.
+cached_openssl() {
+  local root=$1 d
+  for d in $(ls -d "$root"/openssl-* 2>/dev/null | sort -V -r); do
+    [ -f "$d/.complete" ] && openssl_ok "$d" && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+debian_mirror() {
+  local m=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+    m=$(awk '$1=="deb" && $0 !~ /security/ {for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
+  fi
+  [ -n "$m" ] || die "cannot find the Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+  echo "$m"
+}
+
+build_openssl() {
+  local root=$1 work apt_opts m v src
+  work=$(mktemp -d "$root/work.XXXXXX")
+  BUILD_WORK=$work
+  m=$(debian_mirror)
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$m" > "$work/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -q)
+  log "reading Debian 13 source index from $m"
+  apt-get "${apt_opts[@]}" update >&2 || die "apt-get update of the trixie source index failed"
+  local versions
+  versions=$(apt-cache "${apt_opts[@]}" showsrc openssl 2>/dev/null | awk '/^Package: /{p=$2} /^Version: / && p=="openssl" {print $2}' | sort -V -r -u)
+  [ -n "$versions" ] || die "no openssl source package in the trixie index"
+  mkdir -p "$work/src"
+  for v in $versions; do
+    case "$v" in 3.5.*) ;; *) continue ;; esac
+    log "trying openssl source $v"
+    if (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "openssl=$v" >&2); then
+      break
+    fi
+    rm -f "$work/src"/*
+    v=""
+  done
+  [ -n "${v:-}" ] || die "no OpenSSL 3.5 source version could be downloaded (tried: $(echo $versions))"
+  local upstream=${v%%-*}; upstream=${upstream#*:}
+  local prefix="$root/openssl-$upstream"
+  tar -xzf "$work/src"/openssl_"$upstream".orig.tar.gz -C "$work/src"
+  src=$(find "$work/src" -maxdepth 1 -mindepth 1 -type d -name 'openssl-*' | head -n1)
+  [ -n "$src" ] || die "unpacking openssl_$upstream.orig.tar.gz gave no source directory"
+  log "building OpenSSL $upstream into $prefix (a few minutes, once per machine)"
+  rm -rf "$prefix"
+  (cd "$src" && ./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" \
+      "-Wl,-rpath,$prefix/lib" shared no-docs no-tests >&2 \
+    && make -j"$(nproc)" build_sw >&2 && make install_sw install_ssldirs >&2) \
+    || die "building OpenSSL $upstream failed"
+  touch "$prefix/.complete"
+  rm -rf "$work"
+  echo "$prefix"
+}
+
+find_openssl() {
+  if openssl_ok ""; then
+    pkg-config --variable=prefix openssl
+    return
+  fi
+  local root p
+  root=$(cache_root)
+  mkdir -p "$root"
+  if p=$(cached_openssl "$root"); then echo "$p"; return; fi
+  [ "$(id -u)" -eq 0 ] || [ -w "$root" ] || die "cannot write the cache $root"
+  # One builder at a time per machine.
+  exec 9>"$root/.lock"
+  flock 9
+  if p=$(cached_openssl "$root"); then echo "$p"; return; fi
+  build_openssl "$root"
+}
+
+BUILD_WORK=""
+cleanup() { if [ -n "$BUILD_WORK" ]; then rm -rf "$BUILD_WORK"; fi; }
+trap cleanup EXIT
+
+main() {
+  if [ "${1:-}" != "--openssl" ]; then install_packages; fi
+  local p
+  p=$(find_openssl)
+  openssl_ok "$p" || die "OpenSSL at $p is older than 3.5"
+  echo "$p"
+}
+main "$@"

@@ -1,0 +1,14 @@
+#ifndef PQM_CLI_COMMANDS_H
+#define PQM_CLI_COMMANDS_H
+
+/* Each gets argv with argv[0] the subcommand's last word. */
+int cmd_pki_init(int argc, char **argv);
+int cmd_pki_issue(int argc, char **argv);
+int cmd_pki_sign_csr(int argc, char **argv);
+int cmd_pki_list(int argc, char **argv);
+int cmd_pki_tree(int argc, char **argv);
+int cmd_pki_check(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif

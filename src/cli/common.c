@@ -1,0 +1,156 @@
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static void vmsg(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "pqmtls %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(cmd, fmt, ap);
+    va_end(ap);
+    return EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(cmd, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try 'pqmtls %s --help'.\n", cmd);
+    return EXIT_USAGE;
+}
+
+void cli_pass_clear(struct cli_pass *p)
+{
+    volatile char *b = p->buf;
+    for (size_t i = 0; i < sizeof(p->buf); i++)
+        b[i] = 0;
+    p->len = 0;
+    p->have = 0;
+}
+
+static int set_pass(const char *cmd, const char *what, const char *s, size_t n,
+                    struct cli_pass *out)
+{
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    if (n == 0)
+        return cli_fail(cmd, "%s: the passphrase is empty", what), -1;
+    if (n > CLI_PASS_MAX)
+        return cli_fail(cmd, "%s: the passphrase is longer than %d bytes", what, CLI_PASS_MAX),
+               -1;
+    memcpy(out->buf, s, n);
+    out->buf[n] = '\0';
+    out->len = n;
+    out->have = 1;
+    return 0;
+}
+
+static int read_pass_file(const char *cmd, const char *file, struct cli_pass *out)
+{
+    char buf[CLI_PASS_MAX + 2];
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return cli_fail(cmd, "%s: cannot open the passphrase file: %s", file, strerror(errno)),
+               -1;
+    char *line = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    if (line == NULL)
+        return cli_fail(cmd, "%s: the passphrase file is empty", file), -1;
+    size_t n = strlen(buf);
+    if (n == sizeof(buf) - 1 && buf[n - 1] != '\n')
+        return cli_fail(cmd, "%s: the passphrase is longer than %d bytes", file, CLI_PASS_MAX),
+               -1;
+    int rc = set_pass(cmd, file, buf, n, out);
+    memset(buf, 0, sizeof(buf));
+    return rc;
+}
+
+static int prompt_once(const char *prompt, char *buf, size_t len)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct termios old, quiet;
+    int have_term = tcgetattr(fd, &old) == 0;
+    if (have_term) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    if (write(fd, prompt, strlen(prompt)) < 0) {
+        /* the prompt is a courtesy; reading still works */
+    }
+    size_t n = 0;
+    char c;
+    while (n + 1 < len && read(fd, &c, 1) == 1 && c != '\n')
+        buf[n++] = c;
+    buf[n] = '\0';
+    if (have_term)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    if (write(fd, "\n", 1) < 0) {
+        /* as above */
+    }
+    close(fd);
+    return (int)n;
+}
+
+int cli_read_pass(const char *cmd, const char *file, const char *env, const char *prompt,
+                  int confirm, struct cli_pass *out)
+{
+    cli_pass_clear(out);
+    if (file != NULL)
+        return read_pass_file(cmd, file, out);
+    const char *v = env != NULL ? getenv(env) : NULL;
+    if (v != NULL)
+        return set_pass(cmd, env, v, strlen(v), out);
+    if (!isatty(STDIN_FILENO))
+        return 0;
+    char a[CLI_PASS_MAX + 2], b[CLI_PASS_MAX + 2];
+    int n = prompt_once(prompt, a, sizeof(a));
+    if (n < 0)
+        return 0;
+    if (confirm) {
+        prompt_once("Repeat the passphrase: ", b, sizeof(b));
+        if (strcmp(a, b) != 0) {
+            memset(a, 0, sizeof(a));
+            memset(b, 0, sizeof(b));
+            return cli_fail(cmd, "the passphrases do not match"), -1;
+        }
+        memset(b, 0, sizeof(b));
+    }
+    int rc = set_pass(cmd, "prompt", a, (size_t)n, out);
+    memset(a, 0, sizeof(a));
+    return rc;
+}
+
+long cli_parse_long(const char *s, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    return v;
+}
+
+void cli_getopt_reset(void)
+{
+    optind = 0; /* glibc: a full reinitialisation */
+    opterr = 0; /* unknown options are reported by the subcommand, with its name */
+}

@@ -1,0 +1,714 @@
+/* Issuing server and client certificates from a PKI directory. */
+#include "pki/pki_internal.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+
+#include "pki/alg.h"
+#include "pki/certbuild.h"
+#include "pki/keyfile.h"
+#include "pki/names.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
+
+#define PQM_MAX_SANS 64
+#define PQM_DEFAULT_LEAF_DAYS 365
+#define PQM_MAX_LEAF_DAYS 36500
+#define PQM_MAX_COUNT 1000000
+/* Certificates written and recorded per transaction: bounds memory for large batches. */
+#define PQM_ISSUE_CHUNK 1000
+/* PKCS#12: AES-256-CBC under PBKDF2-HMAC-SHA256 with this many iterations. */
+#define PQM_P12_ITER 200000
+#define PQM_CSR_MAX (256 * 1024)
+#define PQM_BACKDATE_SECONDS 60
+#define PQM_RSA_MIN_BITS 2048
+
+struct pqm_issue {
+    struct pqm_err err;
+    enum pqm_profile profile;
+    char name[PQM_NAME_MAX + 1];
+    char *dns[PQM_MAX_SANS];
+    size_t ndns;
+    char *ip[PQM_MAX_SANS];
+    size_t nip;
+    char spiffe[PQM_SPIFFE_MAX + 1];
+    int days;
+    const struct pqm_alg *alg;
+    char out_prefix[PATH_MAX];
+    char *key_pass;
+    size_t key_passlen;
+    int no_key_pass;
+    char *p12_pass;
+    size_t p12_passlen;
+    unsigned char *csr;
+    size_t csrlen;
+    unsigned count;
+};
+
+struct pqm_issue *pqm_issue_new(enum pqm_profile profile)
+{
+    if (profile != PQM_PROFILE_SERVER && profile != PQM_PROFILE_CLIENT)
+        return NULL;
+    struct pqm_issue *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->profile = profile;
+    r->days = PQM_DEFAULT_LEAF_DAYS;
+    r->count = 1;
+    return r;
+}
+
+static void clear_pass(char **p, size_t *len)
+{
+    if (*p != NULL)
+        OPENSSL_clear_free(*p, *len);
+    *p = NULL;
+    *len = 0;
+}
+
+void pqm_issue_free(struct pqm_issue *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->ndns; i++)
+        free(r->dns[i]);
+    for (size_t i = 0; i < r->nip; i++)
+        free(r->ip[i]);
+    clear_pass(&r->key_pass, &r->key_passlen);
+    clear_pass(&r->p12_pass, &r->p12_passlen);
+    free(r->csr);
+    free(r);
+}
+
+const char *pqm_issue_error(const struct pqm_issue *r)
+{
+    return pqm__err_str(&r->err);
+}
+
+int pqm_issue_set_name(struct pqm_issue *r, const char *name)
+{
+    if (pqm__name_valid(name, &r->err) != 0)
+        return -1;
+    memcpy(r->name, name, strlen(name) + 1);
+    return 0;
+}
+
+static int push(struct pqm_issue *r, char **v, size_t *n, const char *s, const char *what)
+{
+    if (*n == PQM_MAX_SANS)
+        return pqm__err_set(&r->err, "at most %d %s names", PQM_MAX_SANS, what);
+    if ((v[*n] = strdup(s)) == NULL)
+        return pqm__err_set(&r->err, "out of memory");
+    (*n)++;
+    return 0;
+}
+
+int pqm_issue_add_dns(struct pqm_issue *r, const char *dns)
+{
+    if (pqm__dns_valid(dns, &r->err) != 0)
+        return pqm__err_copy(&r->err, "--dns", pqm__err_str(&r->err));
+    return push(r, r->dns, &r->ndns, dns, "DNS");
+}
+
+int pqm_issue_add_ip(struct pqm_issue *r, const char *ip)
+{
+    unsigned char buf[16];
+    if (pqm__ip_parse(ip, buf) < 0)
+        return pqm__err_set(&r->err, "--ip '%s' is not an IPv4 or IPv6 address", ip);
+    return push(r, r->ip, &r->nip, ip, "IP");
+}
+
+int pqm_issue_set_spiffe_id(struct pqm_issue *r, const char *uri)
+{
+    char td[256];
+    if (pqm__spiffe_parse(uri, td, sizeof(td), &r->err) != 0)
+        return pqm__err_copy(&r->err, "--spiffe-id", pqm__err_str(&r->err));
+    memcpy(r->spiffe, uri, strlen(uri) + 1);
+    return 0;
+}
+
+int pqm_issue_set_days(struct pqm_issue *r, int days)
+{
+    if (days < 1 || days > PQM_MAX_LEAF_DAYS)
+        return pqm__err_set(&r->err, "--days must be 1 to %d", PQM_MAX_LEAF_DAYS);
+    r->days = days;
+    return 0;
+}
+
+int pqm_issue_set_alg(struct pqm_issue *r, const char *alg)
+{
+    const struct pqm_alg *a = pqm__alg_find(alg);
+    if (a == NULL)
+        return pqm__err_set(&r->err, "unknown algorithm '%s' (one of: %s)", alg,
+                            pqm__alg_names());
+    r->alg = a;
+    return 0;
+}
+
+int pqm_issue_set_out_prefix(struct pqm_issue *r, const char *prefix)
+{
+    if (prefix[0] == '\0' || strlen(prefix) + 16 >= sizeof(r->out_prefix))
+        return pqm__err_set(&r->err, "--out: empty or too long");
+    memcpy(r->out_prefix, prefix, strlen(prefix) + 1);
+    return 0;
+}
+
+static int copy_pass(struct pqm_issue *r, char **dst, size_t *dstlen, const char *p, size_t len)
+{
+    if (len == 0 || len > PQM_PASS_MAX)
+        return pqm__err_set(&r->err, "a passphrase must be 1 to %d bytes", PQM_PASS_MAX);
+    clear_pass(dst, dstlen);
+    if ((*dst = OPENSSL_malloc(len + 1)) == NULL)
+        return pqm__err_set(&r->err, "out of memory");
+    memcpy(*dst, p, len);
+    (*dst)[len] = '\0';
+    *dstlen = len;
+    return 0;
+}
+
+int pqm_issue_set_key_passphrase(struct pqm_issue *r, const char *pass, size_t len)
+{
+    r->no_key_pass = 0;
+    return copy_pass(r, &r->key_pass, &r->key_passlen, pass, len);
+}
+
+void pqm_issue_insecure_no_key_passphrase(struct pqm_issue *r)
+{
+    clear_pass(&r->key_pass, &r->key_passlen);
+    r->no_key_pass = 1;
+}
+
+int pqm_issue_set_p12_passphrase(struct pqm_issue *r, const char *pass, size_t len)
+{
+    return copy_pass(r, &r->p12_pass, &r->p12_passlen, pass, len);
+}
+
+int pqm_issue_set_csr(struct pqm_issue *r, const unsigned char *data, size_t len)
+{
+    if (len == 0 || len > PQM_CSR_MAX)
+        return pqm__err_set(&r->err, "a CSR must be 1 to %d bytes", PQM_CSR_MAX);
+    unsigned char *c = malloc(len);
+    if (c == NULL)
+        return pqm__err_set(&r->err, "out of memory");
+    memcpy(c, data, len);
+    free(r->csr);
+    r->csr = c;
+    r->csrlen = len;
+    return 0;
+}
+
+int pqm_issue_set_count(struct pqm_issue *r, unsigned count)
+{
+    if (count < 1 || count > PQM_MAX_COUNT)
+        return pqm__err_set(&r->err, "--count must be 1 to %d", PQM_MAX_COUNT);
+    r->count = count;
+    return 0;
+}
+
+/* --- issuing --------------------------------------------------------------------- */
+
+/* One certificate, built in memory, waiting to be recorded and written. */
+struct pending {
+    struct pqm_issued out;
+    char rel_cert[PATH_MAX], rel_key[PATH_MAX], rel_chain[PATH_MAX], rel_p12[PATH_MAX];
+    char *cert_pem, *key_pem, *chain_pem;
+    size_t cert_len, key_len, chain_len;
+    unsigned char *p12;
+    int p12_len;
+    struct pqm_record_buf rb;
+    struct pqm_cert_record rec;
+};
+
+static void pending_clear(struct pending *pd)
+{
+    free(pd->cert_pem);
+    if (pd->key_pem != NULL)
+        OPENSSL_cleanse(pd->key_pem, pd->key_len);
+    free(pd->key_pem);
+    free(pd->chain_pem);
+    OPENSSL_free(pd->p12);
+    memset(pd, 0, sizeof(*pd));
+}
+
+/* What stays the same for every certificate of one request. */
+struct issue_ctx {
+    struct pqm_pki *p;
+    const struct pqm_issue *req;
+    struct pqm_ca *ca;
+    NAME_CONSTRAINTS *nc;
+    EVP_PKEY *csr_key;
+    const struct pqm_alg *alg;
+    const char *key_pass;
+    size_t key_passlen;
+    char out_dir[PATH_MAX];    /* absolute directory of the output files */
+    char out_base[PATH_MAX];   /* NAME, or the --out prefix's last component */
+    int64_t now, not_after;
+    int width;
+    char name[PQM_NAME_MAX + 1]; /* --name, or the CSR's subject CN */
+};
+
+static int digits(unsigned n)
+{
+    int d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* A path under the PKI directory is recorded relative to it, others absolute. */
+static void rel_path(const struct pqm_pki *p, const char *abs, char *out, size_t outlen)
+{
+    size_t n = strlen(p->dir);
+    if (strncmp(abs, p->dir, n) == 0 && abs[n] == '/')
+        snprintf(out, outlen, "%s", abs + n + 1);
+    else
+        snprintf(out, outlen, "%s", abs);
+}
+
+static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
+{
+    struct pqm_issued *o = &pd->out;
+    struct {
+        char *abs;
+        char *rel;
+        const char *ext;
+    } f[] = {{o->cert_path, pd->rel_cert, ".crt.pem"},
+             {o->key_path, pd->rel_key, ".key.pem"},
+             {o->chain_path, pd->rel_chain, ".chain.pem"},
+             {o->p12_path, pd->rel_p12, ".p12"}};
+    for (size_t i = 0; i < 4; i++) {
+        if ((i == 1 && c->csr_key != NULL) || (i == 3 && c->req->p12_pass == NULL))
+            continue;
+        int n = snprintf(f[i].abs, sizeof(o->cert_path), "%s/%s%s", c->out_dir, base, f[i].ext);
+        if (n < 0 || (size_t)n >= sizeof(o->cert_path))
+            return pqm__err_set(&c->p->err, "%s/%s: path too long", c->out_dir, base);
+        if (access(f[i].abs, F_OK) == 0)
+            return pqm__err_set(&c->p->err, "%s already exists; refusing to overwrite it",
+                                f[i].abs);
+        rel_path(c->p, f[i].abs, f[i].rel, PATH_MAX);
+    }
+    return 0;
+}
+
+static int push_gn(GENERAL_NAMES *gens, GENERAL_NAME *gn, struct pqm_err *e)
+{
+    if (gn == NULL)
+        return -1;
+    if (sk_GENERAL_NAME_push(gens, gn) <= 0) {
+        GENERAL_NAME_free(gn);
+        return pqm__err_set(e, "out of memory");
+    }
+    return 0;
+}
+
+static GENERAL_NAMES *build_sans(struct issue_ctx *c, const char *name)
+{
+    const struct pqm_issue *r = c->req;
+    struct pqm_err *e = &c->p->err;
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    if (gens == NULL) {
+        pqm__err_set(e, "out of memory");
+        return NULL;
+    }
+    int name_in_dns = 0;
+    for (size_t i = 0; i < r->ndns; i++)
+        if (strcasecmp(r->dns[i], name) == 0)
+            name_in_dns = 1;
+    if (r->profile == PQM_PROFILE_SERVER && !name_in_dns &&
+        push_gn(gens, pqm__gn_dns(name, e), e) != 0)
+        goto fail;
+    for (size_t i = 0; i < r->ndns; i++)
+        if (push_gn(gens, pqm__gn_dns(r->dns[i], e), e) != 0)
+            goto fail;
+    for (size_t i = 0; i < r->nip; i++)
+        if (push_gn(gens, pqm__gn_ip(r->ip[i], e), e) != 0)
+            goto fail;
+    if (r->spiffe[0] != '\0' && push_gn(gens, pqm__gn_uri(r->spiffe, e), e) != 0)
+        goto fail;
+    return gens;
+fail:
+    GENERAL_NAMES_free(gens);
+    return NULL;
+}
+
+static int encode_outputs(struct issue_ctx *c, struct pending *pd, X509 *x, EVP_PKEY *key)
+{
+    struct pqm_err *e = &c->p->err;
+    X509 *chain[2] = {x, c->ca->cert};
+    if (pqm__certs_to_pem(chain, 1, &pd->cert_pem, &pd->cert_len, e) != 0 ||
+        pqm__certs_to_pem(chain, 2, &pd->chain_pem, &pd->chain_len, e) != 0)
+        return -1;
+    if (c->csr_key == NULL &&
+        pqm__key_to_pem(key, c->key_pass, c->key_passlen, &pd->key_pem, &pd->key_len, e) != 0)
+        return -1;
+    if (c->req->p12_pass == NULL)
+        return 0;
+    STACK_OF(X509) *cas = sk_X509_new_null();
+    PKCS12 *p12 = NULL;
+    int rc = -1;
+    GUARD_OSSL(cas != NULL && sk_X509_push(cas, c->ca->cert) > 0 &&
+                   (c->p->root == NULL || sk_X509_push(cas, c->p->root) > 0),
+               e, "out of memory");
+    p12 = PKCS12_create_ex(c->req->p12_pass, pd->out.name, key, x, cas, NID_aes_256_cbc,
+                           NID_aes_256_cbc, PQM_P12_ITER, PQM_P12_ITER, 0, NULL, NULL);
+    GUARD_OSSL(p12 != NULL, e, "cannot build the PKCS#12 file");
+    pd->p12_len = i2d_PKCS12(p12, &pd->p12);
+    GUARD_OSSL(pd->p12_len > 0, e, "cannot encode the PKCS#12 file");
+    rc = 0;
+cleanup:
+    PKCS12_free(p12);
+    sk_X509_free(cas);
+    return rc;
+}
+
+static int new_serial(struct issue_ctx *c, BIGNUM **out)
+{
+    char hex[64];
+    for (int tries = 0; tries < 8; tries++) {
+        BIGNUM *bn = pqm__serial_new(&c->p->err);
+        if (bn == NULL)
+            return -1;
+        int used = pqm__serial_hex(bn, hex, sizeof(hex)) == 0
+                       ? pqm__store_serial_used(c->p->store, hex, &c->p->err)
+                       : -1;
+        if (used == 0) {
+            *out = bn;
+            return 0;
+        }
+        BN_free(bn);
+        if (used < 0)
+            return -1;
+    }
+    return pqm__err_set(&c->p->err, "cannot draw an unused serial number");
+}
+
+static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
+{
+    struct pqm_pki *p = c->p;
+    struct pqm_err *e = &p->err;
+    const struct pqm_issue *r = c->req;
+    GENERAL_NAMES *sans = NULL;
+    X509_NAME *subject = NULL;
+    EVP_PKEY *own_key = NULL;
+    BIGNUM *serial = NULL;
+    X509 *x = NULL;
+    char base[PATH_MAX];
+    int rc = -1;
+
+    if (r->count > 1) {
+        snprintf(pd->out.name, sizeof(pd->out.name), "%s-%0*u", c->name, c->width, index);
+        snprintf(base, sizeof(base), "%s-%0*u", c->out_base, c->width, index);
+    } else {
+        snprintf(pd->out.name, sizeof(pd->out.name), "%s", c->name);
+        snprintf(base, sizeof(base), "%s", c->out_base);
+    }
+    const char *name = pd->out.name;
+    GUARD(pqm__name_valid(name, e));
+    if (r->profile == PQM_PROFILE_SERVER && pqm__dns_valid(name, e) != 0) {
+        pqm__err_copy(e, "a server certificate's --name is its DNS name", pqm__err_str(e));
+        goto cleanup;
+    }
+    int live = pqm__store_name_live(p->store, name, e);
+    if (live != 0) {
+        if (live > 0)
+            pqm__err_set(e, "a certificate named '%s' already exists in the inventory", name);
+        goto cleanup;
+    }
+    GUARD(set_paths(c, pd, base));
+    sans = build_sans(c, name);
+    if (sans == NULL)
+        goto cleanup;
+    /* Refused here, before anything is signed, with the constraint named. */
+    GUARD(pqm__nc_precheck(c->nc, sans, c->ca->label, e));
+
+    EVP_PKEY *key = c->csr_key;
+    if (key == NULL) {
+        own_key = pqm__alg_keygen(c->alg, e);
+        if (own_key == NULL)
+            goto cleanup;
+        key = own_key;
+    }
+    subject = pqm__name_new(name, p->org, e);
+    if (subject == NULL)
+        goto cleanup;
+    GUARD(new_serial(c, &serial));
+    struct pqm_cert_spec spec = {
+        .kind = r->profile == PQM_PROFILE_SERVER ? PQM_KIND_SERVER : PQM_KIND_CLIENT,
+        .subject = subject,
+        .subject_key = key,
+        .issuer = c->ca->cert,
+        .issuer_key = c->ca->pkey,
+        .serial = serial,
+        .not_before = c->now - PQM_BACKDATE_SECONDS,
+        .not_after = c->not_after,
+        .path_len = -1,
+        .sans = sans,
+    };
+    x = pqm__cert_build(&spec, e);
+    if (x == NULL)
+        goto cleanup;
+    /* The same check a verifier will make, on the real certificate (subject CN too). */
+    if (c->nc != NULL) {
+        int v = NAME_CONSTRAINTS_check(x, c->nc);
+        ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", name,
+               c->ca->label, X509_verify_cert_error_string(v));
+    }
+    GUARD(pqm__record_from_cert(x, c->ca->serial, &pd->rec, &pd->rb, e));
+    GUARD(encode_outputs(c, pd, x, key));
+    struct pqm_cert_record *rec = &pd->rec;
+    rec->name = pd->out.name;
+    rec->kind = r->profile == PQM_PROFILE_SERVER ? "server" : "client";
+    rec->profile = rec->kind;
+    rec->status = "pending";
+    rec->cert_path = pd->rel_cert;
+    rec->key_path = pd->rel_key;
+    rec->chain_path = pd->rel_chain;
+    rec->p12_path = pd->rel_p12;
+    rec->created_at = c->now;
+    snprintf(pd->out.serial, sizeof(pd->out.serial), "%s", rec->serial);
+    snprintf(pd->out.fingerprint, sizeof(pd->out.fingerprint), "%s", rec->fingerprint);
+    pd->out.not_after = rec->not_after;
+    rc = 0;
+cleanup:
+    GENERAL_NAMES_free(sans);
+    X509_NAME_free(subject);
+    EVP_PKEY_free(own_key);
+    BN_free(serial);
+    X509_free(x);
+    return rc;
+}
+
+static int stage_one(struct pqm_filetx *tx, const struct pending *pd, struct pqm_err *e)
+{
+    const struct pqm_issued *o = &pd->out;
+    if (pqm__filetx_stage(tx, o->cert_path, pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
+        pqm__filetx_stage(tx, o->chain_path, pd->chain_pem, pd->chain_len, 0644, e) != 0)
+        return -1;
+    if (pd->key_pem != NULL &&
+        pqm__filetx_stage(tx, o->key_path, pd->key_pem, pd->key_len, 0600, e) != 0)
+        return -1;
+    if (pd->p12 != NULL &&
+        pqm__filetx_stage(tx, o->p12_path, pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
+        return -1;
+    return 0;
+}
+
+static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
+{
+    if (pqm__store_begin(p->store, &p->err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (pqm__store_set_status(p->store, pds[i].rec.serial, "valid", &p->err) != 0) {
+            pqm__store_rollback(p->store);
+            return -1;
+        }
+    return pqm__store_commit(p->store, &p->err);
+}
+
+/* Records the chunk as pending (the intent), writes its files durably, then marks it
+ * valid. A crash at any point leaves pending rows that recovery rolls back. */
+static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
+{
+    struct pqm_filetx tx;
+    int rc = -1, recorded = 0;
+    pqm__filetx_init(&tx);
+
+    GUARD(pqm__store_begin(p->store, &p->err));
+    for (size_t i = 0; i < n; i++)
+        if (pqm__store_insert(p->store, &pds[i].rec, &p->err) != 0) {
+            pqm__store_rollback(p->store);
+            goto cleanup;
+        }
+    GUARD(pqm__store_commit(p->store, &p->err));
+    recorded = 1;
+    for (size_t i = 0; i < n; i++)
+        GUARD(stage_one(&tx, &pds[i], &p->err));
+    GUARD(pqm__filetx_sync(&tx, &p->err));
+    GUARD(pqm__filetx_publish(&tx, &p->err));
+    GUARD(set_status_all(p, pds, n));
+    rc = 0;
+cleanup:
+    pqm__filetx_release(&tx);
+    if (rc != 0 && recorded) {
+        struct pqm_err saved = p->err;
+        pqm__pki_recover(p);
+        p->err = saved;
+    }
+    return rc;
+}
+
+static int load_csr(struct issue_ctx *c)
+{
+    struct pqm_err *e = &c->p->err;
+    const struct pqm_issue *r = c->req;
+    BIO *b = BIO_new_mem_buf(r->csr, (int)r->csrlen);
+    X509_REQ *req = NULL;
+    int rc = -1;
+    GUARD_OSSL(b != NULL, e, "out of memory");
+    req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+    if (req == NULL) {
+        const unsigned char *d = r->csr;
+        req = d2i_X509_REQ(NULL, &d, (long)r->csrlen);
+    }
+    GUARD_OSSL(req != NULL, e, "the CSR is not a PEM or DER certificate request");
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    GUARD_OSSL(pub != NULL, e, "the CSR's public key cannot be read");
+    GUARD_OSSL(X509_REQ_verify(req, pub) == 1, e,
+               "the CSR's signature does not verify with its own public key (tampered or "
+               "damaged)");
+    if (EVP_PKEY_is_a(pub, "RSA"))
+        ENSURE(EVP_PKEY_get_bits(pub) >= PQM_RSA_MIN_BITS, e,
+               "the CSR's RSA key has %d bits; at least %d are required", EVP_PKEY_get_bits(pub),
+               PQM_RSA_MIN_BITS);
+    ENSURE(EVP_PKEY_is_a(pub, "RSA") || EVP_PKEY_is_a(pub, "EC") || EVP_PKEY_is_a(pub, "ED25519") ||
+               EVP_PKEY_is_a(pub, "ML-DSA-44") || EVP_PKEY_is_a(pub, "ML-DSA-65") ||
+               EVP_PKEY_is_a(pub, "ML-DSA-87") || strncmp(pqm__alg_name_of_key(pub), "slh-", 4) == 0 ||
+               strncmp(EVP_PKEY_get0_type_name(pub), "SLH-DSA", 7) == 0,
+           e, "the CSR's key type %s is not accepted", EVP_PKEY_get0_type_name(pub));
+    c->csr_key = EVP_PKEY_dup(pub);
+    GUARD_OSSL(c->csr_key != NULL, e, "out of memory");
+    if (c->name[0] == '\0') {
+        char cn[PQM_NAME_MAX + 1] = "";
+        int len = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn,
+                                            sizeof(cn));
+        ENSURE(len > 0 && (size_t)len < sizeof(cn), e,
+               "the CSR has no usable subject CN: give --name");
+        GUARD(pqm__name_valid(cn, e));
+        memcpy(c->name, cn, (size_t)len + 1);
+    }
+    rc = 0;
+cleanup:
+    X509_REQ_free(req);
+    BIO_free(b);
+    return rc;
+}
+
+static int resolve_output(struct issue_ctx *c)
+{
+    struct pqm_pki *p = c->p;
+    const struct pqm_issue *r = c->req;
+    if (r->out_prefix[0] == '\0') {
+        if (pqm__pki_path(p, PQM_D_ISSUED, c->out_dir, sizeof(c->out_dir)) != 0)
+            return pqm__err_set(&p->err, "path too long");
+        snprintf(c->out_base, sizeof(c->out_base), "%s", c->name);
+        return 0;
+    }
+    char d[PATH_MAX], b[PATH_MAX], real[PATH_MAX];
+    snprintf(d, sizeof(d), "%s", r->out_prefix);
+    snprintf(b, sizeof(b), "%s", r->out_prefix);
+    if (realpath(dirname(d), real) == NULL)
+        return pqm__err_set(&p->err, "--out %s: directory: %s", r->out_prefix, strerror(errno));
+    snprintf(c->out_dir, sizeof(c->out_dir), "%s", real);
+    snprintf(c->out_base, sizeof(c->out_base), "%s", basename(b));
+    return 0;
+}
+
+static int prepare(struct issue_ctx *c)
+{
+    struct pqm_pki *p = c->p;
+    const struct pqm_issue *r = c->req;
+    struct pqm_err *e = &p->err;
+
+    if (r->name[0] == '\0' && r->csr == NULL)
+        return pqm__err_set(e, "--name is required");
+    if (r->count > 1 && r->csr != NULL)
+        return pqm__err_set(e, "--count cannot be used with a CSR");
+    if (r->profile == PQM_PROFILE_SERVER && r->spiffe[0] != '\0')
+        return pqm__err_set(e, "--spiffe-id belongs in client certificates");
+    if (r->spiffe[0] != '\0' && p->spiffe_td[0] != '\0') {
+        char td[256];
+        if (pqm__spiffe_parse(r->spiffe, td, sizeof(td), e) != 0)
+            return -1;
+        if (strcmp(td, p->spiffe_td) != 0)
+            return pqm__err_set(e,
+                                "--spiffe-id %s is outside this PKI's trust domain '%s' (the "
+                                "client intermediate CA permits only URI:%s)",
+                                r->spiffe, p->spiffe_td, p->spiffe_td);
+    }
+    c->alg = r->alg != NULL ? r->alg : pqm__alg_find(p->alg);
+    if (c->alg == NULL)
+        return pqm__err_set(e, "the inventory names an unknown algorithm '%s'", p->alg);
+    if (r->key_pass != NULL) {
+        c->key_pass = r->key_pass;
+        c->key_passlen = r->key_passlen;
+    } else if (p->encrypted && !r->no_key_pass) {
+        c->key_pass = p->pass;
+        c->key_passlen = p->passlen;
+    }
+    if (pqm__pki_load_ca(p, c->ca) != 0)
+        return -1;
+    if (p->root == NULL) {
+        char path[PATH_MAX];
+        if (pqm__pki_path(p, PQM_F_ROOT_CRT, path, sizeof(path)) != 0 ||
+            (p->root = pqm__cert_load(path, e)) == NULL)
+            return -1;
+    }
+    int crit = 0;
+    c->nc = X509_get_ext_d2i(c->ca->cert, NID_name_constraints, &crit, NULL);
+    if (c->nc == NULL && crit != -1)
+        return pqm__err_ossl(e, "the %s's name constraints cannot be read", c->ca->label);
+    c->now = (int64_t)time(NULL);
+    c->not_after = c->now + (int64_t)r->days * 86400;
+    int64_t ca_end = 0;
+    if (pqm__asn1_time_to_epoch(X509_get0_notAfter(c->ca->cert), &ca_end) != 0)
+        return pqm__err_set(e, "the %s's validity cannot be read", c->ca->label);
+    if (c->not_after > ca_end) {
+        char when[32];
+        pqm__format_time(ca_end, when, sizeof(when));
+        return pqm__err_set(e, "--days %d would outlive the %s, which expires %s", r->days,
+                            c->ca->label, when);
+    }
+    c->width = digits(r->count) < 4 ? 4 : digits(r->count);
+    snprintf(c->name, sizeof(c->name), "%s", r->name);
+    if (r->csr != NULL && load_csr(c) != 0)
+        return -1;
+    return resolve_output(c);
+}
+
+int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb cb, void *arg)
+{
+    struct issue_ctx c = {.p = p, .req = req};
+    struct pending *pds = NULL;
+    size_t chunk = req->count < PQM_ISSUE_CHUNK ? req->count : PQM_ISSUE_CHUNK;
+    int rc = -1;
+    pqm__err_clear(&p->err);
+
+    c.ca = req->profile == PQM_PROFILE_SERVER ? &p->server_ca : &p->client_ca;
+    GUARD(pqm__pki_lock(p));
+    GUARD(prepare(&c));
+    pds = calloc(chunk, sizeof(*pds));
+    ENSURE(pds != NULL, &p->err, "out of memory");
+    for (unsigned done = 0; done < req->count;) {
+        size_t n = req->count - done < chunk ? req->count - done : chunk;
+        for (size_t i = 0; i < n; i++)
+            GUARD(make_one(&c, done + (unsigned)i + 1, &pds[i]));
+        GUARD(persist(p, pds, n));
+        for (size_t i = 0; i < n && cb != NULL; i++)
+            if (cb(&pds[i].out, arg) != 0)
+                break;
+        for (size_t i = 0; i < n; i++)
+            pending_clear(&pds[i]);
+        done += (unsigned)n;
+    }
+    rc = 0;
+cleanup:
+    for (size_t i = 0; pds != NULL && i < chunk; i++)
+        pending_clear(&pds[i]);
+    free(pds);
+    NAME_CONSTRAINTS_free(c.nc);
+    EVP_PKEY_free(c.csr_key);
+    pqm__pki_unlock(p);
+    return rc;
+}

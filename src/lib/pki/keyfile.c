@@ -1,0 +1,120 @@
+#include "pki/keyfile.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
+
+#include "util/fsutil.h"
+
+static int bio_to_buf(BIO *b, char **out, size_t *len, struct pqm_err *e)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    if (n <= 0)
+        return pqm__err_set(e, "empty output");
+    *out = malloc((size_t)n + 1);
+    if (*out == NULL)
+        return pqm__err_set(e, "out of memory");
+    memcpy(*out, data, (size_t)n);
+    (*out)[n] = '\0';
+    *len = (size_t)n;
+    return 0;
+}
+
+int pqm__key_to_pem(EVP_PKEY *key, const char *pass, size_t passlen, char **pem, size_t *len,
+                    struct pqm_err *e)
+{
+    int rc = -1;
+    BIO *b = BIO_new(BIO_s_mem());
+    PKCS8_PRIV_KEY_INFO *p8inf = NULL;
+    X509_ALGOR *pbe = NULL;
+    X509_SIG *p8 = NULL;
+
+    GUARD_OSSL(b != NULL, e, "out of memory");
+    if (pass == NULL) {
+        GUARD_OSSL(PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) == 1, e,
+                   "cannot encode the private key");
+    } else {
+        ENSURE(passlen <= INT_MAX, e, "passphrase too long");
+        p8inf = EVP_PKEY2PKCS8(key);
+        GUARD_OSSL(p8inf != NULL, e, "cannot encode the private key");
+        pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, PQM_SCRYPT_N, PQM_SCRYPT_R,
+                                    PQM_SCRYPT_P);
+        GUARD_OSSL(pbe != NULL, e, "cannot set up scrypt key encryption");
+        p8 = PKCS8_set0_pbe(pass, (int)passlen, p8inf, pbe);
+        GUARD_OSSL(p8 != NULL, e, "cannot encrypt the private key");
+        pbe = NULL; /* owned by p8 now */
+        GUARD_OSSL(PEM_write_bio_PKCS8(b, p8) == 1, e, "cannot encode the private key");
+    }
+    rc = bio_to_buf(b, pem, len, e);
+cleanup:
+    X509_SIG_free(p8);
+    X509_ALGOR_free(pbe);
+    PKCS8_PRIV_KEY_INFO_free(p8inf);
+    BIO_free(b);
+    return rc;
+}
+
+struct pass_arg {
+    const char *pass;
+    size_t len;
+    int asked;
+};
+
+static int pass_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    struct pass_arg *a = u;
+    a->asked = 1;
+    if (a->pass == NULL || a->len > (size_t)size)
+        return -1;
+    memcpy(buf, a->pass, a->len);
+    return (int)a->len;
+}
+
+EVP_PKEY *pqm__key_load(const char *path, const char *pass, size_t passlen, struct pqm_err *e)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    EVP_PKEY *key = NULL;
+    BIO *b = NULL;
+    struct pass_arg a = {pass, passlen, 0};
+
+    if (pqm__read_file(path, PQM_KEYFILE_MAX, &data, &len, e) != 0)
+        return NULL;
+    b = BIO_new_mem_buf(data, (int)len);
+    GUARD_OSSL(b != NULL, e, "out of memory");
+    ERR_clear_error();
+    key = PEM_read_bio_PrivateKey_ex(b, NULL, pass_cb, &a, NULL, NULL);
+    if (key == NULL) {
+        int encrypted = strstr((const char *)data, "ENCRYPTED") != NULL;
+        if (encrypted && pass == NULL)
+            pqm__err_set(e, "%s: the key is encrypted and no passphrase was given", path);
+        else if (encrypted)
+            pqm__err_set(e, "%s: cannot decrypt the key: wrong passphrase or damaged file", path);
+        else
+            pqm__err_ossl(e, "%s: not a PEM private key", path);
+    }
+cleanup:
+    BIO_free(b);
+    if (data != NULL)
+        OPENSSL_cleanse(data, len);
+    free(data);
+    return key;
+}
+
+int pqm__key_file_is_encrypted(const char *path, struct pqm_err *e)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (pqm__read_file(path, PQM_KEYFILE_MAX, &data, &len, e) != 0)
+        return -1;
+    int enc = strstr((const char *)data, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL;
+    free(data);
+    return enc;
+}

@@ -1,0 +1,78 @@
+/* The PKI handle, shared by pki.c (directory, inventory, locking) and issue.c. */
+#ifndef PQM_PKI_INTERNAL_H
+#define PQM_PKI_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+#include <pqmtls/pki.h>
+
+#include "pki/store.h"
+#include "util/err.h"
+
+/* File names of a PKI directory (design.md). */
+#define PQM_F_ROOT_CRT "root-ca.crt.pem"
+#define PQM_F_ROOT_KEY "root-ca.key.pem"
+#define PQM_F_SERVER_CRT "server-int-ca.crt.pem"
+#define PQM_F_SERVER_KEY "server-int-ca.key.pem"
+#define PQM_F_CLIENT_CRT "client-int-ca.crt.pem"
+#define PQM_F_CLIENT_KEY "client-int-ca.key.pem"
+#define PQM_F_SERVER_CHAIN "server-ca-chain.pem"
+#define PQM_F_CLIENT_CHAIN "client-ca-chain.pem"
+#define PQM_F_DB "pki.db"
+#define PQM_F_LOCK ".lock"
+#define PQM_D_ISSUED "issued"
+
+#define PQM_NAME_MAX 64
+#define PQM_PASS_MAX 1024
+
+/* An issuing CA, loaded when first needed. */
+struct pqm_ca {
+    const char *label;   /* "server intermediate CA" */
+    const char *crt, *key;
+    X509 *cert;
+    EVP_PKEY *pkey;
+    char serial[64];
+};
+
+struct pqm_pki {
+    struct pqm_err err;
+    char dir[PATH_MAX];
+    struct pqm_store *store;
+    int lock_fd;
+    int encrypted;
+    char *pass;
+    size_t passlen;
+    char alg[32];
+    char org[PQM_NAME_MAX + 1];
+    char spiffe_td[256];
+    X509 *root;
+    struct pqm_ca server_ca, client_ca;
+};
+
+/* Takes the PKI's exclusive write lock (waits for it) and finishes the recovery of
+ * any command that was interrupted. Held until pqm__pki_unlock or pqm_pki_free. */
+int pqm__pki_lock(struct pqm_pki *pki);
+void pqm__pki_unlock(struct pqm_pki *pki);
+/* Rolls back every issuance left 'pending' (under the lock). */
+int pqm__pki_recover(struct pqm_pki *pki);
+/* Loads the CA's certificate and (with the passphrase) key. */
+int pqm__pki_load_ca(struct pqm_pki *pki, struct pqm_ca *ca);
+/* DIR/REL into OUT, or REL itself when it is absolute. */
+int pqm__pki_path(const struct pqm_pki *pki, const char *rel, char *out, size_t outlen);
+/* The subject of X in RFC 2253 form into OUT. */
+void pqm__name_string(const X509_NAME *n, char *out, size_t outlen);
+/* A name usable as a file name: [A-Za-z0-9._-], not starting with '.', 1..64 characters. */
+int pqm__name_valid(const char *name, struct pqm_err *e);
+
+/* Storage for the strings of a record made from a certificate. */
+struct pqm_record_buf {
+    char serial[64], subject[512], issuer[512], issuer_serial[64], sans[2048], fp[65];
+};
+/* Fills the certificate-derived fields of R (serial, subject, issuer, SANs, key
+ * algorithm, fingerprint, validity) from X; the strings live in B. */
+int pqm__record_from_cert(X509 *x, const char *issuer_serial, struct pqm_cert_record *r,
+                          struct pqm_record_buf *b, struct pqm_err *e);
+
+#endif

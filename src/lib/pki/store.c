@@ -1,0 +1,308 @@
+#include "pki/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+struct pqm_store {
+    sqlite3 *db;
+};
+
+/* Busy timeout: another pqmtls process may hold the write lock while it signs. */
+#define PQM_STORE_BUSY_MS 30000
+
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS certs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  serial TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('root','intermediate','server','client')),"
+    "  profile TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  issuer TEXT NOT NULL,"
+    "  issuer_serial TEXT NOT NULL DEFAULT '',"
+    "  sans TEXT NOT NULL DEFAULT '',"
+    "  key_alg TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  fingerprint TEXT NOT NULL UNIQUE,"
+    "  status TEXT NOT NULL CHECK (status IN ('pending','valid','revoked','aborted')),"
+    "  cert_path TEXT NOT NULL,"
+    "  key_path TEXT NOT NULL DEFAULT '',"
+    "  chain_path TEXT NOT NULL DEFAULT '',"
+    "  p12_path TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  revocation_reason TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS certs_live_name ON certs(name)"
+    "  WHERE status IN ('pending','valid');"
+    "CREATE INDEX IF NOT EXISTS certs_status ON certs(status);";
+
+static int db_err(struct pqm_store *s, struct pqm_err *e, const char *what)
+{
+    return pqm__err_set(e, "inventory: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec(struct pqm_store *s, const char *sql, struct pqm_err *e)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        pqm__err_set(e, "inventory: %s", msg != NULL ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int user_version(struct pqm_store *s, int *v, struct pqm_err *e)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, e, "cannot read the schema version");
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_err(s, e, "cannot read the schema version");
+}
+
+static int migrate(struct pqm_store *s, const char *path, struct pqm_err *e)
+{
+    int v = 0;
+    if (user_version(s, &v, e) != 0)
+        return -1;
+    if (v == PQM_STORE_SCHEMA_VERSION)
+        return 0;
+    if (v > PQM_STORE_SCHEMA_VERSION)
+        return pqm__err_set(e, "%s: inventory schema %d is newer than this pqmtls knows (%d)",
+                            path, v, PQM_STORE_SCHEMA_VERSION);
+    if (exec(s, "BEGIN IMMEDIATE", e) != 0)
+        return -1;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", PQM_STORE_SCHEMA_VERSION);
+    if (exec(s, schema_v1, e) != 0 || exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) {
+        pqm__store_rollback(s);
+        return -1;
+    }
+    return 0;
+}
+
+struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e)
+{
+    struct pqm_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pqm__err_set(e, "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        pqm__err_set(e, "%s: cannot open the inventory: %s", path,
+                     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, PQM_STORE_BUSY_MS);
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", e) !=
+            0 ||
+        migrate(s, path, e) != 0)
+        goto fail;
+    return s;
+fail:
+    pqm__store_close(s);
+    return NULL;
+}
+
+void pqm__store_close(struct pqm_store *s)
+{
+    if (s == NULL)
+        return;
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int pqm__store_begin(struct pqm_store *s, struct pqm_err *e)
+{
+    return exec(s, "BEGIN IMMEDIATE", e);
+}
+
+int pqm__store_commit(struct pqm_store *s, struct pqm_err *e)
+{
+    return exec(s, "COMMIT", e);
+}
+
+void pqm__store_rollback(struct pqm_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prepare(struct pqm_store *s, const char *sql, struct pqm_err *e)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_err(s, e, "cannot prepare a statement");
+        return NULL;
+    }
+    return st;
+}
+
+static int step_done(struct pqm_store *s, sqlite3_stmt *st, const char *what, struct pqm_err *e)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : db_err(s, e, what);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int pqm__store_meta_set(struct pqm_store *s, const char *key, const char *value, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    return step_done(s, st, "cannot write settings", e);
+}
+
+int pqm__store_meta_get(struct pqm_store *s, const char *key, char *out, size_t outlen,
+                        struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "SELECT value FROM meta WHERE key = ?", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret;
+    if (rc == SQLITE_ROW) {
+        snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+        ret = 1;
+    } else if (rc == SQLITE_DONE) {
+        ret = 0;
+    } else {
+        ret = db_err(s, e, "cannot read settings");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v != NULL ? v : "", -1, SQLITE_STATIC);
+}
+
+int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(
+        s,
+        "INSERT INTO certs(serial, name, kind, profile, subject, issuer, issuer_serial, sans,"
+        " key_alg, not_before, not_after, fingerprint, status, cert_path, key_path, chain_path,"
+        " p12_path, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        e);
+    if (st == NULL)
+        return -1;
+    const char *text[] = {r->serial,  r->name,      r->kind,        r->profile, r->subject,
+                          r->issuer,  r->issuer_serial, r->sans,    r->key_alg};
+    for (int i = 0; i < 9; i++)
+        bind_text(st, i + 1, text[i]);
+    sqlite3_bind_int64(st, 10, r->not_before);
+    sqlite3_bind_int64(st, 11, r->not_after);
+    bind_text(st, 12, r->fingerprint);
+    bind_text(st, 13, r->status);
+    bind_text(st, 14, r->cert_path);
+    bind_text(st, 15, r->key_path);
+    bind_text(st, 16, r->chain_path);
+    bind_text(st, 17, r->p12_path);
+    sqlite3_bind_int64(st, 18, r->created_at);
+    return step_done(s, st, "cannot record the certificate", e);
+}
+
+int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *status,
+                          struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "UPDATE certs SET status = ? WHERE serial = ?", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+    return step_done(s, st, "cannot update a certificate's status", e);
+}
+
+static int exists(struct pqm_store *s, const char *sql, const char *arg, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, sql, e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return db_err(s, e, "cannot query");
+}
+
+int pqm__store_name_live(struct pqm_store *s, const char *name, struct pqm_err *e)
+{
+    return exists(s, "SELECT 1 FROM certs WHERE name = ? AND status IN ('pending','valid')", name,
+                  e);
+}
+
+int pqm__store_serial_used(struct pqm_store *s, const char *serial, struct pqm_err *e)
+{
+    return exists(s, "SELECT 1 FROM certs WHERE serial = ?", serial, e);
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t != NULL ? (const char *)t : "";
+}
+
+int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_cb cb, void *arg,
+                       struct pqm_err *e)
+{
+    static const char base[] =
+        "SELECT serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
+        " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
+        " created_at FROM certs";
+    const char *where;
+    switch (f) {
+    case PQM_STORE_LIVE:
+        where = " WHERE status IN ('valid','revoked') ORDER BY seq";
+        break;
+    case PQM_STORE_PENDING:
+        where = " WHERE status = 'pending' ORDER BY seq";
+        break;
+    case PQM_STORE_ALL:
+    default:
+        where = " ORDER BY seq";
+        break;
+    }
+    char sql[sizeof(base) + 64];
+    snprintf(sql, sizeof(sql), "%s%s", base, where);
+    sqlite3_stmt *st = prepare(s, sql, e);
+    if (st == NULL)
+        return -1;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct pqm_cert_record r = {
+            .serial = col(st, 0),      .name = col(st, 1),       .kind = col(st, 2),
+            .profile = col(st, 3),     .subject = col(st, 4),    .issuer = col(st, 5),
+            .issuer_serial = col(st, 6), .sans = col(st, 7),     .key_alg = col(st, 8),
+            .fingerprint = col(st, 9), .status = col(st, 10),    .cert_path = col(st, 11),
+            .key_path = col(st, 12),   .chain_path = col(st, 13), .p12_path = col(st, 14),
+            .not_before = sqlite3_column_int64(st, 15),
+            .not_after = sqlite3_column_int64(st, 16),
+            .created_at = sqlite3_column_int64(st, 17),
+        };
+        ret = cb(&r, arg);
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = db_err(s, e, "cannot list certificates");
+    sqlite3_finalize(st);
+    return ret;
+}

@@ -1,0 +1,43 @@
+/* The inventory: DIR/pki.db, SQLite in WAL mode with full synchronous commits. */
+#ifndef PQM_PKI_STORE_H
+#define PQM_PKI_STORE_H
+
+#include <pqmtls/pki.h>
+
+#include "util/err.h"
+
+struct pqm_store;
+
+#define PQM_STORE_SCHEMA_VERSION 1
+
+/* Opens (CREATE: creates) the database and brings its schema up to date. */
+struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e);
+void pqm__store_close(struct pqm_store *s);
+/* BEGIN IMMEDIATE: takes the write lock now, so a transaction never fails half-way on it. */
+int pqm__store_begin(struct pqm_store *s, struct pqm_err *e);
+int pqm__store_commit(struct pqm_store *s, struct pqm_err *e);
+void pqm__store_rollback(struct pqm_store *s);
+
+int pqm__store_meta_set(struct pqm_store *s, const char *key, const char *value, struct pqm_err *e);
+/* Copies the value into OUT; 1 when found, 0 when not, -1 on error. */
+int pqm__store_meta_get(struct pqm_store *s, const char *key, char *out, size_t outlen,
+                        struct pqm_err *e);
+
+int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e);
+int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *status,
+                          struct pqm_err *e);
+/* 1 when a pending or valid certificate has NAME, 0 when none, -1 on error. */
+int pqm__store_name_live(struct pqm_store *s, const char *name, struct pqm_err *e);
+/* 1 when SERIAL was ever recorded (in any status), 0 when not, -1 on error. */
+int pqm__store_serial_used(struct pqm_store *s, const char *serial, struct pqm_err *e);
+
+enum pqm_store_filter {
+    PQM_STORE_LIVE,    /* valid and revoked */
+    PQM_STORE_ALL,     /* everything, aborted included */
+    PQM_STORE_PENDING, /* interrupted issuance */
+};
+/* Calls CB per row in issue order; stops and returns CB's value when it is non-zero. */
+int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_cb cb, void *arg,
+                       struct pqm_err *e);
+
+#endif

@@ -1,0 +1,347 @@
+#define _GNU_SOURCE /* syncfs */
+#include "util/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Above this many files one syncfs() is cheaper than an fsync() each. */
+#define PQM_SYNCFS_THRESHOLD 16
+
+int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name)
+{
+    int n = snprintf(out, outlen, "%s/%s", dir, name);
+    return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+}
+
+static int dir_of(const char *path, char *out, size_t outlen)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return -1;
+    const char *d = dirname(tmp);
+    return snprintf(out, outlen, "%s", d) >= (int)outlen ? -1 : 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Creates DIR/.pqmtls-tmp-BASE-XXXXXX with MODE and writes DATA; returns the path. */
+static char *write_temp(const char *final, const void *data, size_t len, mode_t mode,
+                        struct pqm_err *e)
+{
+    char dir[PATH_MAX], base_buf[PATH_MAX], *tmp = NULL;
+    int fd = -1;
+
+    if (dir_of(final, dir, sizeof(dir)) != 0 ||
+        snprintf(base_buf, sizeof(base_buf), "%s", final) >= (int)sizeof(base_buf)) {
+        pqm__err_set(e, "%s: path too long", final);
+        return NULL;
+    }
+    const char *base = basename(base_buf);
+    size_t need = strlen(dir) + strlen(PQM_TMP_PREFIX) + strlen(base) + 16;
+    tmp = malloc(need);
+    if (tmp == NULL) {
+        pqm__err_set(e, "out of memory");
+        return NULL;
+    }
+    snprintf(tmp, need, "%s/%s%s-XXXXXX", dir, PQM_TMP_PREFIX, base);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        pqm__err_set(e, "%s: cannot create a file in %s: %s", final, dir, strerror(errno));
+        free(tmp);
+        return NULL;
+    }
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0) {
+        pqm__err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return NULL;
+    }
+    if (close(fd) != 0) {
+        pqm__err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return NULL;
+    }
+    return tmp;
+}
+
+static int fsync_path(const char *path, int flags, struct pqm_err *e)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return pqm__err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    if (rc != 0)
+        return pqm__err_set(e, "%s: fsync failed: %s", path, strerror(saved));
+    return 0;
+}
+
+int pqm__fsync_dir(const char *dir, struct pqm_err *e)
+{
+    return fsync_path(dir, O_RDONLY | O_DIRECTORY, e);
+}
+
+void pqm__filetx_init(struct pqm_filetx *tx)
+{
+    memset(tx, 0, sizeof(*tx));
+}
+
+int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
+                      mode_t mode, struct pqm_err *e)
+{
+    if (tx->n == tx->cap) {
+        size_t cap = tx->cap ? tx->cap * 2 : 8;
+        struct pqm_staged_file *f = realloc(tx->files, cap * sizeof(*f));
+        if (f == NULL)
+            return pqm__err_set(e, "out of memory");
+        tx->files = f;
+        tx->cap = cap;
+    }
+    char *final_copy = strdup(final);
+    if (final_copy == NULL)
+        return pqm__err_set(e, "out of memory");
+    char *tmp = write_temp(final, data, len, mode, e);
+    if (tmp == NULL) {
+        free(final_copy);
+        return -1;
+    }
+    tx->files[tx->n].tmp = tmp;
+    tx->files[tx->n].final = final_copy;
+    tx->n++;
+    return 0;
+}
+
+int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e)
+{
+    if (tx->n == 0)
+        return 0;
+    if (tx->n > PQM_SYNCFS_THRESHOLD) {
+        int fd = open(tx->files[0].tmp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return pqm__err_set(e, "%s: cannot open: %s", tx->files[0].tmp, strerror(errno));
+        int rc = syncfs(fd);
+        int saved = errno;
+        close(fd);
+        if (rc != 0)
+            return pqm__err_set(e, "syncfs failed: %s", strerror(saved));
+        return 0;
+    }
+    for (size_t i = 0; i < tx->n; i++)
+        if (fsync_path(tx->files[i].tmp, O_RDONLY, e) != 0)
+            return -1;
+    return 0;
+}
+
+/* Syncs each distinct directory of the published files once. */
+static int sync_dirs(struct pqm_filetx *tx, struct pqm_err *e)
+{
+    char prev[PATH_MAX] = "", dir[PATH_MAX];
+    for (size_t i = 0; i < tx->n; i++) {
+        if (dir_of(tx->files[i].final, dir, sizeof(dir)) != 0)
+            return pqm__err_set(e, "%s: path too long", tx->files[i].final);
+        if (strcmp(dir, prev) == 0)
+            continue;
+        if (pqm__fsync_dir(dir, e) != 0)
+            return -1;
+        memcpy(prev, dir, sizeof(prev));
+    }
+    return 0;
+}
+
+int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e)
+{
+    for (size_t i = 0; i < tx->n; i++) {
+        struct pqm_staged_file *f = &tx->files[i];
+        /* link() refuses to replace an existing file, atomically. */
+        if (link(f->tmp, f->final) != 0) {
+            if (errno == EEXIST)
+                return pqm__err_set(e, "%s: already exists; refusing to replace it", f->final);
+            return pqm__err_set(e, "%s: cannot create: %s", f->final, strerror(errno));
+        }
+        unlink(f->tmp);
+        free(f->tmp);
+        f->tmp = NULL;
+    }
+    return sync_dirs(tx, e);
+}
+
+void pqm__filetx_release(struct pqm_filetx *tx)
+{
+    for (size_t i = 0; i < tx->n; i++) {
+        if (tx->files[i].tmp != NULL)
+            unlink(tx->files[i].tmp);
+        free(tx->files[i].tmp);
+        free(tx->files[i].final);
+    }
+    free(tx->files);
+    pqm__filetx_init(tx);
+}
+
+int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode_t mode,
+                           struct pqm_err *e)
+{
+    char dir[PATH_MAX];
+    if (dir_of(final, dir, sizeof(dir)) != 0)
+        return pqm__err_set(e, "%s: path too long", final);
+    char *tmp = write_temp(final, data, len, mode, e);
+    if (tmp == NULL)
+        return -1;
+    int rc = -1;
+    if (fsync_path(tmp, O_RDONLY, e) != 0)
+        goto cleanup;
+    if (rename(tmp, final) != 0) {
+        pqm__err_set(e, "%s: cannot replace: %s", final, strerror(errno));
+        goto cleanup;
+    }
+    rc = pqm__fsync_dir(dir, e);
+cleanup:
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                   struct pqm_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return pqm__err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    unsigned char *buf = malloc(cap + 1);
+    int rc = -1;
+    ENSURE(buf != NULL, e, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            ENSURE(cap < max, e, "%s: larger than %zu bytes", path, max);
+            cap = cap * 2 > max ? max : cap * 2;
+            unsigned char *nb = realloc(buf, cap + 1);
+            ENSURE(nb != NULL, e, "out of memory");
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) {
+            ENSURE(!ferror(f), e, "%s: read error", path);
+            break;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+cleanup:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return pqm__err_set(e, "%s: path too long", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return pqm__err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return pqm__err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+int pqm__remove_tmp_files(const char *dir, struct pqm_err *e)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return pqm__err_set(e, "%s: cannot list: %s", dir, strerror(errno));
+    }
+    int removed = 0;
+    struct dirent *de;
+    char path[PATH_MAX];
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, PQM_TMP_PREFIX, strlen(PQM_TMP_PREFIX)) != 0)
+            continue;
+        if (pqm__path_join(path, sizeof(path), dir, de->d_name) == 0 && unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+void pqm__remove_tmp_for(const char *final)
+{
+    char dir[PATH_MAX], base_buf[PATH_MAX], prefix[PATH_MAX], path[PATH_MAX];
+    if (dir_of(final, dir, sizeof(dir)) != 0 ||
+        snprintf(base_buf, sizeof(base_buf), "%s", final) >= (int)sizeof(base_buf))
+        return;
+    int plen = snprintf(prefix, sizeof(prefix), "%s%s-", PQM_TMP_PREFIX, basename(base_buf));
+    if (plen < 0 || (size_t)plen >= sizeof(prefix))
+        return;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        /* Exactly the mkstemp() names write_temp() makes: PREFIX + six characters. */
+        if (strncmp(de->d_name, prefix, (size_t)plen) == 0 &&
+            strlen(de->d_name) == (size_t)plen + 6 &&
+            pqm__path_join(path, sizeof(path), dir, de->d_name) == 0)
+            unlink(path);
+    }
+    closedir(d);
+}
+
+int pqm__rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return unlink(path);
+    struct dirent *de;
+    char child[PATH_MAX];
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (pqm__path_join(child, sizeof(child), path, de->d_name) != 0)
+            continue;
+        struct stat st;
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+            pqm__rmtree(child);
+        else
+            unlink(child);
+    }
+    closedir(d);
+    return rmdir(path);
+}

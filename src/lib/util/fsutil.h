@@ -1,0 +1,53 @@
+/* Files that are never half-written: staged to a temporary file in the same
+ * directory, made durable, then published by rename, then the directory synced. */
+#ifndef PQM_UTIL_FSUTIL_H
+#define PQM_UTIL_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+/* Temporary files start with this, so recovery can find and remove leftovers. */
+#define PQM_TMP_PREFIX ".pqmtls-tmp-"
+
+struct pqm_staged_file {
+    char *tmp;
+    char *final;
+};
+
+struct pqm_filetx {
+    struct pqm_staged_file *files;
+    size_t n, cap;
+};
+
+void pqm__filetx_init(struct pqm_filetx *tx);
+/* Writes DATA to a temporary file beside FINAL with MODE. Nothing is visible yet. */
+int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
+                      mode_t mode, struct pqm_err *e);
+/* Makes every staged file durable (fsync each, or one syncfs for a large batch). */
+int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e);
+/* Moves every staged file to its final name, refusing to replace an existing file,
+ * then syncs the directories. On failure, what was already published stays. */
+int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e);
+/* Removes the temporary files that were not published and frees TX. */
+void pqm__filetx_release(struct pqm_filetx *tx);
+
+/* One file, durably, replacing FINAL if it exists. */
+int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode_t mode,
+                           struct pqm_err *e);
+/* Reads a whole file of at most MAX bytes; *OUT is NUL-terminated, free() it. */
+int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                   struct pqm_err *e);
+int pqm__fsync_dir(const char *dir, struct pqm_err *e);
+int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e);
+/* Bounded join: DIR "/" NAME into OUT; -1 if it does not fit. */
+int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name);
+/* Removes DIR/PQM_TMP_PREFIX* files; returns how many were removed, -1 on error. */
+int pqm__remove_tmp_files(const char *dir, struct pqm_err *e);
+/* Removes the temporary files that staging FINAL may have left behind. */
+void pqm__remove_tmp_for(const char *final);
+/* Removes a directory tree (used only on directories this library created). */
+int pqm__rmtree(const char *path);
+
+#endif

@@ -1,0 +1,21 @@
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <time.h>
+
+int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return -1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+void pqm__format_time(int64_t t, char *out, size_t outlen)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, outlen, "%lld", (long long)t);
+}

@@ -1,0 +1,13 @@
+#ifndef PQM_UTIL_TIMEUTIL_H
+#define PQM_UTIL_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/asn1.h>
+
+/* ASN1_TIME to seconds since the epoch; -1 on failure. */
+int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out);
+/* "2026-11-26T18:00:00Z" into OUT (at least 21 bytes). */
+void pqm__format_time(int64_t t, char *out, size_t outlen);
+
+#endif
