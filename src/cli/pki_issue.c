@@ -260,7 +260,11 @@ static int run(struct issue_args *a)
     if (a->csr != NULL && (rc = load_csr(a)) >= 0)
         goto out;
     if (pqm_pki_issue(pki, a->req, print_issued, list) != 0) {
-        rc = cli_fail(a->cmd, "%s", pqm_pki_error(pki));
+        const char *msg = pqm_pki_error(pki);
+        if (a->csr != NULL && strncmp(msg, "the CSR", 7) == 0)
+            rc = cli_fail(a->cmd, "%s: %s", a->csr, msg);
+        else
+            rc = cli_fail(a->cmd, "%s", msg);
         goto out;
     }
     if (list != NULL) {

@@ -203,18 +203,54 @@ cleanup:
     return x;
 }
 
+static void to_hex(const unsigned char *md, unsigned len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
 int pqm__cert_fingerprint(const X509 *x, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (X509_digest(x, EVP_sha256(), md, &len) != 1 || len != 32)
         return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+    to_hex(md, len, out);
+    return 0;
+}
+
+int pqm__sha256_hex(const unsigned char *der, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return -1;
+    to_hex(md, mdlen, out);
+    return 0;
+}
+
+int pqm__pem_encode(const char *label, const unsigned char *der, size_t derlen, char **pem,
+                    size_t *len, struct pqm_err *e)
+{
+    /* RFC 7468: 64 base64 characters (48 bytes) per line. */
+    size_t lines = (derlen + 47) / 48;
+    size_t cap = 2 * (strlen(label) + 20) + lines * 66 + 1;
+    char *out = malloc(cap), *p;
+    if (out == NULL)
+        return pqm__err_set(e, "out of memory");
+    p = out + snprintf(out, cap, "-----BEGIN %s-----\n", label);
+    for (size_t off = 0; off < derlen; off += 48) {
+        size_t n = derlen - off < 48 ? derlen - off : 48;
+        p += EVP_EncodeBlock((unsigned char *)p, der + off, (int)n);
+        *p++ = '\n';
     }
-    out[64] = '\0';
+    p += snprintf(p, cap - (size_t)(p - out), "-----END %s-----\n", label);
+    *pem = out;
+    *len = (size_t)(p - out);
     return 0;
 }
 

@@ -40,6 +40,12 @@ X509_NAME *pqm__name_new(const char *cn, const char *org, struct pqm_err *e);
 X509 *pqm__cert_build(const struct pqm_cert_spec *spec, struct pqm_err *e);
 /* SHA-256 fingerprint of the DER certificate as 64 lower-case hex characters. */
 int pqm__cert_fingerprint(const X509 *x, char out[65]);
+/* PEM armour ("-----BEGIN LABEL-----", base64 in 64-column lines) of DER into a
+ * malloc'd, NUL-terminated buffer. */
+int pqm__pem_encode(const char *label, const unsigned char *der, size_t derlen, char **pem,
+                    size_t *len, struct pqm_err *e);
+/* SHA-256 of DER as 64 lower-case hex characters. */
+int pqm__sha256_hex(const unsigned char *der, size_t len, char out[65]);
 /* PEM of one or more certificates into a malloc'd buffer. */
 int pqm__certs_to_pem(X509 *const *certs, size_t n, char **pem, size_t *len, struct pqm_err *e);
 /* Loads the first certificate of a PEM or DER file. */

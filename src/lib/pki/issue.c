@@ -255,6 +255,8 @@ struct issue_ctx {
     int64_t now, not_after;
     int width;
     char name[PQM_NAME_MAX + 1]; /* --name, or the CSR's subject CN */
+    char *ca_pem;
+    size_t ca_pem_len;
 };
 
 static int digits(unsigned n)
@@ -343,13 +345,26 @@ fail:
     return NULL;
 }
 
+/* Certificate and chain PEM from the DER made once; the CA's PEM is made once per
+ * request (issuing is dominated by the signature; nothing else should be repeated). */
+static int encode_certs(struct issue_ctx *c, struct pending *pd, const unsigned char *der,
+                        size_t derlen)
+{
+    struct pqm_err *e = &c->p->err;
+    if (pqm__pem_encode("CERTIFICATE", der, derlen, &pd->cert_pem, &pd->cert_len, e) != 0)
+        return -1;
+    pd->chain_len = pd->cert_len + c->ca_pem_len;
+    pd->chain_pem = malloc(pd->chain_len + 1);
+    if (pd->chain_pem == NULL)
+        return pqm__err_set(e, "out of memory");
+    memcpy(pd->chain_pem, pd->cert_pem, pd->cert_len);
+    memcpy(pd->chain_pem + pd->cert_len, c->ca_pem, c->ca_pem_len + 1);
+    return 0;
+}
+
 static int encode_outputs(struct issue_ctx *c, struct pending *pd, X509 *x, EVP_PKEY *key)
 {
     struct pqm_err *e = &c->p->err;
-    X509 *chain[2] = {x, c->ca->cert};
-    if (pqm__certs_to_pem(chain, 1, &pd->cert_pem, &pd->cert_len, e) != 0 ||
-        pqm__certs_to_pem(chain, 2, &pd->chain_pem, &pd->chain_len, e) != 0)
-        return -1;
     if (c->csr_key == NULL &&
         pqm__key_to_pem(key, c->key_pass, c->key_passlen, &pd->key_pem, &pd->key_len, e) != 0)
         return -1;
@@ -404,7 +419,9 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     EVP_PKEY *own_key = NULL;
     BIGNUM *serial = NULL;
     X509 *x = NULL;
-    char base[PATH_MAX];
+    unsigned char *der = NULL;
+    int derlen = 0;
+    char base[PATH_MAX], fp[65];
     int rc = -1;
 
     if (r->count > 1) {
@@ -465,7 +482,11 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
         ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", name,
                c->ca->label, X509_verify_cert_error_string(v));
     }
-    GUARD(pqm__record_from_cert(x, c->ca->serial, &pd->rec, &pd->rb, e));
+    derlen = i2d_X509(x, &der);
+    GUARD_OSSL(derlen > 0, e, "cannot encode the certificate");
+    ENSURE(pqm__sha256_hex(der, (size_t)derlen, fp) == 0, e, "cannot hash the certificate");
+    GUARD(pqm__record_from_cert(x, c->ca->serial, fp, &pd->rec, &pd->rb, e));
+    GUARD(encode_certs(c, pd, der, (size_t)derlen));
     GUARD(encode_outputs(c, pd, x, key));
     struct pqm_cert_record *rec = &pd->rec;
     rec->name = pd->out.name;
@@ -487,6 +508,7 @@ cleanup:
     EVP_PKEY_free(own_key);
     BN_free(serial);
     X509_free(x);
+    OPENSSL_free(der);
     return rc;
 }
 
@@ -670,6 +692,8 @@ static int prepare(struct issue_ctx *c)
         return pqm__err_set(e, "--days %d would outlive the %s, which expires %s", r->days,
                             c->ca->label, when);
     }
+    if (pqm__certs_to_pem(&c->ca->cert, 1, &c->ca_pem, &c->ca_pem_len, e) != 0)
+        return -1;
     c->width = digits(r->count) < 4 ? 4 : digits(r->count);
     snprintf(c->name, sizeof(c->name), "%s", r->name);
     if (r->csr != NULL && load_csr(c) != 0)
@@ -709,6 +733,7 @@ cleanup:
     free(pds);
     NAME_CONSTRAINTS_free(c.nc);
     EVP_PKEY_free(c.csr_key);
+    free(c.ca_pem);
     pqm__pki_unlock(p);
     return rc;
 }

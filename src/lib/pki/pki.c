@@ -477,14 +477,16 @@ static int write_key(const char *dir, const char *file, EVP_PKEY *k, const char 
     return rc;
 }
 
-int pqm__record_from_cert(X509 *x, const char *issuer_serial, struct pqm_cert_record *r,
-                          struct pqm_record_buf *b, struct pqm_err *e)
+int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
+                          struct pqm_cert_record *r, struct pqm_record_buf *b, struct pqm_err *e)
 {
     const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
     BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
     int ok = bn != NULL && pqm__serial_hex(bn, b->serial, sizeof(b->serial)) == 0;
     BN_free(bn);
-    if (!ok || pqm__cert_fingerprint(x, b->fp) != 0)
+    if (fp != NULL)
+        snprintf(b->fp, sizeof(b->fp), "%s", fp);
+    if (!ok || (fp == NULL && pqm__cert_fingerprint(x, b->fp) != 0))
         return pqm__err_ossl(e, "cannot read back the certificate");
     pqm__name_string(X509_get_subject_name(x), b->subject, sizeof(b->subject));
     pqm__name_string(X509_get_issuer_name(x), b->issuer, sizeof(b->issuer));
@@ -518,7 +520,7 @@ static int record_ca(struct pqm_store *s, const struct ca_build *b, const char *
 {
     struct pqm_cert_record r = {0};
     struct pqm_record_buf buf;
-    if (pqm__record_from_cert(b->cert, issuer_serial, &r, &buf, e) != 0)
+    if (pqm__record_from_cert(b->cert, issuer_serial, NULL, &r, &buf, e) != 0)
         return -1;
     r.name = b->name;
     r.kind = b->kind == PQM_KIND_ROOT ? "root" : "intermediate";

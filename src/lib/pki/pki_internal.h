@@ -71,8 +71,9 @@ struct pqm_record_buf {
     char serial[64], subject[512], issuer[512], issuer_serial[64], sans[2048], fp[65];
 };
 /* Fills the certificate-derived fields of R (serial, subject, issuer, SANs, key
- * algorithm, fingerprint, validity) from X; the strings live in B. */
-int pqm__record_from_cert(X509 *x, const char *issuer_serial, struct pqm_cert_record *r,
-                          struct pqm_record_buf *b, struct pqm_err *e);
+ * algorithm, fingerprint, validity) from X; the strings live in B. FP, when not NULL,
+ * is X's SHA-256 fingerprint already computed. */
+int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
+                          struct pqm_cert_record *r, struct pqm_record_buf *b, struct pqm_err *e);
 
 #endif

@@ -6,8 +6,12 @@
 
 #include <sqlite3.h>
 
+/* Statements run once per issued certificate, prepared once per handle. */
+enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
+
 struct pqm_store {
     sqlite3 *db;
+    sqlite3_stmt *cache[ST_COUNT];
 };
 
 /* Busy timeout: another pqmtls process may hold the write lock while it signs. */
@@ -118,6 +122,8 @@ void pqm__store_close(struct pqm_store *s)
 {
     if (s == NULL)
         return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->cache[i]);
     sqlite3_close(s->db);
     free(s);
 }
@@ -148,11 +154,31 @@ static sqlite3_stmt *prepare(struct pqm_store *s, const char *sql, struct pqm_er
     return st;
 }
 
+static sqlite3_stmt *cached(struct pqm_store *s, enum stmt_id id, const char *sql,
+                            struct pqm_err *e)
+{
+    if (s->cache[id] == NULL)
+        s->cache[id] = prepare(s, sql, e);
+    return s->cache[id];
+}
+
+/* Finalizes a one-off statement; resets a cached one for its next use. */
+static void release(struct pqm_store *s, sqlite3_stmt *st)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        if (s->cache[i] == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 static int step_done(struct pqm_store *s, sqlite3_stmt *st, const char *what, struct pqm_err *e)
 {
     int rc = sqlite3_step(st);
     int ret = rc == SQLITE_DONE ? 0 : db_err(s, e, what);
-    sqlite3_finalize(st);
+    release(s, st);
     return ret;
 }
 
@@ -193,8 +219,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e)
 {
-    sqlite3_stmt *st = prepare(
-        s,
+    sqlite3_stmt *st = cached(
+        s, ST_INSERT,
         "INSERT INTO certs(serial, name, kind, profile, subject, issuer, issuer_serial, sans,"
         " key_alg, not_before, not_after, fingerprint, status, cert_path, key_path, chain_path,"
         " p12_path, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -220,7 +246,7 @@ int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, stru
 int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *status,
                           struct pqm_err *e)
 {
-    sqlite3_stmt *st = prepare(s, "UPDATE certs SET status = ? WHERE serial = ?", e);
+    sqlite3_stmt *st = cached(s, ST_SET_STATUS, "UPDATE certs SET status = ? WHERE serial = ?", e);
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
@@ -228,14 +254,15 @@ int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *s
     return step_done(s, st, "cannot update a certificate's status", e);
 }
 
-static int exists(struct pqm_store *s, const char *sql, const char *arg, struct pqm_err *e)
+static int exists(struct pqm_store *s, enum stmt_id id, const char *sql, const char *arg,
+                  struct pqm_err *e)
 {
-    sqlite3_stmt *st = prepare(s, sql, e);
+    sqlite3_stmt *st = cached(s, id, sql, e);
     if (st == NULL)
         return -1;
     sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    release(s, st);
     if (rc == SQLITE_ROW)
         return 1;
     if (rc == SQLITE_DONE)
@@ -245,13 +272,13 @@ static int exists(struct pqm_store *s, const char *sql, const char *arg, struct 
 
 int pqm__store_name_live(struct pqm_store *s, const char *name, struct pqm_err *e)
 {
-    return exists(s, "SELECT 1 FROM certs WHERE name = ? AND status IN ('pending','valid')", name,
-                  e);
+    return exists(s, ST_NAME_LIVE,
+                  "SELECT 1 FROM certs WHERE name = ? AND status IN ('pending','valid')", name, e);
 }
 
 int pqm__store_serial_used(struct pqm_store *s, const char *serial, struct pqm_err *e)
 {
-    return exists(s, "SELECT 1 FROM certs WHERE serial = ?", serial, e);
+    return exists(s, ST_SERIAL_USED, "SELECT 1 FROM certs WHERE serial = ?", serial, e);
 }
 
 static const char *col(sqlite3_stmt *st, int i)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,11 +47,28 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-/* Creates DIR/.pqmtls-tmp-BASE-XXXXXX with MODE and writes DATA; returns the path. */
+/* Six characters that make a temporary name unique (with O_EXCL to be sure). */
+static void random_suffix(char out[7])
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    unsigned char r[6];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        static unsigned counter;
+        unsigned v = (unsigned)getpid() * 2654435761u + counter++;
+        for (int i = 0; i < 6; i++, v /= 62)
+            r[i] = (unsigned char)v;
+    }
+    for (int i = 0; i < 6; i++)
+        out[i] = chars[r[i] % (sizeof(chars) - 1)];
+    out[6] = '\0';
+}
+
+/* Creates DIR/.pqmtls-tmp-BASE-XXXXXX with MODE (less the umask) and writes DATA;
+ * returns the path. */
 static char *write_temp(const char *final, const void *data, size_t len, mode_t mode,
                         struct pqm_err *e)
 {
-    char dir[PATH_MAX], base_buf[PATH_MAX], *tmp = NULL;
+    char dir[PATH_MAX], base_buf[PATH_MAX], suffix[7];
     int fd = -1;
 
     if (dir_of(final, dir, sizeof(dir)) != 0 ||
@@ -60,27 +78,28 @@ static char *write_temp(const char *final, const void *data, size_t len, mode_t 
     }
     const char *base = basename(base_buf);
     size_t need = strlen(dir) + strlen(PQM_TMP_PREFIX) + strlen(base) + 16;
-    tmp = malloc(need);
+    char *tmp = malloc(need);
     if (tmp == NULL) {
         pqm__err_set(e, "out of memory");
         return NULL;
     }
-    snprintf(tmp, need, "%s/%s%s-XXXXXX", dir, PQM_TMP_PREFIX, base);
-    fd = mkstemp(tmp);
+    for (int tries = 0; fd < 0 && tries < 16; tries++) {
+        random_suffix(suffix);
+        snprintf(tmp, need, "%s/%s%s-%s", dir, PQM_TMP_PREFIX, base, suffix);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         pqm__err_set(e, "%s: cannot create a file in %s: %s", final, dir, strerror(errno));
         free(tmp);
         return NULL;
     }
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0) {
-        pqm__err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return NULL;
-    }
-    if (close(fd) != 0) {
-        pqm__err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
+    int werr = write_all(fd, data, len) != 0 ? errno : 0;
+    if (close(fd) != 0 && werr == 0)
+        werr = errno;
+    if (werr != 0) {
+        pqm__err_set(e, "%s: cannot write: %s", tmp, strerror(werr));
         unlink(tmp);
         free(tmp);
         return NULL;
@@ -173,17 +192,29 @@ static int sync_dirs(struct pqm_filetx *tx, struct pqm_err *e)
     return 0;
 }
 
+/* Moves TMP to FINAL unless FINAL exists, atomically: renameat2(RENAME_NOREPLACE), or
+ * link()+unlink() where the file system does not support it. */
+static int publish_noreplace(const char *tmp, const char *final)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(tmp, final) != 0)
+        return -1;
+    unlink(tmp);
+    return 0;
+}
+
 int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e)
 {
     for (size_t i = 0; i < tx->n; i++) {
         struct pqm_staged_file *f = &tx->files[i];
-        /* link() refuses to replace an existing file, atomically. */
-        if (link(f->tmp, f->final) != 0) {
+        if (publish_noreplace(f->tmp, f->final) != 0) {
             if (errno == EEXIST)
                 return pqm__err_set(e, "%s: already exists; refusing to replace it", f->final);
             return pqm__err_set(e, "%s: cannot create: %s", f->final, strerror(errno));
         }
-        unlink(f->tmp);
         free(f->tmp);
         f->tmp = NULL;
     }
