@@ -2,6 +2,8 @@
 #include "pki/pki_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #define PQM_CSR_MAX (256 * 1024)
 #define PQM_BACKDATE_SECONDS 60
 #define PQM_RSA_MIN_BITS 2048
+#define PQM_MAX_SIGNERS 16
 
 struct pqm_issue {
     struct pqm_err err;
@@ -220,6 +223,11 @@ int pqm_issue_set_count(struct pqm_issue *r, unsigned count)
 /* One certificate, built in memory, waiting to be recorded and written. */
 struct pending {
     struct pqm_issued out;
+    struct pqm_err err;
+    int failed;
+    GENERAL_NAMES *sans;
+    X509_NAME *subject;
+    BIGNUM *serial;
     char rel_cert[PATH_MAX], rel_key[PATH_MAX], rel_chain[PATH_MAX], rel_p12[PATH_MAX];
     char *cert_pem, *key_pem, *chain_pem;
     size_t cert_len, key_len, chain_len;
@@ -231,6 +239,9 @@ struct pending {
 
 static void pending_clear(struct pending *pd)
 {
+    GENERAL_NAMES_free(pd->sans);
+    X509_NAME_free(pd->subject);
+    BN_free(pd->serial);
     free(pd->cert_pem);
     if (pd->key_pem != NULL)
         OPENSSL_cleanse(pd->key_pem, pd->key_len);
@@ -347,10 +358,10 @@ fail:
 
 /* Certificate and chain PEM from the DER made once; the CA's PEM is made once per
  * request (issuing is dominated by the signature; nothing else should be repeated). */
-static int encode_certs(struct issue_ctx *c, struct pending *pd, const unsigned char *der,
+static int encode_certs(const struct issue_ctx *c, struct pending *pd, const unsigned char *der,
                         size_t derlen)
 {
-    struct pqm_err *e = &c->p->err;
+    struct pqm_err *e = &pd->err;
     if (pqm__pem_encode("CERTIFICATE", der, derlen, &pd->cert_pem, &pd->cert_len, e) != 0)
         return -1;
     pd->chain_len = pd->cert_len + c->ca_pem_len;
@@ -362,9 +373,9 @@ static int encode_certs(struct issue_ctx *c, struct pending *pd, const unsigned 
     return 0;
 }
 
-static int encode_outputs(struct issue_ctx *c, struct pending *pd, X509 *x, EVP_PKEY *key)
+static int encode_outputs(const struct issue_ctx *c, struct pending *pd, X509 *x, EVP_PKEY *key)
 {
-    struct pqm_err *e = &c->p->err;
+    struct pqm_err *e = &pd->err;
     if (c->csr_key == NULL &&
         pqm__key_to_pem(key, c->key_pass, c->key_passlen, &pd->key_pem, &pd->key_len, e) != 0)
         return -1;
@@ -409,20 +420,14 @@ static int new_serial(struct issue_ctx *c, BIGNUM **out)
     return pqm__err_set(&c->p->err, "cannot draw an unused serial number");
 }
 
-static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
+/* Everything about certificate INDEX that needs the inventory or the file system:
+ * its name, paths, SANs (checked against the name constraints), subject and serial. */
+static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
 {
     struct pqm_pki *p = c->p;
     struct pqm_err *e = &p->err;
     const struct pqm_issue *r = c->req;
-    GENERAL_NAMES *sans = NULL;
-    X509_NAME *subject = NULL;
-    EVP_PKEY *own_key = NULL;
-    BIGNUM *serial = NULL;
-    X509 *x = NULL;
-    unsigned char *der = NULL;
-    int derlen = 0;
-    char base[PATH_MAX], fp[65];
-    int rc = -1;
+    char base[PATH_MAX];
 
     if (r->count > 1) {
         snprintf(pd->out.name, sizeof(pd->out.name), "%s-%0*u", c->name, c->width, index);
@@ -432,23 +437,38 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
         snprintf(base, sizeof(base), "%s", c->out_base);
     }
     const char *name = pd->out.name;
-    GUARD(pqm__name_valid(name, e));
-    if (r->profile == PQM_PROFILE_SERVER && pqm__dns_valid(name, e) != 0) {
-        pqm__err_copy(e, "a server certificate's --name is its DNS name", pqm__err_str(e));
-        goto cleanup;
-    }
+    if (pqm__name_valid(name, e) != 0)
+        return -1;
+    if (r->profile == PQM_PROFILE_SERVER && pqm__dns_valid(name, e) != 0)
+        return pqm__err_copy(e, "a server certificate's --name is its DNS name", pqm__err_str(e));
     int live = pqm__store_name_live(p->store, name, e);
-    if (live != 0) {
-        if (live > 0)
-            pqm__err_set(e, "a certificate named '%s' already exists in the inventory", name);
-        goto cleanup;
-    }
-    GUARD(set_paths(c, pd, base));
-    sans = build_sans(c, name);
-    if (sans == NULL)
-        goto cleanup;
+    if (live > 0)
+        return pqm__err_set(e, "a certificate named '%s' already exists in the inventory", name);
+    if (live < 0 || set_paths(c, pd, base) != 0)
+        return -1;
+    pd->sans = build_sans(c, name);
+    if (pd->sans == NULL)
+        return -1;
     /* Refused here, before anything is signed, with the constraint named. */
-    GUARD(pqm__nc_precheck(c->nc, sans, c->ca->label, e));
+    if (pqm__nc_precheck(c->nc, pd->sans, c->ca->label, e) != 0)
+        return -1;
+    pd->subject = pqm__name_new(name, p->org, e);
+    if (pd->subject == NULL)
+        return -1;
+    return new_serial(c, &pd->serial);
+}
+
+/* The cryptography of one planned certificate: key, signature, encodings. Touches
+ * nothing shared but read-only state, so several run at once. Errors go to PD. */
+static int sign_one(const struct issue_ctx *c, struct pending *pd)
+{
+    struct pqm_err *e = &pd->err;
+    const struct pqm_issue *r = c->req;
+    EVP_PKEY *own_key = NULL;
+    X509 *x = NULL;
+    unsigned char *der = NULL;
+    char fp[65];
+    int rc = -1;
 
     EVP_PKEY *key = c->csr_key;
     if (key == NULL) {
@@ -457,21 +477,17 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
             goto cleanup;
         key = own_key;
     }
-    subject = pqm__name_new(name, p->org, e);
-    if (subject == NULL)
-        goto cleanup;
-    GUARD(new_serial(c, &serial));
     struct pqm_cert_spec spec = {
         .kind = r->profile == PQM_PROFILE_SERVER ? PQM_KIND_SERVER : PQM_KIND_CLIENT,
-        .subject = subject,
+        .subject = pd->subject,
         .subject_key = key,
         .issuer = c->ca->cert,
         .issuer_key = c->ca->pkey,
-        .serial = serial,
+        .serial = pd->serial,
         .not_before = c->now - PQM_BACKDATE_SECONDS,
         .not_after = c->not_after,
         .path_len = -1,
-        .sans = sans,
+        .sans = pd->sans,
     };
     x = pqm__cert_build(&spec, e);
     if (x == NULL)
@@ -479,10 +495,10 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     /* The same check a verifier will make, on the real certificate (subject CN too). */
     if (c->nc != NULL) {
         int v = NAME_CONSTRAINTS_check(x, c->nc);
-        ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", name,
+        ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", pd->out.name,
                c->ca->label, X509_verify_cert_error_string(v));
     }
-    derlen = i2d_X509(x, &der);
+    int derlen = i2d_X509(x, &der);
     GUARD_OSSL(derlen > 0, e, "cannot encode the certificate");
     ENSURE(pqm__sha256_hex(der, (size_t)derlen, fp) == 0, e, "cannot hash the certificate");
     GUARD(pqm__record_from_cert(x, c->ca->serial, fp, &pd->rec, &pd->rb, e));
@@ -503,13 +519,58 @@ static int make_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     pd->out.not_after = rec->not_after;
     rc = 0;
 cleanup:
-    GENERAL_NAMES_free(sans);
-    X509_NAME_free(subject);
     EVP_PKEY_free(own_key);
-    BN_free(serial);
     X509_free(x);
     OPENSSL_free(der);
     return rc;
+}
+
+struct signer {
+    const struct issue_ctx *c;
+    struct pending *pds;
+    size_t n;
+    atomic_size_t next;
+    atomic_int failed;
+};
+
+static void *signer_main(void *arg)
+{
+    struct signer *s = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&s->next, 1);
+        if (i >= s->n || atomic_load(&s->failed))
+            return NULL;
+        if (sign_one(s->c, &s->pds[i]) != 0) {
+            s->pds[i].failed = 1;
+            atomic_store(&s->failed, 1);
+        }
+    }
+}
+
+/* Signs N planned certificates on up to one thread per core: the signatures are
+ * independent, and a batch should take the time of its cryptography divided by the
+ * cores, not multiplied by nothing else. */
+static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
+{
+    struct signer s = {.c = c, .pds = pds, .n = n};
+    atomic_init(&s.next, 0);
+    atomic_init(&s.failed, 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = cores < 1 ? 1 : cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
+    if (nthreads > n)
+        nthreads = n;
+    pthread_t tids[PQM_MAX_SIGNERS];
+    size_t started = 0;
+    for (; started + 1 < nthreads; started++)
+        if (pthread_create(&tids[started], NULL, signer_main, &s) != 0)
+            break;
+    signer_main(&s); /* this thread signs too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        if (pds[i].failed)
+            return pqm__err_copy(&c->p->err, pds[i].out.name, pqm__err_str(&pds[i].err));
+    return 0;
 }
 
 static int stage_one(struct pqm_filetx *tx, const struct pending *pd, struct pqm_err *e)
@@ -677,6 +738,8 @@ static int prepare(struct issue_ctx *c)
             (p->root = pqm__cert_load(path, e)) == NULL)
             return -1;
     }
+    /* Fill the CA certificate's extension cache now, before signers share it. */
+    X509_check_purpose(c->ca->cert, -1, 0);
     int crit = 0;
     c->nc = X509_get_ext_d2i(c->ca->cert, NID_name_constraints, &crit, NULL);
     if (c->nc == NULL && crit != -1)
@@ -717,7 +780,8 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
     for (unsigned done = 0; done < req->count;) {
         size_t n = req->count - done < chunk ? req->count - done : chunk;
         for (size_t i = 0; i < n; i++)
-            GUARD(make_one(&c, done + (unsigned)i + 1, &pds[i]));
+            GUARD(plan_one(&c, done + (unsigned)i + 1, &pds[i]));
+        GUARD(sign_all(&c, pds, n));
         GUARD(persist(p, pds, n));
         for (size_t i = 0; i < n && cb != NULL; i++)
             if (cb(&pds[i].out, arg) != 0)
