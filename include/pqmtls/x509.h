@@ -34,15 +34,15 @@ PQM_API char *pqm_certinfo_text(const struct pqm_certinfo *info);
 PQM_API struct pqm_verifier *pqm_verifier_new(enum pqm_purpose purpose);
 PQM_API void pqm_verifier_free(struct pqm_verifier *v);
 PQM_API const char *pqm_verifier_error(const struct pqm_verifier *v);
-/* Every certificate of FILE becomes a trust anchor; nothing else is trusted. */
+/* Every certificate of FILE becomes a trust anchor; nothing else is trusted, and
+ * paths are built from these certificates only. */
 PQM_API int pqm_verifier_add_ca_file(struct pqm_verifier *v, const char *path);
 /* CRLs: once any is added, every certificate of the chain must have a valid CRL. */
 PQM_API int pqm_verifier_add_crl_file(struct pqm_verifier *v, const char *path);
-/* Untrusted intermediates offered for path building. */
-PQM_API int pqm_verifier_add_untrusted_file(struct pqm_verifier *v, const char *path);
 /* Maximum number of intermediates between leaf and anchor (default 2). */
 PQM_API int pqm_verifier_set_max_depth(struct pqm_verifier *v, int depth);
-/* Verifies the first certificate of PATH; the others in it are untrusted intermediates.
+/* Verifies the first certificate of PATH (others in it, such as the intermediate of a
+ * chain file, are ignored: the leaf's issuer must be one of the CA files' certificates).
  * Returns 0 when valid, -1 with the reason in pqm_verifier_error(). */
 PQM_API int pqm_verifier_verify_file(struct pqm_verifier *v, const char *path);
 

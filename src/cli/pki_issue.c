@@ -95,6 +95,7 @@ struct issue_args {
     int sign_csr;
     const char *pki, *passfile, *keypassfile, *p12passfile, *csr, *profile;
     int p12, nokeypass, json;
+    const char *name;
     struct pqm_issue *req;
     enum pqm_profile prof;
 };
@@ -107,6 +108,7 @@ static int apply(struct issue_args *a, int c, const char *arg)
     int rc = 0;
     switch (c) {
     case O_NAME:
+        a->name = arg;
         rc = pqm_issue_set_name(r, arg);
         break;
     case O_DNS:
@@ -337,6 +339,8 @@ static int parse_and_run(struct issue_args *a, int argc, char **argv, void (*hel
         return cli_usage(a->cmd, "unexpected argument '%s'", argv[optind]);
     if (a->pki == NULL)
         return cli_usage(a->cmd, "--pki DIR is required");
+    if (!a->sign_csr && a->name == NULL)
+        return cli_usage(a->cmd, "--name is required");
     if (a->sign_csr && a->csr == NULL)
         return cli_usage(a->cmd, "--csr FILE is required");
     if (a->sign_csr && (a->p12 || a->nokeypass || a->keypassfile != NULL))

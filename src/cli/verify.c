@@ -13,20 +13,21 @@ static const char *const CMD = "verify";
 static void help(void)
 {
     printf("Usage: pqmtls verify --ca FILE --purpose client|server [--crl FILE]...\n"
-           "                     [--untrusted FILE] [--max-depth N] [--json] CERT\n\n"
+           "                     [--max-depth N] [--json] CERT\n\n"
            "Verifies CERT as the gateway (purpose client) or a client (purpose server) does:\n"
-           "only the certificates in --ca are trusted (any of them may be the anchor; the\n"
-           "system store is never used), strict X.509 checks, name constraints, at most N\n"
-           "intermediates (default 2), and the leaf must carry the purpose's extended key\n"
-           "usage (clientAuth or serverAuth). With --crl, every certificate of the chain must\n"
-           "be covered by a valid CRL. Intermediates come from CERT itself (a chain file such\n"
-           "as NAME.chain.pem) or --untrusted. Exit status 0 when valid, 1 when not.\n\n"
+           "only the certificates in --ca are trusted and the path is built from them alone,\n"
+           "so CERT's issuer must be one of them (the system store is never used; other\n"
+           "certificates in CERT, such as a chain file's intermediate, are ignored). Strict\n"
+           "X.509 checks, name constraints, at most N intermediates (default 2), and the leaf\n"
+           "must carry the purpose's extended key usage (clientAuth or serverAuth). With\n"
+           "--crl, every certificate of the chain must be covered by a valid CRL.\n"
+           "Exit status 0 when valid, 1 when not.\n\n"
            "Example:\n"
            "  pqmtls verify --ca ./pki/client-ca-chain.pem --purpose client \\\n"
            "      ./pki/issued/client1.crt.pem\n");
 }
 
-enum { O_CA = 256, O_PURPOSE, O_CRL, O_UNTRUSTED, O_DEPTH, O_JSON, O_HELP };
+enum { O_CA = 256, O_PURPOSE, O_CRL, O_DEPTH, O_JSON, O_HELP };
 
 int cmd_verify(int argc, char **argv)
 {
@@ -34,14 +35,13 @@ int cmd_verify(int argc, char **argv)
         {"ca", required_argument, NULL, O_CA},
         {"purpose", required_argument, NULL, O_PURPOSE},
         {"crl", required_argument, NULL, O_CRL},
-        {"untrusted", required_argument, NULL, O_UNTRUSTED},
         {"max-depth", required_argument, NULL, O_DEPTH},
         {"json", no_argument, NULL, O_JSON},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *cas[16], *crls[16], *untrusted[16], *purpose = NULL;
-    size_t ncas = 0, ncrls = 0, nuntrusted = 0;
+    const char *cas[16], *crls[16], *purpose = NULL;
+    size_t ncas = 0, ncrls = 0;
     long depth = -1;
     int json = 0, c;
 
@@ -49,10 +49,9 @@ int cmd_verify(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case O_CA:
-        case O_CRL:
-        case O_UNTRUSTED: {
-            const char **v = c == O_CA ? cas : c == O_CRL ? crls : untrusted;
-            size_t *n = c == O_CA ? &ncas : c == O_CRL ? &ncrls : &nuntrusted;
+        case O_CRL: {
+            const char **v = c == O_CA ? cas : crls;
+            size_t *n = c == O_CA ? &ncas : &ncrls;
             if (*n == 16)
                 return cli_usage(CMD, "at most 16 %s files", argv[optind - 2]);
             v[(*n)++] = optarg;
@@ -101,9 +100,6 @@ int cmd_verify(int argc, char **argv)
             goto setup_failed;
     for (size_t i = 0; i < ncrls; i++)
         if (pqm_verifier_add_crl_file(v, crls[i]) != 0)
-            goto setup_failed;
-    for (size_t i = 0; i < nuntrusted; i++)
-        if (pqm_verifier_add_untrusted_file(v, untrusted[i]) != 0)
             goto setup_failed;
     if (depth >= 0 && pqm_verifier_set_max_depth(v, (int)depth) != 0)
         goto setup_failed;

@@ -7,6 +7,7 @@
 #include <pqmtls/x509.h>
 
 #include "pki/pemfile.h"
+#include "pki/pki_internal.h"
 #include "util/err.h"
 
 #define PQM_DEFAULT_VERIFY_DEPTH 2
@@ -15,7 +16,6 @@ struct pqm_verifier {
     struct pqm_err err;
     enum pqm_purpose purpose;
     X509_STORE *store;
-    STACK_OF(X509) *untrusted;
     int ncas, ncrls, depth;
 };
 
@@ -29,8 +29,7 @@ struct pqm_verifier *pqm_verifier_new(enum pqm_purpose purpose)
     v->purpose = purpose;
     v->depth = PQM_DEFAULT_VERIFY_DEPTH;
     v->store = X509_STORE_new();
-    v->untrusted = sk_X509_new_null();
-    if (v->store == NULL || v->untrusted == NULL) {
+    if (v->store == NULL) {
         pqm_verifier_free(v);
         return NULL;
     }
@@ -42,7 +41,6 @@ void pqm_verifier_free(struct pqm_verifier *v)
     if (v == NULL)
         return;
     X509_STORE_free(v->store);
-    sk_X509_pop_free(v->untrusted, X509_free);
     free(v);
 }
 
@@ -90,23 +88,6 @@ int pqm_verifier_add_crl_file(struct pqm_verifier *v, const char *path)
     return rc;
 }
 
-int pqm_verifier_add_untrusted_file(struct pqm_verifier *v, const char *path)
-{
-    STACK_OF(X509) *certs = NULL;
-    if (pqm__pemfile_load(path, &certs, NULL, &v->err) != 0)
-        return -1;
-    while (sk_X509_num(certs) > 0) {
-        X509 *x = sk_X509_shift(certs);
-        if (sk_X509_push(v->untrusted, x) <= 0) {
-            X509_free(x);
-            sk_X509_pop_free(certs, X509_free);
-            return pqm__err_set(&v->err, "out of memory");
-        }
-    }
-    sk_X509_free(certs);
-    return 0;
-}
-
 int pqm_verifier_set_max_depth(struct pqm_verifier *v, int depth)
 {
     if (depth < 0 || depth > 16)
@@ -144,12 +125,12 @@ static int check_eku(struct pqm_verifier *v, X509 *leaf)
     return 0;
 }
 
-static int verify_chain(struct pqm_verifier *v, X509 *leaf, STACK_OF(X509) *chain)
+static int verify_chain(struct pqm_verifier *v, X509 *leaf)
 {
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     int rc = -1;
     GUARD_OSSL(ctx != NULL, &v->err, "out of memory");
-    GUARD_OSSL(X509_STORE_CTX_init(ctx, v->store, leaf, chain) == 1, &v->err,
+    GUARD_OSSL(X509_STORE_CTX_init(ctx, v->store, leaf, NULL) == 1, &v->err,
                "cannot set up verification");
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
     unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN;
@@ -164,8 +145,18 @@ static int verify_chain(struct pqm_verifier *v, X509 *leaf, STACK_OF(X509) *chai
         int err = X509_STORE_CTX_get_error(ctx);
         char who[512];
         describe(ctx, who, sizeof(who));
-        pqm__err_set(&v->err, "%s (at depth %d%s%s)", X509_verify_cert_error_string(err),
-                     X509_STORE_CTX_get_error_depth(ctx), who[0] ? ": " : "", who);
+        if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+            err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) {
+            X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+            char issuer[512] = "";
+            if (bad != NULL)
+                pqm__name_string(X509_get_issuer_name(bad), issuer, sizeof(issuer));
+            pqm__err_set(&v->err, "%s: its issuer (%s) is not one of the trusted CA certificates",
+                         who, issuer);
+        } else {
+            pqm__err_set(&v->err, "%s (at depth %d%s%s)", X509_verify_cert_error_string(err),
+                         X509_STORE_CTX_get_error_depth(ctx), who[0] ? ": " : "", who);
+        }
         goto cleanup;
     }
     rc = check_eku(v, leaf);
@@ -176,25 +167,18 @@ cleanup:
 
 int pqm_verifier_verify_file(struct pqm_verifier *v, const char *path)
 {
-    STACK_OF(X509) *certs = NULL, *chain = NULL;
-    int rc = -1;
+    STACK_OF(X509) *certs = NULL;
     if (v->ncas == 0)
         return pqm__err_set(&v->err, "no trust anchor: add a CA file");
     if (pqm__pemfile_load(path, &certs, NULL, &v->err) != 0)
         return -1;
-    X509 *leaf = sk_X509_value(certs, 0);
-    chain = sk_X509_new_null();
-    GUARD_OSSL(chain != NULL, &v->err, "out of memory");
-    for (int i = 1; i < sk_X509_num(certs); i++)
-        GUARD_OSSL(sk_X509_push(chain, sk_X509_value(certs, i)) > 0, &v->err, "out of memory");
-    for (int i = 0; i < sk_X509_num(v->untrusted); i++)
-        GUARD_OSSL(sk_X509_push(chain, sk_X509_value(v->untrusted, i)) > 0, &v->err,
-                   "out of memory");
-    rc = verify_chain(v, leaf, chain);
+    /* Only the leaf is taken from the file: the path is built from the configured CAs
+     * alone, so the leaf's issuer must be one of them. A chain that reaches a trusted
+     * root through an intermediate the verifier was not given (a server intermediate
+     * presenting to a client gateway) is refused, whatever its EKU says. */
+    int rc = verify_chain(v, sk_X509_value(certs, 0));
     if (rc != 0)
         pqm__err_copy(&v->err, path, pqm__err_str(&v->err));
-cleanup:
-    sk_X509_free(chain); /* borrowed pointers */
     sk_X509_pop_free(certs, X509_free);
     return rc;
 }
