@@ -44,8 +44,11 @@ int main(int argc, char **argv)
     return 0;
 }
 C
+# A sanitizer build of the library needs its runtime in the program too.
+san=()
+if ldd "$T/prefix/lib/libpqmtls.so" | grep -q libasan; then san=(-fsanitize=address,undefined); fi
 expect_ok "a program compiles against the installed API" \
-    cc -std=c11 -Wall -Werror -I"$T/prefix/include" "$T/use.c" -o "$T/use" \
+    cc -std=c11 -Wall -Werror "${san[@]}" -I"$T/prefix/include" "$T/use.c" -o "$T/use" \
     -L"$T/prefix/lib" -Wl,-rpath,"$T/prefix/lib" -lpqmtls
 expect_ok "and runs" env -u LD_LIBRARY_PATH "$T/use" "$T/pki/root-ca.crt.pem"
 

@@ -15,6 +15,8 @@ int pqm__dns_valid(const char *name, struct pqm_err *e)
     const char *p = name;
     if (strncmp(p, "*.", 2) == 0)
         p += 2;
+    if (*p == '\0')
+        return pqm__err_set(e, "DNS name '%s' has no label after the wildcard", name);
     while (*p != '\0') {
         const char *dot = strchr(p, '.');
         size_t lab = dot != NULL ? (size_t)(dot - p) : strlen(p);
@@ -119,6 +121,8 @@ int pqm__cidr_parse(const char *text, unsigned char addr[16], unsigned char mask
     int alen = pqm__ip_parse(buf, addr);
     if (alen < 0)
         return -1;
+    if (!isdigit((unsigned char)slash[1]))
+        return -1; /* strtol would take spaces and a sign */
     char *end = NULL;
     long prefix = strtol(slash + 1, &end, 10);
     if (end == slash + 1 || *end != '\0' || prefix < 0 || prefix > alen * 8)

@@ -717,14 +717,10 @@ int pqm_pki_is_encrypted(const struct pqm_pki *p)
     return p->encrypted;
 }
 
-int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
+static int load_ca(struct pqm_pki *p, struct pqm_ca *ca)
 {
     struct pqm_err *e = &p->err;
     char path[PATH_MAX];
-    if (ca->pkey != NULL)
-        return 0;
-    if (p->encrypted && p->pass == NULL)
-        return pqm__err_set(e, "the %s key is encrypted: a passphrase is needed", ca->label);
     if (pqm__pki_path(p, ca->crt, path, sizeof(path)) != 0)
         return pqm__err_set(e, "path too long");
     ca->cert = pqm__cert_load(path, e);
@@ -743,6 +739,19 @@ int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
     if (X509_check_private_key(ca->cert, ca->pkey) != 1)
         return pqm__err_ossl(e, "%s does not match the %s certificate", path, ca->label);
     return 0;
+}
+
+int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
+{
+    if (ca->pkey != NULL)
+        return 0;
+    if (p->encrypted && p->pass == NULL)
+        return pqm__err_set(&p->err, "the %s key is encrypted: a passphrase is needed",
+                            ca->label);
+    if (load_ca(p, ca) == 0)
+        return 0;
+    ca_clear(ca); /* all or nothing: a later call starts again */
+    return -1;
 }
 
 /* --- lock and recovery ------------------------------------------------------------- */

@@ -110,8 +110,10 @@ struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *
     sqlite3_busy_timeout(s->db, PQM_STORE_BUSY_MS);
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", e) !=
             0 ||
-        migrate(s, path, e) != 0)
+        migrate(s, path, e) != 0) {
+        pqm__err_copy(e, path, pqm__err_str(e));
         goto fail;
+    }
     return s;
 fail:
     pqm__store_close(s);
