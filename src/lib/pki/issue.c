@@ -223,6 +223,7 @@ int pqm_issue_set_count(struct pqm_issue *r, unsigned count)
 /* One certificate, built in memory, waiting to be recorded and written. */
 struct pending {
     struct pqm_issued out;
+    struct pqm_filetx tx; /* its files, staged under temporary names */
     struct pqm_err err;
     int failed;
     GENERAL_NAMES *sans;
@@ -239,6 +240,7 @@ struct pending {
 
 static void pending_clear(struct pending *pd)
 {
+    pqm__filetx_release(&pd->tx);
     GENERAL_NAMES_free(pd->sans);
     X509_NAME_free(pd->subject);
     BN_free(pd->serial);
@@ -458,8 +460,36 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     return new_serial(c, &pd->serial);
 }
 
-/* The cryptography of one planned certificate: key, signature, encodings. Touches
- * nothing shared but read-only state, so several run at once. Errors go to PD. */
+/* Writes PD's files under temporary names (invisible until published) and drops the
+ * encodings. A crash before they are recorded leaves only temporary files, which
+ * recovery removes. */
+static int stage_one(struct pending *pd)
+{
+    const struct pqm_issued *o = &pd->out;
+    struct pqm_filetx *tx = &pd->tx;
+    struct pqm_err *e = &pd->err;
+    if (pqm__filetx_stage(tx, o->cert_path, pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
+        pqm__filetx_stage(tx, o->chain_path, pd->chain_pem, pd->chain_len, 0644, e) != 0)
+        return -1;
+    if (pd->key_pem != NULL &&
+        pqm__filetx_stage(tx, o->key_path, pd->key_pem, pd->key_len, 0600, e) != 0)
+        return -1;
+    if (pd->p12 != NULL &&
+        pqm__filetx_stage(tx, o->p12_path, pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
+        return -1;
+    free(pd->cert_pem);
+    free(pd->chain_pem);
+    if (pd->key_pem != NULL)
+        OPENSSL_cleanse(pd->key_pem, pd->key_len);
+    free(pd->key_pem);
+    OPENSSL_free(pd->p12);
+    pd->cert_pem = pd->chain_pem = pd->key_pem = NULL;
+    pd->p12 = NULL;
+    return 0;
+}
+
+/* The work of one planned certificate: key, signature, encodings, staged files.
+ * Touches nothing shared but read-only state, so several run at once. Errors go to PD. */
 static int sign_one(const struct issue_ctx *c, struct pending *pd)
 {
     struct pqm_err *e = &pd->err;
@@ -504,6 +534,7 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     GUARD(pqm__record_from_cert(x, c->ca->serial, fp, &pd->rec, &pd->rb, e));
     GUARD(encode_certs(c, pd, der, (size_t)derlen));
     GUARD(encode_outputs(c, pd, x, key));
+    GUARD(stage_one(pd));
     struct pqm_cert_record *rec = &pd->rec;
     rec->name = pd->out.name;
     rec->kind = r->profile == PQM_PROFILE_SERVER ? "server" : "client";
@@ -573,21 +604,6 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
     return 0;
 }
 
-static int stage_one(struct pqm_filetx *tx, const struct pending *pd, struct pqm_err *e)
-{
-    const struct pqm_issued *o = &pd->out;
-    if (pqm__filetx_stage(tx, o->cert_path, pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
-        pqm__filetx_stage(tx, o->chain_path, pd->chain_pem, pd->chain_len, 0644, e) != 0)
-        return -1;
-    if (pd->key_pem != NULL &&
-        pqm__filetx_stage(tx, o->key_path, pd->key_pem, pd->key_len, 0600, e) != 0)
-        return -1;
-    if (pd->p12 != NULL &&
-        pqm__filetx_stage(tx, o->p12_path, pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
-        return -1;
-    return 0;
-}
-
 static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
 {
     if (pqm__store_begin(p->store, &p->err) != 0)
@@ -600,13 +616,12 @@ static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* Records the chunk as pending (the intent), writes its files durably, then marks it
- * valid. A crash at any point leaves pending rows that recovery rolls back. */
+/* Records the chunk as pending (the intent), makes its staged files durable and
+ * publishes them, then marks it valid. A crash at any point leaves pending rows that
+ * recovery rolls back, or unpublished temporary files that recovery removes. */
 static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
 {
-    struct pqm_filetx tx;
     int rc = -1, recorded = 0;
-    pqm__filetx_init(&tx);
 
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < n; i++)
@@ -616,14 +631,17 @@ static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
         }
     GUARD(pqm__store_commit(p->store, &p->err));
     recorded = 1;
+    if (n * 3 > PQM_SYNCFS_THRESHOLD) {
+        GUARD(pqm__syncfs_of(pds[0].out.cert_path, &p->err));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            GUARD(pqm__filetx_sync(&pds[i].tx, &p->err));
+    }
     for (size_t i = 0; i < n; i++)
-        GUARD(stage_one(&tx, &pds[i], &p->err));
-    GUARD(pqm__filetx_sync(&tx, &p->err));
-    GUARD(pqm__filetx_publish(&tx, &p->err));
+        GUARD(pqm__filetx_publish(&pds[i].tx, &p->err));
     GUARD(set_status_all(p, pds, n));
     rc = 0;
 cleanup:
-    pqm__filetx_release(&tx);
     if (rc != 0 && recorded) {
         struct pqm_err saved = p->err;
         pqm__pki_recover(p);

@@ -13,8 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Above this many files one syncfs() is cheaper than an fsync() each. */
-#define PQM_SYNCFS_THRESHOLD 16
 
 int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name)
 {
@@ -155,21 +153,28 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     return 0;
 }
 
+int pqm__syncfs_of(const char *path, struct pqm_err *e)
+{
+    char dir[PATH_MAX];
+    if (dir_of(path, dir, sizeof(dir)) != 0)
+        return pqm__err_set(e, "%s: path too long", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pqm__err_set(e, "%s: cannot open: %s", dir, strerror(errno));
+    int rc = syncfs(fd);
+    int saved = errno;
+    close(fd);
+    if (rc != 0)
+        return pqm__err_set(e, "%s: syncfs failed: %s", dir, strerror(saved));
+    return 0;
+}
+
 int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e)
 {
     if (tx->n == 0)
         return 0;
-    if (tx->n > PQM_SYNCFS_THRESHOLD) {
-        int fd = open(tx->files[0].tmp, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return pqm__err_set(e, "%s: cannot open: %s", tx->files[0].tmp, strerror(errno));
-        int rc = syncfs(fd);
-        int saved = errno;
-        close(fd);
-        if (rc != 0)
-            return pqm__err_set(e, "syncfs failed: %s", strerror(saved));
-        return 0;
-    }
+    if (tx->n > PQM_SYNCFS_THRESHOLD)
+        return pqm__syncfs_of(tx->files[0].final, e);
     for (size_t i = 0; i < tx->n; i++)
         if (fsync_path(tx->files[i].tmp, O_RDONLY, e) != 0)
             return -1;

@@ -25,8 +25,13 @@ void pqm__filetx_init(struct pqm_filetx *tx);
 /* Writes DATA to a temporary file beside FINAL with MODE. Nothing is visible yet. */
 int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
                       mode_t mode, struct pqm_err *e);
+/* Above this many files one syncfs() is cheaper than an fsync() each. */
+#define PQM_SYNCFS_THRESHOLD 16
+
 /* Makes every staged file durable (fsync each, or one syncfs for a large batch). */
 int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e);
+/* Flushes the whole file system that holds PATH (syncfs). */
+int pqm__syncfs_of(const char *path, struct pqm_err *e);
 /* Moves every staged file to its final name, refusing to replace an existing file,
  * then syncs the directories. On failure, what was already published stays. */
 int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e);
