@@ -220,16 +220,21 @@ int pqm_issue_set_count(struct pqm_issue *r, unsigned count)
 
 /* --- issuing --------------------------------------------------------------------- */
 
-/* One certificate, built in memory, waiting to be recorded and written. */
+enum { F_CERT, F_KEY, F_CHAIN, F_P12, F_COUNT };
+
+/* One certificate, built in memory, waiting to be recorded and written. Kept small:
+ * a batch holds up to PQM_ISSUE_CHUNK of them. */
 struct pending {
-    struct pqm_issued out;
-    struct pqm_filetx tx; /* its files, staged under temporary names */
+    char name[PQM_NAME_MAX + 16];
+    char *path[F_COUNT];      /* absolute; NULL for a file not written */
+    const char *rel[F_COUNT]; /* as recorded: a suffix of path[], "" when none */
+    char serial[64], fingerprint[65];
+    struct pqm_filetx tx;     /* its files, staged under temporary names */
     struct pqm_err err;
     int failed;
     GENERAL_NAMES *sans;
     X509_NAME *subject;
-    BIGNUM *serial;
-    char rel_cert[PATH_MAX], rel_key[PATH_MAX], rel_chain[PATH_MAX], rel_p12[PATH_MAX];
+    BIGNUM *serial_bn;
     char *cert_pem, *key_pem, *chain_pem;
     size_t cert_len, key_len, chain_len;
     unsigned char *p12;
@@ -241,9 +246,11 @@ struct pending {
 static void pending_clear(struct pending *pd)
 {
     pqm__filetx_release(&pd->tx);
+    for (int i = 0; i < F_COUNT; i++)
+        free(pd->path[i]);
     GENERAL_NAMES_free(pd->sans);
     X509_NAME_free(pd->subject);
-    BN_free(pd->serial);
+    BN_free(pd->serial_bn);
     free(pd->cert_pem);
     if (pd->key_pem != NULL)
         OPENSSL_cleanse(pd->key_pem, pd->key_len);
@@ -283,38 +290,46 @@ static int digits(unsigned n)
 }
 
 /* A path under the PKI directory is recorded relative to it, others absolute. */
-static void rel_path(const struct pqm_pki *p, const char *abs, char *out, size_t outlen)
+static const char *rel_path(const struct pqm_pki *p, const char *abs)
 {
     size_t n = strlen(p->dir);
     if (strncmp(abs, p->dir, n) == 0 && abs[n] == '/')
-        snprintf(out, outlen, "%s", abs + n + 1);
-    else
-        snprintf(out, outlen, "%s", abs);
+        return abs + n + 1;
+    return abs;
 }
 
 static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
 {
-    struct pqm_issued *o = &pd->out;
-    struct {
-        char *abs;
-        char *rel;
-        const char *ext;
-    } f[] = {{o->cert_path, pd->rel_cert, ".crt.pem"},
-             {o->key_path, pd->rel_key, ".key.pem"},
-             {o->chain_path, pd->rel_chain, ".chain.pem"},
-             {o->p12_path, pd->rel_p12, ".p12"}};
-    for (size_t i = 0; i < 4; i++) {
-        if ((i == 1 && c->csr_key != NULL) || (i == 3 && c->req->p12_pass == NULL))
+    static const char *const ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
+    for (int i = 0; i < F_COUNT; i++) {
+        pd->rel[i] = "";
+        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass == NULL))
             continue;
-        int n = snprintf(f[i].abs, sizeof(o->cert_path), "%s/%s%s", c->out_dir, base, f[i].ext);
-        if (n < 0 || (size_t)n >= sizeof(o->cert_path))
+        size_t len = strlen(c->out_dir) + strlen(base) + strlen(ext[i]) + 2;
+        if (len > PATH_MAX)
             return pqm__err_set(&c->p->err, "%s/%s: path too long", c->out_dir, base);
-        if (access(f[i].abs, F_OK) == 0)
+        if ((pd->path[i] = malloc(len)) == NULL)
+            return pqm__err_set(&c->p->err, "out of memory");
+        snprintf(pd->path[i], len, "%s/%s%s", c->out_dir, base, ext[i]);
+        if (access(pd->path[i], F_OK) == 0)
             return pqm__err_set(&c->p->err, "%s already exists; refusing to overwrite it",
-                                f[i].abs);
-        rel_path(c->p, f[i].abs, f[i].rel, PATH_MAX);
+                                pd->path[i]);
+        pd->rel[i] = rel_path(c->p, pd->path[i]);
     }
     return 0;
+}
+
+/* The public description of PD, for the caller's callback. */
+static void issued_of(const struct pending *pd, struct pqm_issued *o)
+{
+    char *dst[F_COUNT] = {o->cert_path, o->key_path, o->chain_path, o->p12_path};
+    memset(o, 0, sizeof(*o));
+    snprintf(o->name, sizeof(o->name), "%s", pd->name);
+    snprintf(o->serial, sizeof(o->serial), "%s", pd->serial);
+    snprintf(o->fingerprint, sizeof(o->fingerprint), "%s", pd->fingerprint);
+    for (int i = 0; i < F_COUNT; i++)
+        snprintf(dst[i], sizeof(o->cert_path), "%s", pd->path[i] != NULL ? pd->path[i] : "");
+    o->not_after = pd->rec.not_after;
 }
 
 static int push_gn(GENERAL_NAMES *gens, GENERAL_NAME *gn, struct pqm_err *e)
@@ -389,7 +404,7 @@ static int encode_outputs(const struct issue_ctx *c, struct pending *pd, X509 *x
     GUARD_OSSL(cas != NULL && sk_X509_push(cas, c->ca->cert) > 0 &&
                    (c->p->root == NULL || sk_X509_push(cas, c->p->root) > 0),
                e, "out of memory");
-    p12 = PKCS12_create_ex(c->req->p12_pass, pd->out.name, key, x, cas, NID_aes_256_cbc,
+    p12 = PKCS12_create_ex(c->req->p12_pass, pd->name, key, x, cas, NID_aes_256_cbc,
                            NID_aes_256_cbc, PQM_P12_ITER, PQM_P12_ITER, 0, NULL, NULL);
     GUARD_OSSL(p12 != NULL, e, "cannot build the PKCS#12 file");
     pd->p12_len = i2d_PKCS12(p12, &pd->p12);
@@ -432,13 +447,17 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     char base[PATH_MAX];
 
     if (r->count > 1) {
-        snprintf(pd->out.name, sizeof(pd->out.name), "%s-%0*u", c->name, c->width, index);
+        snprintf(pd->name, sizeof(pd->name), "%s-%0*u", c->name, c->width, index);
+        if (strlen(c->name) + 1 + (size_t)c->width > PQM_NAME_MAX)
+            return pqm__err_set(e, "--name '%s' with --count %u gives names longer than %d "
+                                   "characters",
+                                c->name, r->count, PQM_NAME_MAX);
         snprintf(base, sizeof(base), "%s-%0*u", c->out_base, c->width, index);
     } else {
-        snprintf(pd->out.name, sizeof(pd->out.name), "%s", c->name);
+        snprintf(pd->name, sizeof(pd->name), "%s", c->name);
         snprintf(base, sizeof(base), "%s", c->out_base);
     }
-    const char *name = pd->out.name;
+    const char *name = pd->name;
     if (pqm__name_valid(name, e) != 0)
         return -1;
     if (r->profile == PQM_PROFILE_SERVER && pqm__dns_valid(name, e) != 0)
@@ -457,7 +476,7 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     pd->subject = pqm__name_new(name, p->org, e);
     if (pd->subject == NULL)
         return -1;
-    return new_serial(c, &pd->serial);
+    return new_serial(c, &pd->serial_bn);
 }
 
 /* Writes PD's files under temporary names (invisible until published) and drops the
@@ -465,17 +484,16 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
  * recovery removes. */
 static int stage_one(struct pending *pd)
 {
-    const struct pqm_issued *o = &pd->out;
     struct pqm_filetx *tx = &pd->tx;
     struct pqm_err *e = &pd->err;
-    if (pqm__filetx_stage(tx, o->cert_path, pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
-        pqm__filetx_stage(tx, o->chain_path, pd->chain_pem, pd->chain_len, 0644, e) != 0)
+    if (pqm__filetx_stage(tx, pd->path[F_CERT], pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
+        pqm__filetx_stage(tx, pd->path[F_CHAIN], pd->chain_pem, pd->chain_len, 0644, e) != 0)
         return -1;
     if (pd->key_pem != NULL &&
-        pqm__filetx_stage(tx, o->key_path, pd->key_pem, pd->key_len, 0600, e) != 0)
+        pqm__filetx_stage(tx, pd->path[F_KEY], pd->key_pem, pd->key_len, 0600, e) != 0)
         return -1;
     if (pd->p12 != NULL &&
-        pqm__filetx_stage(tx, o->p12_path, pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
+        pqm__filetx_stage(tx, pd->path[F_P12], pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
         return -1;
     free(pd->cert_pem);
     free(pd->chain_pem);
@@ -513,7 +531,7 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
         .subject_key = key,
         .issuer = c->ca->cert,
         .issuer_key = c->ca->pkey,
-        .serial = pd->serial,
+        .serial = pd->serial_bn,
         .not_before = c->now - PQM_BACKDATE_SECONDS,
         .not_after = c->not_after,
         .path_len = -1,
@@ -525,7 +543,7 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     /* The same check a verifier will make, on the real certificate (subject CN too). */
     if (c->nc != NULL) {
         int v = NAME_CONSTRAINTS_check(x, c->nc);
-        ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", pd->out.name,
+        ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", pd->name,
                c->ca->label, X509_verify_cert_error_string(v));
     }
     int derlen = i2d_X509(x, &der);
@@ -536,18 +554,17 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     GUARD(encode_outputs(c, pd, x, key));
     GUARD(stage_one(pd));
     struct pqm_cert_record *rec = &pd->rec;
-    rec->name = pd->out.name;
+    rec->name = pd->name;
     rec->kind = r->profile == PQM_PROFILE_SERVER ? "server" : "client";
     rec->profile = rec->kind;
     rec->status = "pending";
-    rec->cert_path = pd->rel_cert;
-    rec->key_path = pd->rel_key;
-    rec->chain_path = pd->rel_chain;
-    rec->p12_path = pd->rel_p12;
+    rec->cert_path = pd->rel[F_CERT];
+    rec->key_path = pd->rel[F_KEY];
+    rec->chain_path = pd->rel[F_CHAIN];
+    rec->p12_path = pd->rel[F_P12];
     rec->created_at = c->now;
-    snprintf(pd->out.serial, sizeof(pd->out.serial), "%s", rec->serial);
-    snprintf(pd->out.fingerprint, sizeof(pd->out.fingerprint), "%s", rec->fingerprint);
-    pd->out.not_after = rec->not_after;
+    snprintf(pd->serial, sizeof(pd->serial), "%s", rec->serial);
+    snprintf(pd->fingerprint, sizeof(pd->fingerprint), "%s", rec->fingerprint);
     rc = 0;
 cleanup:
     EVP_PKEY_free(own_key);
@@ -600,7 +617,7 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
         pthread_join(tids[i], NULL);
     for (size_t i = 0; i < n; i++)
         if (pds[i].failed)
-            return pqm__err_copy(&c->p->err, pds[i].out.name, pqm__err_str(&pds[i].err));
+            return pqm__err_copy(&c->p->err, pds[i].name, pqm__err_str(&pds[i].err));
     return 0;
 }
 
@@ -616,12 +633,18 @@ static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* Records the chunk as pending (the intent), makes its staged files durable and
- * publishes them, then marks it valid. A crash at any point leaves pending rows that
- * recovery rolls back, or unpublished temporary files that recovery removes. */
+/* Records the chunk as pending (the intent), publishes its staged files, makes them
+ * durable, then marks the chunk valid. A crash at any point leaves pending rows that
+ * recovery rolls back (removing whatever was published), or unpublished temporary
+ * files that recovery removes; nothing is valid before it is on disk.
+ *
+ * A large chunk renames first and syncs the file system once afterwards: renaming
+ * after a sync waits for the directory blocks still under write-back, which on ext4
+ * costs far more than the sync itself. A small one syncs each file and directory. */
 static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
 {
     int rc = -1, recorded = 0;
+    int batch = n * 3 > PQM_SYNCFS_THRESHOLD;
 
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < n; i++)
@@ -631,14 +654,15 @@ static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
         }
     GUARD(pqm__store_commit(p->store, &p->err));
     recorded = 1;
-    if (n * 3 > PQM_SYNCFS_THRESHOLD) {
-        GUARD(pqm__syncfs_of(pds[0].out.cert_path, &p->err));
-    } else {
-        for (size_t i = 0; i < n; i++)
-            GUARD(pqm__filetx_sync(&pds[i].tx, &p->err));
+    for (size_t i = 0; i < n; i++) {
+        if (batch)
+            GUARD(pqm__filetx_rename(&pds[i].tx, &p->err));
+        else if (pqm__filetx_sync(&pds[i].tx, &p->err) != 0 ||
+                 pqm__filetx_publish(&pds[i].tx, &p->err) != 0)
+            goto cleanup;
     }
-    for (size_t i = 0; i < n; i++)
-        GUARD(pqm__filetx_publish(&pds[i].tx, &p->err));
+    if (batch)
+        GUARD(pqm__syncfs_of(pds[0].path[F_CERT], &p->err));
     GUARD(set_status_all(p, pds, n));
     rc = 0;
 cleanup:
@@ -801,9 +825,12 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
             GUARD(plan_one(&c, done + (unsigned)i + 1, &pds[i]));
         GUARD(sign_all(&c, pds, n));
         GUARD(persist(p, pds, n));
-        for (size_t i = 0; i < n && cb != NULL; i++)
-            if (cb(&pds[i].out, arg) != 0)
+        for (size_t i = 0; i < n && cb != NULL; i++) {
+            struct pqm_issued o;
+            issued_of(&pds[i], &o);
+            if (cb(&o, arg) != 0)
                 break;
+        }
         for (size_t i = 0; i < n; i++)
             pending_clear(&pds[i]);
         done += (unsigned)n;

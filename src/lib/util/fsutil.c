@@ -213,7 +213,16 @@ static int publish_noreplace(const char *tmp, const char *final)
 
 int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e)
 {
+    if (pqm__filetx_rename(tx, e) != 0)
+        return -1;
+    return sync_dirs(tx, e);
+}
+
+int pqm__filetx_rename(struct pqm_filetx *tx, struct pqm_err *e)
+{
     for (size_t i = 0; i < tx->n; i++) {
+        if (tx->files[i].tmp == NULL)
+            continue;
         struct pqm_staged_file *f = &tx->files[i];
         if (publish_noreplace(f->tmp, f->final) != 0) {
             if (errno == EEXIST)
@@ -223,7 +232,7 @@ int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e)
         free(f->tmp);
         f->tmp = NULL;
     }
-    return sync_dirs(tx, e);
+    return 0;
 }
 
 void pqm__filetx_release(struct pqm_filetx *tx)

@@ -35,6 +35,8 @@ int pqm__syncfs_of(const char *path, struct pqm_err *e);
 /* Moves every staged file to its final name, refusing to replace an existing file,
  * then syncs the directories. On failure, what was already published stays. */
 int pqm__filetx_publish(struct pqm_filetx *tx, struct pqm_err *e);
+/* The same without syncing: the caller makes the renames durable itself (syncfs). */
+int pqm__filetx_rename(struct pqm_filetx *tx, struct pqm_err *e);
 /* Removes the temporary files that were not published and frees TX. */
 void pqm__filetx_release(struct pqm_filetx *tx);
 
