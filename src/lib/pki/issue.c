@@ -506,6 +506,21 @@ static int stage_one(struct pending *pd)
     return 0;
 }
 
+/* Plans N certificates inside one read transaction: the inventory is locked and
+ * unlocked once, not twice per certificate. */
+static int plan_all(struct issue_ctx *c, struct pending *pds, size_t n, unsigned first)
+{
+    struct pqm_pki *p = c->p;
+    if (pqm__store_begin_read(p->store, &p->err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (plan_one(c, first + (unsigned)i, &pds[i]) != 0) {
+            pqm__store_rollback(p->store);
+            return -1;
+        }
+    return pqm__store_commit(p->store, &p->err);
+}
+
 /* The work of one planned certificate: key, signature, encodings, staged files.
  * Touches nothing shared but read-only state, so several run at once. Errors go to PD. */
 static int sign_one(const struct issue_ctx *c, struct pending *pd)
@@ -821,8 +836,7 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
     ENSURE(pds != NULL, &p->err, "out of memory");
     for (unsigned done = 0; done < req->count;) {
         size_t n = req->count - done < chunk ? req->count - done : chunk;
-        for (size_t i = 0; i < n; i++)
-            GUARD(plan_one(&c, done + (unsigned)i + 1, &pds[i]));
+        GUARD(plan_all(&c, pds, n, done + 1));
         GUARD(sign_all(&c, pds, n));
         GUARD(persist(p, pds, n));
         for (size_t i = 0; i < n && cb != NULL; i++) {

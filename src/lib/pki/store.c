@@ -135,6 +135,11 @@ int pqm__store_begin(struct pqm_store *s, struct pqm_err *e)
     return exec(s, "BEGIN IMMEDIATE", e);
 }
 
+int pqm__store_begin_read(struct pqm_store *s, struct pqm_err *e)
+{
+    return exec(s, "BEGIN", e);
+}
+
 int pqm__store_commit(struct pqm_store *s, struct pqm_err *e)
 {
     return exec(s, "COMMIT", e);

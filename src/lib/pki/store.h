@@ -15,6 +15,8 @@ struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *
 void pqm__store_close(struct pqm_store *s);
 /* BEGIN IMMEDIATE: takes the write lock now, so a transaction never fails half-way on it. */
 int pqm__store_begin(struct pqm_store *s, struct pqm_err *e);
+/* BEGIN (deferred): a consistent view for several reads, locked once. */
+int pqm__store_begin_read(struct pqm_store *s, struct pqm_err *e);
 int pqm__store_commit(struct pqm_store *s, struct pqm_err *e);
 void pqm__store_rollback(struct pqm_store *s);
 
