@@ -48,11 +48,9 @@ struct pqm_issue {
     int days;
     const struct pqm_alg *alg;
     char out_prefix[PATH_MAX];
-    char *key_pass;
-    size_t key_passlen;
+    struct pqm_secret key_pass;
     int no_key_pass;
-    char *p12_pass;
-    size_t p12_passlen;
+    struct pqm_secret p12_pass;
     unsigned char *csr;
     size_t csrlen;
     unsigned count;
@@ -71,24 +69,14 @@ struct pqm_issue *pqm_issue_new(enum pqm_profile profile)
     return r;
 }
 
-static void clear_pass(char **p, size_t *len)
-{
-    if (*p != NULL)
-        OPENSSL_clear_free(*p, *len);
-    *p = NULL;
-    *len = 0;
-}
-
 void pqm_issue_free(struct pqm_issue *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->ndns; i++)
-        free(r->dns[i]);
-    for (size_t i = 0; i < r->nip; i++)
-        free(r->ip[i]);
-    clear_pass(&r->key_pass, &r->key_passlen);
-    clear_pass(&r->p12_pass, &r->p12_passlen);
+    pqm__strv_free(r->dns, r->ndns);
+    pqm__strv_free(r->ip, r->nip);
+    pqm__secret_clear(&r->key_pass);
+    pqm__secret_clear(&r->p12_pass);
     free(r->csr);
     free(r);
 }
@@ -106,21 +94,11 @@ int pqm_issue_set_name(struct pqm_issue *r, const char *name)
     return 0;
 }
 
-static int push(struct pqm_issue *r, char **v, size_t *n, const char *s, const char *what)
-{
-    if (*n == PQM_MAX_SANS)
-        return pqm__err_set(&r->err, "at most %d %s names", PQM_MAX_SANS, what);
-    if ((v[*n] = strdup(s)) == NULL)
-        return pqm__err_set(&r->err, "out of memory");
-    (*n)++;
-    return 0;
-}
-
 int pqm_issue_add_dns(struct pqm_issue *r, const char *dns)
 {
     if (pqm__dns_valid(dns, &r->err) != 0)
         return pqm__err_copy(&r->err, "--dns", pqm__err_str(&r->err));
-    return push(r, r->dns, &r->ndns, dns, "DNS");
+    return pqm__strv_push(r->dns, &r->ndns, PQM_MAX_SANS, dns, "DNS names", &r->err);
 }
 
 int pqm_issue_add_ip(struct pqm_issue *r, const char *ip)
@@ -128,7 +106,7 @@ int pqm_issue_add_ip(struct pqm_issue *r, const char *ip)
     unsigned char buf[16];
     if (pqm__ip_parse(ip, buf) < 0)
         return pqm__err_set(&r->err, "--ip '%s' is not an IPv4 or IPv6 address", ip);
-    return push(r, r->ip, &r->nip, ip, "IP");
+    return pqm__strv_push(r->ip, &r->nip, PQM_MAX_SANS, ip, "IP addresses", &r->err);
 }
 
 int pqm_issue_set_spiffe_id(struct pqm_issue *r, const char *uri)
@@ -166,34 +144,21 @@ int pqm_issue_set_out_prefix(struct pqm_issue *r, const char *prefix)
     return 0;
 }
 
-static int copy_pass(struct pqm_issue *r, char **dst, size_t *dstlen, const char *p, size_t len)
-{
-    if (len == 0 || len > PQM_PASS_MAX)
-        return pqm__err_set(&r->err, "a passphrase must be 1 to %d bytes", PQM_PASS_MAX);
-    clear_pass(dst, dstlen);
-    if ((*dst = OPENSSL_malloc(len + 1)) == NULL)
-        return pqm__err_set(&r->err, "out of memory");
-    memcpy(*dst, p, len);
-    (*dst)[len] = '\0';
-    *dstlen = len;
-    return 0;
-}
-
 int pqm_issue_set_key_passphrase(struct pqm_issue *r, const char *pass, size_t len)
 {
     r->no_key_pass = 0;
-    return copy_pass(r, &r->key_pass, &r->key_passlen, pass, len);
+    return pqm__secret_set(&r->key_pass, pass, len, &r->err);
 }
 
 void pqm_issue_insecure_no_key_passphrase(struct pqm_issue *r)
 {
-    clear_pass(&r->key_pass, &r->key_passlen);
+    pqm__secret_clear(&r->key_pass);
     r->no_key_pass = 1;
 }
 
 int pqm_issue_set_p12_passphrase(struct pqm_issue *r, const char *pass, size_t len)
 {
-    return copy_pass(r, &r->p12_pass, &r->p12_passlen, pass, len);
+    return pqm__secret_set(&r->p12_pass, pass, len, &r->err);
 }
 
 int pqm_issue_set_csr(struct pqm_issue *r, const unsigned char *data, size_t len)
@@ -303,7 +268,7 @@ static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
     static const char *const ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
     for (int i = 0; i < F_COUNT; i++) {
         pd->rel[i] = "";
-        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass == NULL))
+        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass.buf == NULL))
             continue;
         size_t len = strlen(c->out_dir) + strlen(base) + strlen(ext[i]) + 2;
         if (len > PATH_MAX)
@@ -396,7 +361,7 @@ static int encode_outputs(const struct issue_ctx *c, struct pending *pd, X509 *x
     if (c->csr_key == NULL &&
         pqm__key_to_pem(key, c->key_pass, c->key_passlen, &pd->key_pem, &pd->key_len, e) != 0)
         return -1;
-    if (c->req->p12_pass == NULL)
+    if (c->req->p12_pass.buf == NULL)
         return 0;
     STACK_OF(X509) *cas = sk_X509_new_null();
     PKCS12 *p12 = NULL;
@@ -404,7 +369,7 @@ static int encode_outputs(const struct issue_ctx *c, struct pending *pd, X509 *x
     GUARD_OSSL(cas != NULL && sk_X509_push(cas, c->ca->cert) > 0 &&
                    (c->p->root == NULL || sk_X509_push(cas, c->p->root) > 0),
                e, "out of memory");
-    p12 = PKCS12_create_ex(c->req->p12_pass, pd->name, key, x, cas, NID_aes_256_cbc,
+    p12 = PKCS12_create_ex(c->req->p12_pass.buf, pd->name, key, x, cas, NID_aes_256_cbc,
                            NID_aes_256_cbc, PQM_P12_ITER, PQM_P12_ITER, 0, NULL, NULL);
     GUARD_OSSL(p12 != NULL, e, "cannot build the PKCS#12 file");
     pd->p12_len = i2d_PKCS12(p12, &pd->p12);
@@ -780,12 +745,12 @@ static int prepare(struct issue_ctx *c)
     c->alg = r->alg != NULL ? r->alg : pqm__alg_find(p->alg);
     if (c->alg == NULL)
         return pqm__err_set(e, "the inventory names an unknown algorithm '%s'", p->alg);
-    if (r->key_pass != NULL) {
-        c->key_pass = r->key_pass;
-        c->key_passlen = r->key_passlen;
+    if (r->key_pass.buf != NULL) {
+        c->key_pass = r->key_pass.buf;
+        c->key_passlen = r->key_pass.len;
     } else if (p->encrypted && !r->no_key_pass) {
-        c->key_pass = p->pass;
-        c->key_passlen = p->passlen;
+        c->key_pass = p->pass.buf;
+        c->key_passlen = p->pass.len;
     }
     if (pqm__pki_load_ca(p, c->ca) != 0)
         return -1;

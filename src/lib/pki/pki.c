@@ -48,8 +48,7 @@ struct pqm_pki_config {
     size_t nip;
     int ip_none;
     char spiffe_td[256];
-    char *pass;
-    size_t passlen;
+    struct pqm_secret pass;
     int no_pass;
 };
 
@@ -64,39 +63,13 @@ struct pqm_pki_config *pqm_pki_config_new(void)
     return c;
 }
 
-static void free_pass(char **pass, size_t *len)
-{
-    if (*pass != NULL)
-        OPENSSL_clear_free(*pass, *len);
-    *pass = NULL;
-    *len = 0;
-}
-
-static int copy_pass(char **dst, size_t *dstlen, const char *pass, size_t len, struct pqm_err *e)
-{
-    if (len == 0)
-        return pqm__err_set(e, "the passphrase is empty");
-    if (len > PQM_PASS_MAX)
-        return pqm__err_set(e, "the passphrase is longer than %d bytes", PQM_PASS_MAX);
-    free_pass(dst, dstlen);
-    *dst = OPENSSL_malloc(len + 1);
-    if (*dst == NULL)
-        return pqm__err_set(e, "out of memory");
-    memcpy(*dst, pass, len);
-    (*dst)[len] = '\0';
-    *dstlen = len;
-    return 0;
-}
-
 void pqm_pki_config_free(struct pqm_pki_config *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->ndomains; i++)
-        free(c->domains[i]);
-    for (size_t i = 0; i < c->nip; i++)
-        free(c->ip_ranges[i]);
-    free_pass(&c->pass, &c->passlen);
+    pqm__strv_free(c->domains, c->ndomains);
+    pqm__strv_free(c->ip_ranges, c->nip);
+    pqm__secret_clear(&c->pass);
     free(c);
 }
 
@@ -186,22 +159,12 @@ int pqm_pki_config_set_ca_days(struct pqm_pki_config *c, int days)
     return 0;
 }
 
-static int push(struct pqm_pki_config *c, char **v, size_t *n, const char *s)
-{
-    if (*n == PQM_MAX_SUBTREES)
-        return pqm__err_set(&c->err, "at most %d name constraints of one type", PQM_MAX_SUBTREES);
-    v[*n] = strdup(s);
-    if (v[*n] == NULL)
-        return pqm__err_set(&c->err, "out of memory");
-    (*n)++;
-    return 0;
-}
-
 int pqm_pki_config_add_server_domain(struct pqm_pki_config *c, const char *domain)
 {
     if (domain[0] == '*' || pqm__dns_valid(domain[0] == '.' ? domain + 1 : domain, &c->err) != 0)
         return pqm__err_copy(&c->err, "--server-domain", pqm__err_str(&c->err));
-    return push(c, c->domains, &c->ndomains, domain);
+    return pqm__strv_push(c->domains, &c->ndomains, PQM_MAX_SUBTREES, domain,
+                          "--server-domain subtrees", &c->err);
 }
 
 int pqm_pki_config_add_server_ip_range(struct pqm_pki_config *c, const char *cidr)
@@ -216,7 +179,8 @@ int pqm_pki_config_add_server_ip_range(struct pqm_pki_config *c, const char *cid
                             "--server-ip-range '%s' is not ADDRESS/PREFIX (e.g. 127.0.0.1/32) "
                             "without host bits set",
                             cidr);
-    return push(c, c->ip_ranges, &c->nip, cidr);
+    return pqm__strv_push(c->ip_ranges, &c->nip, PQM_MAX_SUBTREES, cidr,
+                          "--server-ip-range subtrees", &c->err);
 }
 
 int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *c, const char *td)
@@ -229,12 +193,12 @@ int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *c, const char 
 int pqm_pki_config_set_passphrase(struct pqm_pki_config *c, const char *pass, size_t len)
 {
     c->no_pass = 0;
-    return copy_pass(&c->pass, &c->passlen, pass, len, &c->err);
+    return pqm__secret_set(&c->pass, pass, len, &c->err);
 }
 
 void pqm_pki_config_insecure_no_passphrase(struct pqm_pki_config *c)
 {
-    free_pass(&c->pass, &c->passlen);
+    pqm__secret_clear(&c->pass);
     c->no_pass = 1;
 }
 
@@ -267,7 +231,7 @@ void pqm_pki_free(struct pqm_pki *p)
         return;
     pqm__pki_unlock(p);
     pqm__store_close(p->store);
-    free_pass(&p->pass, &p->passlen);
+    pqm__secret_clear(&p->pass);
     X509_free(p->root);
     ca_clear(&p->server_ca);
     ca_clear(&p->client_ca);
@@ -535,8 +499,8 @@ static int record_ca(struct pqm_store *s, const struct ca_build *b, const char *
 static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_build *cas,
                      int64_t now, struct pqm_err *e)
 {
-    const char *pass = c->no_pass ? NULL : c->pass;
-    size_t passlen = c->no_pass ? 0 : c->passlen;
+    const char *pass = c->no_pass ? NULL : c->pass.buf;
+    size_t passlen = c->no_pass ? 0 : c->pass.len;
     X509 *server_chain[2] = {cas[1].cert, cas[0].cert};
     X509 *client_chain[2] = {cas[2].cert, cas[0].cert};
     char path[PATH_MAX];
@@ -610,7 +574,7 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
     char tmp[PATH_MAX], parent[PATH_MAX], base[PATH_MAX];
     int rc = -1, made_tmp = 0;
 
-    if (!c.no_pass && c.pass == NULL)
+    if (!c.no_pass && c.pass.buf == NULL)
         return pqm__err_set(e, "no passphrase for the CA keys: set one, or choose no passphrase "
                                "(keys unencrypted)");
     if (c.org[0] == '\0')
@@ -664,7 +628,7 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
     GUARD(pqm__fsync_dir(dirname(parent), e));
     rc = pqm_pki_open(p, dir);
     if (rc == 0 && !c.no_pass)
-        rc = pqm_pki_set_passphrase(p, c.pass, c.passlen);
+        rc = pqm_pki_set_passphrase(p, c.pass.buf, c.pass.len);
 cleanup:
     if (made_tmp)
         pqm__rmtree(tmp);
@@ -709,7 +673,7 @@ int pqm_pki_open(struct pqm_pki *p, const char *dir)
 
 int pqm_pki_set_passphrase(struct pqm_pki *p, const char *pass, size_t len)
 {
-    return copy_pass(&p->pass, &p->passlen, pass, len, &p->err);
+    return pqm__secret_set(&p->pass, pass, len, &p->err);
 }
 
 int pqm_pki_is_encrypted(const struct pqm_pki *p)
@@ -733,7 +697,7 @@ static int load_ca(struct pqm_pki *p, struct pqm_ca *ca)
         return pqm__err_ossl(e, "%s: cannot read the serial number", path);
     if (pqm__pki_path(p, ca->key, path, sizeof(path)) != 0)
         return pqm__err_set(e, "path too long");
-    ca->pkey = pqm__key_load(path, p->encrypted ? p->pass : NULL, p->passlen, e);
+    ca->pkey = pqm__key_load(path, p->encrypted ? p->pass.buf : NULL, p->pass.len, e);
     if (ca->pkey == NULL)
         return -1;
     if (X509_check_private_key(ca->cert, ca->pkey) != 1)
@@ -745,7 +709,7 @@ int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
 {
     if (ca->pkey != NULL)
         return 0;
-    if (p->encrypted && p->pass == NULL)
+    if (p->encrypted && p->pass.buf == NULL)
         return pqm__err_set(&p->err, "the %s key is encrypted: a passphrase is needed",
                             ca->label);
     if (load_ca(p, ca) == 0)

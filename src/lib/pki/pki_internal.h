@@ -10,6 +10,7 @@
 
 #include "pki/store.h"
 #include "util/err.h"
+#include "util/secret.h"
 
 /* File names of a PKI directory (design.md). */
 #define PQM_F_ROOT_CRT "root-ca.crt.pem"
@@ -25,7 +26,6 @@
 #define PQM_D_ISSUED "issued"
 
 #define PQM_NAME_MAX 64
-#define PQM_PASS_MAX 1024
 
 /* An issuing CA, loaded when first needed. */
 struct pqm_ca {
@@ -42,8 +42,7 @@ struct pqm_pki {
     struct pqm_store *store;
     int lock_fd;
     int encrypted;
-    char *pass;
-    size_t passlen;
+    struct pqm_secret pass;
     char alg[32];
     char org[PQM_NAME_MAX + 1];
     char spiffe_td[256];

@@ -1,0 +1,48 @@
+#include "util/secret.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+int pqm__secret_set(struct pqm_secret *s, const char *v, size_t len, struct pqm_err *e)
+{
+    if (len == 0)
+        return pqm__err_set(e, "the passphrase is empty");
+    if (len > PQM_PASS_MAX)
+        return pqm__err_set(e, "the passphrase is longer than %d bytes", PQM_PASS_MAX);
+    char *buf = OPENSSL_malloc(len + 1);
+    if (buf == NULL)
+        return pqm__err_set(e, "out of memory");
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    pqm__secret_clear(s);
+    s->buf = buf;
+    s->len = len;
+    return 0;
+}
+
+void pqm__secret_clear(struct pqm_secret *s)
+{
+    if (s->buf != NULL)
+        OPENSSL_clear_free(s->buf, s->len + 1);
+    s->buf = NULL;
+    s->len = 0;
+}
+
+int pqm__strv_push(char **v, size_t *n, size_t max, const char *s, const char *what,
+                   struct pqm_err *e)
+{
+    if (*n == max)
+        return pqm__err_set(e, "at most %zu %s", max, what);
+    if ((v[*n] = strdup(s)) == NULL)
+        return pqm__err_set(e, "out of memory");
+    (*n)++;
+    return 0;
+}
+
+void pqm__strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+}
