@@ -17,7 +17,7 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 PACKAGES=(
   build-essential cmake pkg-config perl make xz-utils ca-certificates
   libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev
-  nginx-light curl procps sqlite3 iproute2
+  nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
 )
 
 install_packages() {
