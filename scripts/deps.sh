@@ -14,9 +14,12 @@ set -euo pipefail
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
+# libssl-dev is Debian's OpenSSL 3.0: never built against (CMake is pointed at 3.5), but
+# tests/integration/build_checks.sh uses it to show that configure refuses an OpenSSL
+# without ML-DSA.
 PACKAGES=(
   build-essential cmake pkg-config perl make xz-utils ca-certificates
-  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev
+  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev
   nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
 )
 
