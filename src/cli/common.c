@@ -126,8 +126,7 @@ int cli_read_pass(const char *cmd, const char *file, const char *env, const char
     if (n < 0)
         return 0;
     if (confirm) {
-        prompt_once("Repeat the passphrase: ", b, sizeof(b));
-        if (strcmp(a, b) != 0) {
+        if (prompt_once("Repeat the passphrase: ", b, sizeof(b)) < 0 || strcmp(a, b) != 0) {
             memset(a, 0, sizeof(a));
             memset(b, 0, sizeof(b));
             return cli_fail(cmd, "the passphrases do not match"), -1;

@@ -14,28 +14,53 @@ static void iso(int64_t t, char *out, size_t len)
         snprintf(out, len, "%lld", (long long)t);
 }
 
+/* A JSON string, or a marker when the inventory holds bytes that are not UTF-8
+ * (jansson refuses those), so that one odd row does not hide the others. */
+static json_t *jstr(const char *v)
+{
+    json_t *j = json_string(v != NULL ? v : "");
+    return j != NULL ? j : json_string("(not valid UTF-8)");
+}
+
 json_t *record_json(const struct pqm_cert_record *r)
 {
     char nb[32], na[32];
     iso(r->not_before, nb, sizeof(nb));
     iso(r->not_after, na, sizeof(na));
-    json_t *sans = json_array();
+    json_t *o = json_object(), *sans = json_array();
+    if (o == NULL || sans == NULL) {
+        json_decref(o);
+        json_decref(sans);
+        return NULL;
+    }
     for (const char *p = r->sans; *p != '\0';) {
         size_t n = strcspn(p, ",");
-        json_array_append_new(sans, json_stringn(p, n));
+        json_t *one = json_stringn(p, n);
+        json_array_append_new(sans, one != NULL ? one : json_string("(not valid UTF-8)"));
         p += n;
         if (*p == ',')
             p++;
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:I, s:s, "
-                     "s:s, s:s, s:s, s:s}",
-                     "name", r->name, "serial", r->serial, "kind", r->kind, "profile",
-                     r->profile, "status", r->status, "subject", r->subject, "issuer", r->issuer,
-                     "sans", sans, "key_algorithm", r->key_alg, "sha256_fingerprint",
-                     r->fingerprint, "not_before", nb, "not_after", na, "not_after_epoch",
-                     (json_int_t)r->not_after, "issuer_serial", r->issuer_serial, "cert_path",
-                     r->cert_path, "key_path", r->key_path, "chain_path", r->chain_path,
-                     "p12_path", r->p12_path);
+    const struct {
+        const char *key, *value;
+    } fields[] = {
+        {"name", r->name},         {"serial", r->serial},
+        {"kind", r->kind},         {"profile", r->profile},
+        {"status", r->status},     {"subject", r->subject},
+        {"issuer", r->issuer},     {"key_algorithm", r->key_alg},
+        {"sha256_fingerprint", r->fingerprint},
+        {"not_before", nb},        {"not_after", na},
+        {"issuer_serial", r->issuer_serial},
+        {"cert_path", r->cert_path}, {"key_path", r->key_path},
+        {"chain_path", r->chain_path}, {"p12_path", r->p12_path},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        json_object_set_new(o, fields[i].key, jstr(fields[i].value));
+        if (i == 6)
+            json_object_set_new(o, "sans", sans);
+    }
+    json_object_set_new(o, "not_after_epoch", json_integer((json_int_t)r->not_after));
+    return o;
 }
 
 static int collect(const struct pqm_cert_record *r, void *arg)
@@ -84,7 +109,8 @@ int records_print(struct pqm_pki *pki, const char *dir, enum records_mode mode, 
     json_t *items = json_array();
     if (items == NULL || pqm_pki_foreach(pki, all, collect, items) != 0) {
         json_decref(items);
-        fprintf(stderr, "pqmtls: %s\n", pqm_pki_error(pki));
+        fprintf(stderr, "pqmtls: %s: %s\n", dir,
+                items == NULL ? "out of memory" : pqm_pki_error(pki));
         return -1;
     }
     size_t i;

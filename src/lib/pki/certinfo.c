@@ -37,7 +37,7 @@ static void set_str(json_t *o, const char *k, const char *v)
 static json_t *general_names(const GENERAL_NAMES *gens)
 {
     json_t *a = json_array();
-    char one[512];
+    char one[PQM_GN_TEXT_MAX];
     for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
         pqm__gn_format(sk_GENERAL_NAME_value(gens, i), one, sizeof(one));
         json_array_append_new(a, json_string(one));
@@ -48,7 +48,7 @@ static json_t *general_names(const GENERAL_NAMES *gens)
 static json_t *subtrees(const STACK_OF(GENERAL_SUBTREE) *st)
 {
     json_t *a = json_array();
-    char one[512];
+    char one[PQM_GN_TEXT_MAX];
     for (int i = 0; i < sk_GENERAL_SUBTREE_num(st); i++) {
         pqm__gn_format(sk_GENERAL_SUBTREE_value(st, i)->base, one, sizeof(one));
         json_array_append_new(a, json_string(one));

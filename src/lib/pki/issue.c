@@ -136,10 +136,28 @@ int pqm_issue_set_alg(struct pqm_issue *r, const char *alg)
     return 0;
 }
 
+/* Paths are recorded in the inventory and shown as JSON: UTF-8 only. */
+static int utf8_valid(const unsigned char *s)
+{
+    while (*s != '\0') {
+        int n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2
+                : (*s & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *s < 0xc2))
+            return 0;
+        s++;
+        for (int i = 0; i < n; i++, s++)
+            if ((*s & 0xc0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
 int pqm_issue_set_out_prefix(struct pqm_issue *r, const char *prefix)
 {
     if (prefix[0] == '\0' || strlen(prefix) + 16 >= sizeof(r->out_prefix))
         return pqm__err_set(&r->err, "--out: empty or too long");
+    if (!utf8_valid((const unsigned char *)prefix))
+        return pqm__err_set(&r->err, "--out: the path is not valid UTF-8");
     memcpy(r->out_prefix, prefix, strlen(prefix) + 1);
     return 0;
 }
@@ -194,6 +212,7 @@ struct pending {
     char *path[F_COUNT];      /* absolute; NULL for a file not written */
     const char *rel[F_COUNT]; /* as recorded: a suffix of path[], "" when none */
     char serial[64], fingerprint[65];
+    char inodes[4 * 48];      /* identities of the staged files, for the inventory */
     struct pqm_filetx tx;     /* its files, staged under temporary names */
     struct pqm_err err;
     int failed;
@@ -211,6 +230,7 @@ struct pending {
 static void pending_clear(struct pending *pd)
 {
     pqm__filetx_release(&pd->tx);
+    pqm__record_buf_free(&pd->rb);
     for (int i = 0; i < F_COUNT; i++)
         free(pd->path[i]);
     GENERAL_NAMES_free(pd->sans);
@@ -240,6 +260,7 @@ struct issue_ctx {
     int64_t now, not_after;
     int width;
     char name[PQM_NAME_MAX + 1]; /* --name, or the CSR's subject CN */
+    char stage_prefix[PATH_MAX]; /* what every staged file's name starts with */
     char *ca_pem;
     size_t ca_pem_len;
 };
@@ -412,12 +433,20 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     char base[PATH_MAX];
 
     if (r->count > 1) {
-        snprintf(pd->name, sizeof(pd->name), "%s-%0*u", c->name, c->width, index);
         if (strlen(c->name) + 1 + (size_t)c->width > PQM_NAME_MAX)
             return pqm__err_set(e, "--name '%s' with --count %u gives names longer than %d "
                                    "characters",
                                 c->name, r->count, PQM_NAME_MAX);
-        snprintf(base, sizeof(base), "%s-%0*u", c->out_base, c->width, index);
+        /* A server's name is a DNS name: the number goes into its first label
+         * (node.example.com -> node-0001.example.com), so it stays under the domain. */
+        const char *rest = r->profile == PQM_PROFILE_SERVER ? strchr(c->name, '.') : NULL;
+        int head = rest != NULL ? (int)(rest - c->name) : (int)strlen(c->name);
+        snprintf(pd->name, sizeof(pd->name), "%.*s-%0*u%s", head, c->name, c->width, index,
+                 rest != NULL ? rest : "");
+        if (r->out_prefix[0] != '\0')
+            snprintf(base, sizeof(base), "%s-%0*u", c->out_base, c->width, index);
+        else
+            snprintf(base, sizeof(base), "%s", pd->name);
     } else {
         snprintf(pd->name, sizeof(pd->name), "%s", c->name);
         snprintf(base, sizeof(base), "%s", c->out_base);
@@ -468,6 +497,14 @@ static int stage_one(struct pending *pd)
     OPENSSL_free(pd->p12);
     pd->cert_pem = pd->chain_pem = pd->key_pem = NULL;
     pd->p12 = NULL;
+    /* In the order recovery reads them: cert, key, chain, p12. */
+    size_t used = 0;
+    for (int i = 0; i < F_COUNT; i++) {
+        char id[48];
+        pqm__filetx_identity(tx, pd->path[i], id, sizeof(id));
+        used += (size_t)snprintf(pd->inodes + used, sizeof(pd->inodes) - used, "%s%s",
+                                 i ? " " : "", id);
+    }
     return 0;
 }
 
@@ -520,9 +557,12 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     x = pqm__cert_build(&spec, e);
     if (x == NULL)
         goto cleanup;
-    /* The same check a verifier will make, on the real certificate (subject CN too). */
+    /* The same checks a verifier makes, on the real certificate: its SANs and subject,
+     * and its subject CN where that looks like a host name. */
     if (c->nc != NULL) {
         int v = NAME_CONSTRAINTS_check(x, c->nc);
+        if (v == X509_V_OK)
+            v = NAME_CONSTRAINTS_check_CN(x, c->nc);
         ENSURE(v == X509_V_OK, e, "'%s' violates the %s name constraints: %s", pd->name,
                c->ca->label, X509_verify_cert_error_string(v));
     }
@@ -601,7 +641,8 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
     return 0;
 }
 
-static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
+/* Marks the chunk valid and drops its staging record, in one transaction. */
+static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n, int64_t staging)
 {
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
@@ -610,48 +651,93 @@ static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n)
             pqm__store_rollback(p->store);
             return -1;
         }
+    if (pqm__store_staging_del(p->store, staging, &p->err) != 0) {
+        pqm__store_rollback(p->store);
+        return -1;
+    }
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* Records the chunk as pending (the intent), publishes its staged files, makes them
- * durable, then marks the chunk valid. A crash at any point leaves pending rows that
- * recovery rolls back (removing whatever was published), or unpublished temporary
- * files that recovery removes; nothing is valid before it is on disk.
+/* Before any file is staged: where, and under which name prefix, so that recovery can
+ * sweep temporary files that no row names yet (a crash while signing). */
+static int record_staging(struct issue_ctx *c, int64_t *id)
+{
+    struct pqm_pki *p = c->p;
+    if (pqm__store_begin(p->store, &p->err) != 0)
+        return -1;
+    if (pqm__store_staging_add(p->store, c->out_dir, c->stage_prefix, id, &p->err) != 0) {
+        pqm__store_rollback(p->store);
+        return -1;
+    }
+    return pqm__store_commit(p->store, &p->err);
+}
+
+/* Records the chunk as pending (the intent, with the identity of every staged file),
+ * publishes its staged files, makes them durable, then marks the chunk valid. A crash
+ * at any point leaves pending rows that recovery rolls back (removing what was
+ * published, and only that), or temporary files that recovery sweeps; nothing is
+ * valid before it is on disk.
  *
  * A large chunk renames first and syncs the file system once afterwards: renaming
  * after a sync waits for the directory blocks still under write-back, which on ext4
  * costs far more than the sync itself. A small one syncs each file and directory. */
-static int persist(struct pqm_pki *p, struct pending *pds, size_t n)
+static int persist(struct pqm_pki *p, struct pending *pds, size_t n, int64_t staging)
 {
-    int rc = -1, recorded = 0;
     int batch = n * 3 > PQM_SYNCFS_THRESHOLD;
 
-    GUARD(pqm__store_begin(p->store, &p->err));
+    if (pqm__store_begin(p->store, &p->err) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++)
-        if (pqm__store_insert(p->store, &pds[i].rec, &p->err) != 0) {
+        if (pqm__store_insert_staged(p->store, &pds[i].rec, pds[i].inodes, &p->err) != 0) {
             pqm__store_rollback(p->store);
-            goto cleanup;
+            return -1;
         }
-    GUARD(pqm__store_commit(p->store, &p->err));
-    recorded = 1;
+    if (pqm__store_commit(p->store, &p->err) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
-        if (batch)
-            GUARD(pqm__filetx_rename(&pds[i].tx, &p->err));
-        else if (pqm__filetx_sync(&pds[i].tx, &p->err) != 0 ||
-                 pqm__filetx_publish(&pds[i].tx, &p->err) != 0)
-            goto cleanup;
+        if (batch) {
+            if (pqm__filetx_rename(&pds[i].tx, &p->err) != 0)
+                return -1;
+        } else if (pqm__filetx_sync(&pds[i].tx, &p->err) != 0 ||
+                   pqm__filetx_publish(&pds[i].tx, &p->err) != 0) {
+            return -1;
+        }
     }
-    if (batch)
-        GUARD(pqm__syncfs_of(pds[0].path[F_CERT], &p->err));
-    GUARD(set_status_all(p, pds, n));
-    rc = 0;
-cleanup:
-    if (rc != 0 && recorded) {
-        struct pqm_err saved = p->err;
-        pqm__pki_recover(p);
-        p->err = saved;
-    }
-    return rc;
+    if (batch && pqm__syncfs_of(pds[0].path[F_CERT], &p->err) != 0)
+        return -1;
+    return set_status_all(p, pds, n, staging);
+}
+
+/* After a failure: roll back what this command left, keeping its error message. */
+static void abandon(struct pqm_pki *p)
+{
+    struct pqm_err saved = p->err;
+    pqm__pki_recover(p);
+    p->err = saved;
+}
+
+/* The CSR's subject CN, read from the entry itself: a CN longer than a name may be, or
+ * with an embedded NUL, is refused rather than cut to something else. */
+static int csr_common_name(X509_REQ *req, char *out, size_t outlen, struct pqm_err *e)
+{
+    const X509_NAME *subject = X509_REQ_get_subject_name(req);
+    int pos = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (pos < 0)
+        return pqm__err_set(e, "the CSR has no subject CN: give --name");
+    if (X509_NAME_get_index_by_NID(subject, NID_commonName, pos) >= 0)
+        return pqm__err_set(e, "the CSR has more than one subject CN: give --name");
+    const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, pos));
+    int type = ASN1_STRING_type(cn), len = ASN1_STRING_length(cn);
+    const unsigned char *d = ASN1_STRING_get0_data(cn);
+    if (type != V_ASN1_UTF8STRING && type != V_ASN1_PRINTABLESTRING && type != V_ASN1_IA5STRING)
+        return pqm__err_set(e, "the CSR's subject CN is not a text string: give --name");
+    if (len <= 0 || (size_t)len >= outlen || memchr(d, '\0', (size_t)len) != NULL)
+        return pqm__err_set(e, "the CSR's subject CN is empty, longer than %zu characters or "
+                               "holds a NUL: give --name",
+                            outlen - 1);
+    memcpy(out, d, (size_t)len);
+    out[len] = '\0';
+    return pqm__name_valid(out, e);
 }
 
 static int load_csr(struct issue_ctx *c)
@@ -673,31 +759,44 @@ static int load_csr(struct issue_ctx *c)
     GUARD_OSSL(X509_REQ_verify(req, pub) == 1, e,
                "the CSR's signature does not verify with its own public key (tampered or "
                "damaged)");
-    if (EVP_PKEY_is_a(pub, "RSA"))
+    if (EVP_PKEY_is_a(pub, "RSA")) {
         ENSURE(EVP_PKEY_get_bits(pub) >= PQM_RSA_MIN_BITS, e,
                "the CSR's RSA key has %d bits; at least %d are required", EVP_PKEY_get_bits(pub),
                PQM_RSA_MIN_BITS);
-    ENSURE(EVP_PKEY_is_a(pub, "RSA") || EVP_PKEY_is_a(pub, "EC") || EVP_PKEY_is_a(pub, "ED25519") ||
-               EVP_PKEY_is_a(pub, "ML-DSA-44") || EVP_PKEY_is_a(pub, "ML-DSA-65") ||
-               EVP_PKEY_is_a(pub, "ML-DSA-87") || strncmp(pqm__alg_name_of_key(pub), "slh-", 4) == 0 ||
-               strncmp(EVP_PKEY_get0_type_name(pub), "SLH-DSA", 7) == 0,
-           e, "the CSR's key type %s is not accepted", EVP_PKEY_get0_type_name(pub));
+    } else {
+        /* Only the key types pqmtls itself makes (no small or exotic curves). */
+        ENSURE(pqm__alg_find(pqm__alg_name_of_key(pub)) != NULL, e,
+               "the CSR's key (%s, %d bits) is not one pqmtls accepts (one of: %s; RSA of at "
+               "least %d bits)",
+               EVP_PKEY_get0_type_name(pub), EVP_PKEY_get_bits(pub), pqm__alg_names(),
+               PQM_RSA_MIN_BITS);
+    }
     c->csr_key = EVP_PKEY_dup(pub);
     GUARD_OSSL(c->csr_key != NULL, e, "out of memory");
-    if (c->name[0] == '\0') {
-        char cn[PQM_NAME_MAX + 1] = "";
-        int len = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn,
-                                            sizeof(cn));
-        ENSURE(len > 0 && (size_t)len < sizeof(cn), e,
-               "the CSR has no usable subject CN: give --name");
-        GUARD(pqm__name_valid(cn, e));
-        memcpy(c->name, cn, (size_t)len + 1);
-    }
+    if (c->name[0] == '\0')
+        GUARD(csr_common_name(req, c->name, sizeof(c->name), e));
     rc = 0;
 cleanup:
     X509_REQ_free(req);
     BIO_free(b);
     return rc;
+}
+
+/* The start shared by the names of every file this request writes in out_dir:
+ * "NAME." for one certificate, "NAME-" (or a server name's first label and "-") for a
+ * batch. */
+static void set_stage_prefix(struct issue_ctx *c)
+{
+    const struct pqm_issue *r = c->req;
+    if (r->count == 1) {
+        snprintf(c->stage_prefix, sizeof(c->stage_prefix), "%s.", c->out_base);
+        return;
+    }
+    const char *base = c->out_base;
+    int len = (int)strlen(base);
+    if (r->out_prefix[0] == '\0' && r->profile == PQM_PROFILE_SERVER && strchr(base, '.'))
+        len = (int)(strchr(base, '.') - base);
+    snprintf(c->stage_prefix, sizeof(c->stage_prefix), "%.*s-", len, base);
 }
 
 static int resolve_output(struct issue_ctx *c)
@@ -730,6 +829,10 @@ static int prepare(struct issue_ctx *c)
         return pqm__err_set(e, "--name is required");
     if (r->count > 1 && r->csr != NULL)
         return pqm__err_set(e, "--count cannot be used with a CSR");
+    if (r->profile == PQM_PROFILE_CLIENT && (r->ndns > 0 || r->nip > 0))
+        return pqm__err_set(e, "--dns and --ip belong in server certificates: a client "
+                               "certificate names its workload with --spiffe-id, which the "
+                               "client CA's constraints cover");
     if (r->profile == PQM_PROFILE_SERVER && r->spiffe[0] != '\0')
         return pqm__err_set(e, "--spiffe-id belongs in client certificates");
     if (r->spiffe[0] != '\0' && p->spiffe_td[0] != '\0') {
@@ -783,7 +886,10 @@ static int prepare(struct issue_ctx *c)
     snprintf(c->name, sizeof(c->name), "%s", r->name);
     if (r->csr != NULL && load_csr(c) != 0)
         return -1;
-    return resolve_output(c);
+    if (resolve_output(c) != 0)
+        return -1;
+    set_stage_prefix(c);
+    return 0;
 }
 
 int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb cb, void *arg)
@@ -801,9 +907,15 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
     ENSURE(pds != NULL, &p->err, "out of memory");
     for (unsigned done = 0; done < req->count;) {
         size_t n = req->count - done < chunk ? req->count - done : chunk;
+        int64_t staging = -1;
         GUARD(plan_all(&c, pds, n, done + 1));
-        GUARD(sign_all(&c, pds, n));
-        GUARD(persist(p, pds, n));
+        GUARD(record_staging(&c, &staging));
+        if (sign_all(&c, pds, n) != 0 || persist(p, pds, n, staging) != 0) {
+            for (size_t i = 0; i < n; i++)
+                pqm__filetx_release(&pds[i].tx); /* unpublished temporary files */
+            abandon(p);
+            goto cleanup;
+        }
         for (size_t i = 0; i < n && cb != NULL; i++) {
             struct pqm_issued o;
             issued_of(&pds[i], &o);

@@ -27,8 +27,13 @@ int pqm__dns_valid(const char *name, struct pqm_err *e)
         for (size_t i = 0; i < lab; i++)
             if (!isalnum((unsigned char)p[i]) && p[i] != '-')
                 return pqm__err_set(e, "DNS name '%s': invalid character '%c'", name, p[i]);
-        if (dot == NULL)
+        if (dot == NULL) {
+            /* A top-level label is never all digits: "10.1.2.3" is an address, and as a
+             * DNS SAN it would slip past the IP constraints (RFC 3696 2). */
+            if (strspn(p, "0123456789") == lab)
+                return pqm__err_set(e, "'%s' is an IP address, not a DNS name (use --ip)", name);
             break;
+        }
         p = dot + 1;
         if (*p == '\0')
             return pqm__err_set(e, "DNS name '%s' must not end with '.'", name);
@@ -180,6 +185,16 @@ GENERAL_NAME *pqm__gn_ip(const char *ip, struct pqm_err *e)
         return NULL;
     }
     return gn_octets(buf, len, e);
+}
+
+GENERAL_NAME *pqm__gn_dns_subtree(const char *domain, struct pqm_err *e)
+{
+    /* RFC 5280 4.2.1.10: "example.com" is the domain and everything below it,
+     * ".example.com" only what is below it. Both are kept as given. */
+    const char *host = domain[0] == '.' ? domain + 1 : domain;
+    if (domain[0] == '*' || pqm__dns_valid(host, e) != 0)
+        return NULL;
+    return gn_ia5(GEN_DNS, domain, e);
 }
 
 GENERAL_NAME *pqm__gn_uri(const char *uri, struct pqm_err *e)

@@ -10,6 +10,8 @@
 
 #define PQM_SPIFFE_MAX 2048
 #define PQM_DNS_MAX 253
+/* Room for any one name as pqm__gn_format writes it. */
+#define PQM_GN_TEXT_MAX (PQM_SPIFFE_MAX + 64)
 
 /* A DNS host name (LDH labels, optionally "*." first). */
 int pqm__dns_valid(const char *name, struct pqm_err *e);
@@ -27,6 +29,9 @@ int pqm__cidr_parse(const char *text, unsigned char addr[16], unsigned char mask
 GENERAL_NAME *pqm__gn_dns(const char *dns, struct pqm_err *e);
 GENERAL_NAME *pqm__gn_ip(const char *ip, struct pqm_err *e);
 GENERAL_NAME *pqm__gn_uri(const char *uri, struct pqm_err *e);
+/* A dNSName subtree base: "example.com" (the domain and below) or ".example.com"
+ * (below only). */
+GENERAL_NAME *pqm__gn_dns_subtree(const char *domain, struct pqm_err *e);
 /* An iPAddress subtree base: address followed by mask. */
 GENERAL_NAME *pqm__gn_ip_range(const char *cidr, struct pqm_err *e);
 /* "DNS:x", "IP:1.2.3.4", "URI:spiffe://..." into OUT. */

@@ -161,8 +161,10 @@ int pqm_pki_config_set_ca_days(struct pqm_pki_config *c, int days)
 
 int pqm_pki_config_add_server_domain(struct pqm_pki_config *c, const char *domain)
 {
-    if (domain[0] == '*' || pqm__dns_valid(domain[0] == '.' ? domain + 1 : domain, &c->err) != 0)
+    GENERAL_NAME *gn = pqm__gn_dns_subtree(domain, &c->err);
+    if (gn == NULL)
         return pqm__err_copy(&c->err, "--server-domain", pqm__err_str(&c->err));
+    GENERAL_NAME_free(gn);
     return pqm__strv_push(c->domains, &c->ndomains, PQM_MAX_SUBTREES, domain,
                           "--server-domain subtrees", &c->err);
 }
@@ -322,11 +324,7 @@ static NAME_CONSTRAINTS *server_nc(const struct pqm_pki_config *c, struct pqm_er
         return NULL;
     }
     for (size_t i = 0; i < c->ndomains; i++)
-        if (add_subtree(&nc->permittedSubtrees, pqm__gn_dns(c->domains[i][0] == '.'
-                                                                 ? c->domains[i] + 1
-                                                                 : c->domains[i],
-                                                             e),
-                        e) != 0)
+        if (add_subtree(&nc->permittedSubtrees, pqm__gn_dns_subtree(c->domains[i], e), e) != 0)
             goto fail;
     /* IP addresses are always constrained: the ranges given, loopback by default, or
      * (with "none") an excluded everything, so that a DNS-constrained CA cannot
@@ -441,6 +439,32 @@ static int write_key(const char *dir, const char *file, EVP_PKEY *k, const char 
     return rc;
 }
 
+/* "DNS:a,IP:b,URI:c", whole: never cut to a shorter name that means something else. */
+static int sans_text(const GENERAL_NAMES *gens, char **out, struct pqm_err *e)
+{
+    int n = sk_GENERAL_NAME_num(gens);
+    size_t cap = (size_t)(n > 0 ? n : 0) * (PQM_GN_TEXT_MAX + 1) + 1, used = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return pqm__err_set(e, "out of memory");
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            buf[used++] = ',';
+        pqm__gn_format(sk_GENERAL_NAME_value(gens, i), buf + used, PQM_GN_TEXT_MAX);
+        used += strlen(buf + used);
+    }
+    free(*out);
+    *out = buf;
+    return 0;
+}
+
+void pqm__record_buf_free(struct pqm_record_buf *b)
+{
+    free(b->sans);
+    b->sans = NULL;
+}
+
 int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
                           struct pqm_cert_record *r, struct pqm_record_buf *b, struct pqm_err *e)
 {
@@ -455,17 +479,11 @@ int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
     pqm__name_string(X509_get_subject_name(x), b->subject, sizeof(b->subject));
     pqm__name_string(X509_get_issuer_name(x), b->issuer, sizeof(b->issuer));
     snprintf(b->issuer_serial, sizeof(b->issuer_serial), "%s", issuer_serial);
-    b->sans[0] = '\0';
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    size_t used = 0;
-    for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-        char one[300];
-        pqm__gn_format(sk_GENERAL_NAME_value(gens, i), one, sizeof(one));
-        int n = snprintf(b->sans + used, sizeof(b->sans) - used, "%s%s", i ? "," : "", one);
-        if (n > 0 && (size_t)n < sizeof(b->sans) - used)
-            used += (size_t)n;
-    }
+    int rc = sans_text(gens, &b->sans, e);
     GENERAL_NAMES_free(gens);
+    if (rc != 0)
+        return -1;
     r->serial = b->serial;
     r->subject = b->subject;
     r->issuer = b->issuer;
@@ -483,17 +501,20 @@ static int record_ca(struct pqm_store *s, const struct ca_build *b, const char *
                      int64_t now, struct pqm_err *e)
 {
     struct pqm_cert_record r = {0};
-    struct pqm_record_buf buf;
-    if (pqm__record_from_cert(b->cert, issuer_serial, NULL, &r, &buf, e) != 0)
-        return -1;
-    r.name = b->name;
-    r.kind = b->kind == PQM_KIND_ROOT ? "root" : "intermediate";
-    r.profile = b->profile;
-    r.status = "valid";
-    r.cert_path = b->crt;
-    r.key_path = b->key;
-    r.created_at = now;
-    return pqm__store_insert(s, &r, e);
+    struct pqm_record_buf buf = {0};
+    int rc = -1;
+    if (pqm__record_from_cert(b->cert, issuer_serial, NULL, &r, &buf, e) == 0) {
+        r.name = b->name;
+        r.kind = b->kind == PQM_KIND_ROOT ? "root" : "intermediate";
+        r.profile = b->profile;
+        r.status = "valid";
+        r.cert_path = b->crt;
+        r.key_path = b->key;
+        r.created_at = now;
+        rc = pqm__store_insert(s, &r, e);
+    }
+    pqm__record_buf_free(&buf);
+    return rc;
 }
 
 static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_build *cas,
@@ -561,6 +582,27 @@ static int check_target(const char *dir, struct pqm_err *e)
     return empty ? 0 : pqm__err_set(e, "%s exists and is not empty; refusing to overwrite it", dir);
 }
 
+/* A `pki init` killed before its rename leaves .BASE.pqmtls-init-XXXXXX beside DIR, with
+ * CA keys in it. The next init of the same DIR removes them. (Two inits of one DIR at
+ * the same moment would disturb each other here; one of them fails, nothing is lost.) */
+static void remove_stale_inits(const char *parent, const char *base)
+{
+    char prefix[PATH_MAX], path[PATH_MAX];
+    int plen = snprintf(prefix, sizeof(prefix), ".%s.pqmtls-init-", base);
+    if (plen < 0 || (size_t)plen >= sizeof(prefix))
+        return;
+    DIR *d = opendir(parent);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, prefix, (size_t)plen) == 0 &&
+            strlen(de->d_name) == (size_t)plen + 6 &&
+            pqm__path_join(path, sizeof(path), parent, de->d_name) == 0)
+            pqm__rmtree(path);
+    closedir(d);
+}
+
 static void default_cn(char *dst, size_t len, const char *org, const char *what)
 {
     if (dst[0] == '\0')
@@ -612,8 +654,9 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
 
     snprintf(parent, sizeof(parent), "%s", dir);
     snprintf(base, sizeof(base), "%s", dir);
-    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.pqmtls-init-XXXXXX", dirname(parent),
-                     basename(base));
+    const char *pdir = dirname(parent), *pbase = basename(base);
+    remove_stale_inits(pdir, pbase);
+    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.pqmtls-init-XXXXXX", pdir, pbase);
     ENSURE(n > 0 && (size_t)n < sizeof(tmp), e, "%s: path too long", dir);
     ENSURE(mkdtemp(tmp) != NULL, e, "%s: cannot create a directory beside it: %s", dir,
            strerror(errno));
@@ -724,19 +767,65 @@ struct recover_ctx {
     struct pqm_pki *p;
     char (*serials)[64];
     size_t n, cap;
+    char **dirs; /* directories whose entries changed: synced before the commit */
+    size_t ndirs, capdirs;
+    int staging; /* staging records seen */
 };
 
-static int collect_pending(const struct pqm_cert_record *r, void *arg)
+static int note_dir(struct recover_ctx *c, const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const char *dir = dirname(buf);
+    for (size_t i = 0; i < c->ndirs; i++)
+        if (strcmp(c->dirs[i], dir) == 0)
+            return 0;
+    if (c->ndirs == c->capdirs) {
+        size_t cap = c->capdirs ? c->capdirs * 2 : 8;
+        void *v = realloc(c->dirs, cap * sizeof(char *));
+        if (v == NULL)
+            return pqm__err_set(&c->p->err, "out of memory");
+        c->dirs = v;
+        c->capdirs = cap;
+    }
+    if ((c->dirs[c->ndirs] = strdup(dir)) == NULL)
+        return pqm__err_set(&c->p->err, "out of memory");
+    c->ndirs++;
+    return 0;
+}
+
+/* Entry I of a row's staged-file identities ("dev:ino ..." in the order cert, key,
+ * chain, p12); NULL for a row recorded without them (its files are taken as its own). */
+static const char *identity_at(const char *inodes, int i, char *buf, size_t len)
+{
+    if (inodes[0] == '\0')
+        return NULL;
+    const char *p = inodes;
+    for (int k = 0; k < i && p != NULL; k++)
+        if ((p = strchr(p, ' ')) != NULL)
+            p++;
+    if (p == NULL)
+        return "-";
+    snprintf(buf, len, "%.*s", (int)strcspn(p, " "), p);
+    return buf;
+}
+
+static int collect_pending(const struct pqm_cert_record *r, const char *inodes, void *arg)
 {
     struct recover_ctx *c = arg;
     const char *paths[] = {r->cert_path, r->key_path, r->chain_path, r->p12_path};
-    char path[PATH_MAX];
-    for (size_t i = 0; i < 4; i++) {
+    char path[PATH_MAX], idbuf[64];
+    for (int i = 0; i < 4; i++) {
         if (paths[i][0] == '\0' || pqm__pki_path(c->p, paths[i], path, sizeof(path)) != 0)
             continue;
-        /* The name was reserved for this issuance: what stands there is its output. */
-        unlink(path);
+        /* Only the file this issuance staged goes: a file someone else put at that
+         * name (the rename refused to replace it) stays. */
+        const char *id = identity_at(inodes, i, idbuf, sizeof(idbuf));
+        if (id == NULL || strcmp(id, "-") != 0)
+            pqm__unlink_if_same(path, id);
         pqm__remove_tmp_for(path);
+        if (note_dir(c, path) != 0)
+            return -1;
     }
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
@@ -750,30 +839,59 @@ static int collect_pending(const struct pqm_cert_record *r, void *arg)
     return 0;
 }
 
+static int sweep_staging(const char *dir, const char *prefix, void *arg)
+{
+    struct recover_ctx *c = arg;
+    char probe[PATH_MAX];
+    c->staging = 1;
+    if (pqm__remove_tmp_files(dir, prefix, &c->p->err) < 0 ||
+        pqm__path_join(probe, sizeof(probe), dir, "x") != 0)
+        return -1;
+    return note_dir(c, probe);
+}
+
 /* Rolls back every interrupted issuance: its files go, its serial stays used
- * ("aborted"), so that it is never issued again. */
+ * ("aborted"), so that it is never issued again; temporary files it staged before
+ * recording anything go too. The removals are made durable before the inventory says
+ * so; a crash in between only means doing it again. */
 int pqm__pki_recover(struct pqm_pki *p)
 {
-    struct recover_ctx c = {p, NULL, 0, 0};
-    char issued[PATH_MAX];
+    struct recover_ctx c = {p, NULL, 0, 0, NULL, 0, 0, 0};
+    char issued[PATH_MAX], probe[PATH_MAX];
     int rc = -1;
-    if (pqm__store_foreach(p->store, PQM_STORE_PENDING, collect_pending, &c, &p->err) != 0)
+    ENSURE(pqm__pki_path(p, PQM_D_ISSUED, issued, sizeof(issued)) == 0 &&
+               pqm__path_join(probe, sizeof(probe), issued, "x") == 0,
+           &p->err, "path too long");
+    GUARD(pqm__store_foreach_rows(p->store, PQM_STORE_PENDING, collect_pending, &c, &p->err));
+    GUARD(pqm__store_staging_foreach(p->store, sweep_staging, &c, &p->err));
+    int swept = pqm__remove_tmp_files(issued, "", &p->err);
+    if (swept < 0)
         goto cleanup;
-    if (c.n > 0) {
-        GUARD(pqm__store_begin(p->store, &p->err));
-        for (size_t i = 0; i < c.n; i++)
-            if (pqm__store_set_status(p->store, c.serials[i], "aborted", &p->err) != 0) {
-                pqm__store_rollback(p->store);
-                goto cleanup;
-            }
-        GUARD(pqm__store_commit(p->store, &p->err));
+    if (c.n == 0 && !c.staging && swept == 0) {
+        rc = 0; /* nothing was interrupted: the common case costs no write */
+        goto cleanup;
     }
-    ENSURE(pqm__pki_path(p, PQM_D_ISSUED, issued, sizeof(issued)) == 0, &p->err, "path too long");
-    if (pqm__remove_tmp_files(issued, &p->err) < 0)
+    GUARD(note_dir(&c, probe));
+    for (size_t i = 0; i < c.ndirs; i++)
+        if (pqm__fsync_dir(c.dirs[i], &p->err) != 0 && access(c.dirs[i], F_OK) == 0)
+            goto cleanup;
+    GUARD(pqm__store_begin(p->store, &p->err));
+    for (size_t i = 0; i < c.n; i++)
+        if (pqm__store_set_status(p->store, c.serials[i], "aborted", &p->err) != 0) {
+            pqm__store_rollback(p->store);
+            goto cleanup;
+        }
+    if (pqm__store_staging_del(p->store, -1, &p->err) != 0) {
+        pqm__store_rollback(p->store);
         goto cleanup;
+    }
+    GUARD(pqm__store_commit(p->store, &p->err));
     rc = 0;
 cleanup:
     free(c.serials);
+    for (size_t i = 0; i < c.ndirs; i++)
+        free(c.dirs[i]);
+    free(c.dirs);
     return rc;
 }
 

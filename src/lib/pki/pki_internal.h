@@ -67,8 +67,10 @@ int pqm__name_valid(const char *name, struct pqm_err *e);
 
 /* Storage for the strings of a record made from a certificate. */
 struct pqm_record_buf {
-    char serial[64], subject[512], issuer[512], issuer_serial[64], sans[2048], fp[65];
+    char serial[64], subject[512], issuer[512], issuer_serial[64], fp[65];
+    char *sans; /* allocated: start zeroed, release with pqm__record_buf_free */
 };
+void pqm__record_buf_free(struct pqm_record_buf *b);
 /* Fills the certificate-derived fields of R (serial, subject, issuer, SANs, key
  * algorithm, fingerprint, validity) from X; the strings live in B. FP, when not NULL,
  * is X's SHA-256 fingerprint already computed. */

@@ -46,6 +46,16 @@ static const char schema_v1[] =
     "  WHERE status IN ('pending','valid');"
     "CREATE INDEX IF NOT EXISTS certs_status ON certs(status);";
 
+/* v2: the identity (st_dev:st_ino) of each staged file, so that recovery removes only
+ * files this pqmtls wrote; and the directories where an issuance stages files, so that
+ * recovery can sweep them before any row names the files. */
+static const char schema_v2[] =
+    "ALTER TABLE certs ADD COLUMN inodes TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE IF NOT EXISTS staging ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  dir TEXT NOT NULL,"
+    "  prefix TEXT NOT NULL);";
+
 static int db_err(struct pqm_store *s, struct pqm_err *e, const char *what)
 {
     return pqm__err_set(e, "inventory: %s: %s", what, sqlite3_errmsg(s->db));
@@ -87,7 +97,8 @@ static int migrate(struct pqm_store *s, const char *path, struct pqm_err *e)
         return -1;
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", PQM_STORE_SCHEMA_VERSION);
-    if (exec(s, schema_v1, e) != 0 || exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) {
+    if ((v < 1 && exec(s, schema_v1, e) != 0) || (v < 2 && exec(s, schema_v2, e) != 0) ||
+        exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) {
         pqm__store_rollback(s);
         return -1;
     }
@@ -226,11 +237,17 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e)
 {
+    return pqm__store_insert_staged(s, r, "", e);
+}
+
+int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *r,
+                             const char *inodes, struct pqm_err *e)
+{
     sqlite3_stmt *st = cached(
         s, ST_INSERT,
         "INSERT INTO certs(serial, name, kind, profile, subject, issuer, issuer_serial, sans,"
         " key_alg, not_before, not_after, fingerprint, status, cert_path, key_path, chain_path,"
-        " p12_path, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " p12_path, created_at, inodes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         e);
     if (st == NULL)
         return -1;
@@ -247,6 +264,7 @@ int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, stru
     bind_text(st, 16, r->chain_path);
     bind_text(st, 17, r->p12_path);
     sqlite3_bind_int64(st, 18, r->created_at);
+    bind_text(st, 19, inodes);
     return step_done(s, st, "cannot record the certificate", e);
 }
 
@@ -288,19 +306,80 @@ int pqm__store_serial_used(struct pqm_store *s, const char *serial, struct pqm_e
     return exists(s, ST_SERIAL_USED, "SELECT 1 FROM certs WHERE serial = ?", serial, e);
 }
 
+int pqm__store_staging_add(struct pqm_store *s, const char *dir, const char *prefix,
+                           int64_t *id, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "INSERT INTO staging(dir, prefix) VALUES (?, ?)", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, dir, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot record where files are staged", e) != 0)
+        return -1;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int pqm__store_staging_del(struct pqm_store *s, int64_t id, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, id < 0 ? "DELETE FROM staging" : "DELETE FROM staging WHERE id = ?", e);
+    if (st == NULL)
+        return -1;
+    if (id >= 0)
+        sqlite3_bind_int64(st, 1, id);
+    return step_done(s, st, "cannot clear the staging record", e);
+}
+
+int pqm__store_staging_foreach(struct pqm_store *s, int (*cb)(const char *dir, const char *prefix,
+                                                              void *arg),
+                               void *arg, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "SELECT dir, prefix FROM staging ORDER BY id", e);
+    if (st == NULL)
+        return -1;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((ret = cb((const char *)sqlite3_column_text(st, 0),
+                      (const char *)sqlite3_column_text(st, 1), arg)) != 0)
+            break;
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = db_err(s, e, "cannot list staging records");
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static const char *col(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t != NULL ? (const char *)t : "";
 }
 
+struct plain_cb {
+    pqm_record_cb cb;
+    void *arg;
+};
+
+static int call_plain(const struct pqm_cert_record *r, const char *inodes, void *arg)
+{
+    (void)inodes;
+    const struct plain_cb *p = arg;
+    return p->cb(r, p->arg);
+}
+
 int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_cb cb, void *arg,
                        struct pqm_err *e)
+{
+    struct plain_cb p = {cb, arg};
+    return pqm__store_foreach_rows(s, f, call_plain, &p, e);
+}
+
+int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
+                            void *arg, struct pqm_err *e)
 {
     static const char base[] =
         "SELECT serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
         " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
-        " created_at FROM certs";
+        " created_at, inodes FROM certs";
     const char *where;
     switch (f) {
     case PQM_STORE_LIVE:
@@ -331,7 +410,7 @@ int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_
             .not_after = sqlite3_column_int64(st, 16),
             .created_at = sqlite3_column_int64(st, 17),
         };
-        ret = cb(&r, arg);
+        ret = cb(&r, col(st, 18), arg);
         if (ret != 0)
             break;
     }

@@ -2,13 +2,15 @@
 #ifndef PQM_PKI_STORE_H
 #define PQM_PKI_STORE_H
 
+#include <stdint.h>
+
 #include <pqmtls/pki.h>
 
 #include "util/err.h"
 
 struct pqm_store;
 
-#define PQM_STORE_SCHEMA_VERSION 1
+#define PQM_STORE_SCHEMA_VERSION 2
 
 /* Opens (CREATE: creates) the database and brings its schema up to date. */
 struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e);
@@ -26,6 +28,18 @@ int pqm__store_meta_get(struct pqm_store *s, const char *key, char *out, size_t 
                         struct pqm_err *e);
 
 int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e);
+/* The same, with the identities of the staged files ("dev:ino" per path, space-separated,
+ * "-" for none), which recovery checks before removing anything. */
+int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *r,
+                             const char *inodes, struct pqm_err *e);
+/* Records that files named PREFIX... may be staged in DIR; ID identifies the record. */
+int pqm__store_staging_add(struct pqm_store *s, const char *dir, const char *prefix,
+                           int64_t *id, struct pqm_err *e);
+/* Drops one staging record, or every one when ID < 0. */
+int pqm__store_staging_del(struct pqm_store *s, int64_t id, struct pqm_err *e);
+int pqm__store_staging_foreach(struct pqm_store *s,
+                               int (*cb)(const char *dir, const char *prefix, void *arg),
+                               void *arg, struct pqm_err *e);
 int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *status,
                           struct pqm_err *e);
 /* 1 when a pending or valid certificate has NAME, 0 when none, -1 on error. */
@@ -41,5 +55,9 @@ enum pqm_store_filter {
 /* Calls CB per row in issue order; stops and returns CB's value when it is non-zero. */
 int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_cb cb, void *arg,
                        struct pqm_err *e);
+/* The same, with each row's staged-file identities. */
+typedef int (*pqm_row_cb)(const struct pqm_cert_record *r, const char *inodes, void *arg);
+int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
+                            void *arg, struct pqm_err *e);
 
 #endif

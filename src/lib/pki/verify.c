@@ -138,9 +138,12 @@ static int verify_chain(struct pqm_verifier *v, X509 *leaf)
         flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
     X509_VERIFY_PARAM_set_flags(param, flags);
     X509_VERIFY_PARAM_set_depth(param, v->depth);
-    X509_VERIFY_PARAM_set_purpose(param, v->purpose == PQM_PURPOSE_CLIENT
-                                             ? X509_PURPOSE_SSL_CLIENT
-                                             : X509_PURPOSE_SSL_SERVER);
+    /* Sets the trust setting with the purpose, so that an anchor marked as rejected
+     * for this use (a TRUSTED CERTIFICATE with -addreject) is refused. */
+    GUARD_OSSL(X509_STORE_CTX_set_purpose(ctx, v->purpose == PQM_PURPOSE_CLIENT
+                                                   ? X509_PURPOSE_SSL_CLIENT
+                                                   : X509_PURPOSE_SSL_SERVER) == 1,
+               &v->err, "cannot set the verification purpose");
     if (X509_verify_cert(ctx) != 1) {
         int err = X509_STORE_CTX_get_error(ctx);
         char who[512];

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ static void random_suffix(char out[7])
 /* Creates DIR/.pqmtls-tmp-BASE-XXXXXX with MODE (less the umask) and writes DATA;
  * returns the path. */
 static char *write_temp(const char *final, const void *data, size_t len, mode_t mode,
-                        struct pqm_err *e)
+                        struct stat *st, struct pqm_err *e)
 {
     char dir[PATH_MAX], base_buf[PATH_MAX], suffix[7];
     int fd = -1;
@@ -94,6 +95,8 @@ static char *write_temp(const char *final, const void *data, size_t len, mode_t 
         return NULL;
     }
     int werr = write_all(fd, data, len) != 0 ? errno : 0;
+    if (werr == 0 && st != NULL && fstat(fd, st) != 0)
+        werr = errno;
     if (close(fd) != 0 && werr == 0)
         werr = errno;
     if (werr != 0) {
@@ -142,13 +145,16 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     char *final_copy = strdup(final);
     if (final_copy == NULL)
         return pqm__err_set(e, "out of memory");
-    char *tmp = write_temp(final, data, len, mode, e);
+    struct stat st;
+    char *tmp = write_temp(final, data, len, mode, &st, e);
     if (tmp == NULL) {
         free(final_copy);
         return -1;
     }
     tx->files[tx->n].tmp = tmp;
     tx->files[tx->n].final = final_copy;
+    tx->files[tx->n].dev = st.st_dev;
+    tx->files[tx->n].ino = st.st_ino;
     tx->n++;
     return 0;
 }
@@ -253,7 +259,7 @@ int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode
     char dir[PATH_MAX];
     if (dir_of(final, dir, sizeof(dir)) != 0)
         return pqm__err_set(e, "%s: path too long", final);
-    char *tmp = write_temp(final, data, len, mode, e);
+    char *tmp = write_temp(final, data, len, mode, NULL, e);
     if (tmp == NULL)
         return -1;
     int rc = -1;
@@ -274,27 +280,29 @@ cleanup:
 int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
                    struct pqm_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    /* One buffer of the file's size, no stdio buffer and no realloc: key files pass
+     * through here, and nothing of them may stay behind in freed memory. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return pqm__err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    unsigned char *buf = malloc(cap + 1);
+    unsigned char *buf = NULL;
+    size_t n = 0;
     int rc = -1;
+    struct stat st;
+    ENSURE(fstat(fd, &st) == 0, e, "%s: cannot stat: %s", path, strerror(errno));
+    ENSURE(S_ISREG(st.st_mode), e, "%s: not a regular file", path);
+    ENSURE((uintmax_t)st.st_size <= max, e, "%s: larger than %zu bytes", path, max);
+    size_t size = (size_t)st.st_size;
+    buf = malloc(size + 1);
     ENSURE(buf != NULL, e, "out of memory");
-    for (;;) {
-        if (n == cap) {
-            ENSURE(cap < max, e, "%s: larger than %zu bytes", path, max);
-            cap = cap * 2 > max ? max : cap * 2;
-            unsigned char *nb = realloc(buf, cap + 1);
-            ENSURE(nb != NULL, e, "out of memory");
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            ENSURE(!ferror(f), e, "%s: read error", path);
-            break;
-        }
+    while (n < size) {
+        ssize_t r = read(fd, buf + n, size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        ENSURE(r >= 0, e, "%s: read error: %s", path, strerror(errno));
+        if (r == 0)
+            break; /* shrank meanwhile: take what is there */
+        n += (size_t)r;
     }
     buf[n] = '\0';
     *out = buf;
@@ -303,7 +311,7 @@ int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *le
     rc = 0;
 cleanup:
     free(buf);
-    fclose(f);
+    close(fd);
     return rc;
 }
 
@@ -325,8 +333,12 @@ int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e)
     return 0;
 }
 
-int pqm__remove_tmp_files(const char *dir, struct pqm_err *e)
+int pqm__remove_tmp_files(const char *dir, const char *prefix, struct pqm_err *e)
 {
+    char want[PATH_MAX];
+    int wlen = snprintf(want, sizeof(want), "%s%s", PQM_TMP_PREFIX, prefix);
+    if (wlen < 0 || (size_t)wlen >= sizeof(want))
+        return pqm__err_set(e, "%s: name prefix too long", dir);
     DIR *d = opendir(dir);
     if (d == NULL) {
         if (errno == ENOENT)
@@ -337,13 +349,39 @@ int pqm__remove_tmp_files(const char *dir, struct pqm_err *e)
     struct dirent *de;
     char path[PATH_MAX];
     while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, PQM_TMP_PREFIX, strlen(PQM_TMP_PREFIX)) != 0)
+        if (strncmp(de->d_name, want, (size_t)wlen) != 0)
             continue;
         if (pqm__path_join(path, sizeof(path), dir, de->d_name) == 0 && unlink(path) == 0)
             removed++;
     }
     closedir(d);
     return removed;
+}
+
+void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *out,
+                          size_t outlen)
+{
+    for (size_t i = 0; final != NULL && i < tx->n; i++)
+        if (strcmp(tx->files[i].final, final) == 0) {
+            snprintf(out, outlen, "%ju:%ju", (uintmax_t)tx->files[i].dev,
+                     (uintmax_t)tx->files[i].ino);
+            return;
+        }
+    snprintf(out, outlen, "-");
+}
+
+int pqm__unlink_if_same(const char *path, const char *id)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (id != NULL) {
+        char mine[64];
+        snprintf(mine, sizeof(mine), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+        if (strcmp(mine, id) != 0)
+            return 0;
+    }
+    return unlink(path) == 0 ? 1 : -1;
 }
 
 void pqm__remove_tmp_for(const char *final)

@@ -14,6 +14,8 @@
 struct pqm_staged_file {
     char *tmp;
     char *final;
+    dev_t dev; /* the file's identity, which the rename keeps */
+    ino_t ino;
 };
 
 struct pqm_filetx {
@@ -50,8 +52,15 @@ int pqm__fsync_dir(const char *dir, struct pqm_err *e);
 int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e);
 /* Bounded join: DIR "/" NAME into OUT; -1 if it does not fit. */
 int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name);
-/* Removes DIR/PQM_TMP_PREFIX* files; returns how many were removed, -1 on error. */
-int pqm__remove_tmp_files(const char *dir, struct pqm_err *e);
+/* Removes DIR/PQM_TMP_PREFIX<PREFIX>* files (PREFIX may be ""); returns how many were
+ * removed, -1 on error. */
+int pqm__remove_tmp_files(const char *dir, const char *prefix, struct pqm_err *e);
+/* "dev:ino" of the file staged for FINAL into OUT, or "-" when none was. */
+void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *out,
+                          size_t outlen);
+/* Removes PATH only if it is the file "dev:ino" names (or ID is NULL). Returns 1 when
+ * removed, 0 when absent or another file, -1 on error. */
+int pqm__unlink_if_same(const char *path, const char *id);
 /* Removes the temporary files that staging FINAL may have left behind. */
 void pqm__remove_tmp_for(const char *final);
 /* Removes a directory tree (used only on directories this library created). */

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Recovery after interruptions and conflicts, beyond issued/ (crash_consistency.sh):
+# - a batch killed while signing into an --out directory leaves no temporary file
+#   (certificates and keys) behind once the next command has recovered;
+# - a file someone else creates at a name a batch is about to publish survives the
+#   failed batch, which rolls back whole;
+# - a killed `pki init` leaves its half-built directory, which the next init removes.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+require_bin
+require_tool sqlite3
+
+pqm pki init "$T/p" --no-passphrase > /dev/null
+mkdir "$T/out" "$T/out2"
+
+# 1. Killed while signing into --out.
+"$PQMTLS_BIN" pki issue client --pki "$T/p" --name kk --count 2000 --out "$T/out/t" --no-key-passphrase \
+    > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+    [[ -n "$(find "$T/out" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
+    sleep 0.01
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+staged=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
+[[ $staged -gt 0 ]] || fail "the batch was killed before it staged anything; cannot test the sweep"
+info "$staged temporary files staged when killed"
+expect_ok "pki check recovers" pqm pki check --pki "$T/p"
+left=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
+[[ $left -eq 0 ]] || fail "$left temporary files (keys among them) left in the --out directory"
+pass "no temporary file left in the --out directory"
+[[ $(sqlite3 "$T/p/pki.db" "select count(*) from staging") -eq 0 ]] || fail "staging record left"
+pass "the staging record is gone"
+[[ $(sqlite3 "$T/p/pki.db" "select count(*) from certs where status in ('valid','pending') and name like 'kk-%'") -eq \
+   $(find "$T/out" -name 't-*.crt.pem' | wc -l) ]] || fail "inventory and --out directory disagree"
+pass "inventory and --out directory agree"
+
+# 2. A foreign file at a name the batch publishes: kept, and the batch rolls back whole.
+"$PQMTLS_BIN" pki issue client --pki "$T/p" --name ff --count 600 --out "$T/out2/t" --no-key-passphrase \
+    > /dev/null 2> "$T/ff.err" &
+pid=$!
+for _ in $(seq 1 500); do
+    [[ -n "$(find "$T/out2" -name '.pqmtls-tmp-t-0500.crt.pem-*' -print -quit)" ]] && break
+    sleep 0.01
+done
+echo precious > "$T/out2/t-0500.crt.pem"
+set +e; wait "$pid"; rc=$?; set -e
+[[ $rc -eq 1 ]] || fail "the batch should fail with exit 1 when a name is taken (got $rc)"
+assert_contains "the refusal names the file" "$(cat "$T/ff.err")" "t-0500.crt.pem"
+[[ "$(cat "$T/out2/t-0500.crt.pem")" == precious ]] || fail "the foreign file was removed or replaced"
+pass "the foreign file is untouched"
+[[ $(find "$T/out2" -type f | wc -l) -eq 1 ]] || fail "files of the failed batch remain: $(ls -A "$T/out2" | head)"
+pass "nothing of the failed batch remains"
+[[ $(sqlite3 "$T/p/pki.db" "select count(*) from certs where name like 'ff-%' and status != 'aborted'") -eq 0 ]] \
+    || fail "rows of the failed batch are not aborted"
+pass "its rows are aborted (serials retired)"
+expect_ok "pki check agrees" pqm pki check --pki "$T/p"
+
+# 3. A killed init leaves .NAME.pqmtls-init-XXXXXX; the next init of NAME removes it.
+mkdir "$T/inits"
+"$PQMTLS_BIN" pki init "$T/inits/pk" --no-passphrase --root-alg slh-dsa-sha2-128s > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+    [[ -n "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] && break
+    sleep 0.01
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+if [[ -e "$T/inits/pk" ]]; then
+    info "init finished before it was killed; making a leftover by hand"
+    rm -rf "$T/inits/pk"
+fi
+if [[ -z "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]]; then
+    mkdir "$T/inits/.pk.pqmtls-init-abc123" && echo key > "$T/inits/.pk.pqmtls-init-abc123/root-ca.key.pem"
+fi
+[[ -n "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] || fail "no leftover to test with"
+expect_ok "init again" pqm pki init "$T/inits/pk" --no-passphrase
+[[ -z "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] || fail "the killed init's directory (CA keys) is still there"
+pass "the killed init's directory is gone"
+done_all
