@@ -44,7 +44,8 @@ run() {
 pq() { run "$PQMTLS_BIN" "$@"; }
 
 pki=$DEMO_DIR/pki
-pass=$DEMO_DIR/passphrase.txt
+pass=$DEMO_DIR/passphrase.txt          # protects the CA keys
+keypass=$DEMO_DIR/key-passphrase.txt   # protects the issued keys: never the CA's
 issued=$pki/issued
 
 section "Fresh demo directory: $DEMO_DIR"
@@ -56,15 +57,16 @@ if [ -e "$DEMO_DIR" ]; then
   rm -rf -- "$DEMO_DIR"
 fi
 mkdir -p "$DEMO_DIR"
-# A random passphrase, mode 0600 from the start (never on a command line).
-(
-  umask 077
-  head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$pass"
-  printf '\n' >> "$pass"
-)
-chmod 0600 "$pass"
-[ "$(wc -c < "$pass")" -gt 16 ] || die "could not generate a passphrase"
-echo "random passphrase written to demo/passphrase.txt ($(stat -c %a "$pass"))"
+# Random passphrases, mode 0600 from the start (never on a command line).
+for f in "$pass" "$keypass"; do
+  (
+    umask 077
+    head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$f"
+    printf '\n' >> "$f"
+  )
+  [ "$(wc -c < "$f")" -gt 16 ] || die "could not generate a passphrase"
+  echo "random passphrase written to ${f#"$DEMO_DIR"/} ($(stat -c %a "$f"))"
+done
 
 section "Create the PKI: root CA -> server and client intermediate CAs (ML-DSA-65)"
 pq pki init "$pki" --alg ml-dsa-65 --org Example \
@@ -73,14 +75,14 @@ pq pki init "$pki" --alg ml-dsa-65 --org Example \
 
 section "Issue the API server certificate: api.example.com"
 pq pki issue server --pki "$pki" --name api.example.com \
-  --dns api.example.com --ip 127.0.0.1 --passphrase-file "$pass"
+  --dns api.example.com --ip 127.0.0.1 --passphrase-file "$pass" --key-passphrase-file "$keypass"
 
 section "Issue the client certificates: Client 1, Client 2, Service A"
-pq pki issue client --pki "$pki" --name client-1 --passphrase-file "$pass"
-pq pki issue client --pki "$pki" --name client-2 --passphrase-file "$pass"
+pq pki issue client --pki "$pki" --name client-1 --passphrase-file "$pass" --key-passphrase-file "$keypass"
+pq pki issue client --pki "$pki" --name client-2 --passphrase-file "$pass" --key-passphrase-file "$keypass"
 pq pki issue client --pki "$pki" --name service-a \
   --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service \
-  --passphrase-file "$pass"
+  --passphrase-file "$pass" --key-passphrase-file "$keypass"
 
 section "Inventory"
 pq pki list --pki "$pki"
@@ -131,12 +133,13 @@ refused "evil.org is outside the server CA's name constraint (example.com)" \
 section "Summary"
 cat <<EOF
 All steps succeeded. Files:
-  demo/passphrase.txt              random passphrase (0600) for the CA and leaf keys
+  demo/passphrase.txt              random passphrase (0600) for the CA keys
+  demo/key-passphrase.txt          random passphrase (0600) for the issued keys
   demo/pki/                        the PKI (root CA, server and client intermediates, inventory)
   demo/pki/server-ca-chain.pem     trust for server certificates
   demo/pki/client-ca-chain.pem     trust for client certificates
   demo/pki/issued/NAME.crt.pem     leaf certificate
-  demo/pki/issued/NAME.key.pem     leaf private key (encrypted with the passphrase, 0600)
+  demo/pki/issued/NAME.key.pem     leaf private key (encrypted with key-passphrase.txt, 0600)
   demo/pki/issued/NAME.chain.pem   leaf + intermediate
   NAME: ${servers[*]} ${clients[*]}
 (demo/ is $DEMO_DIR)

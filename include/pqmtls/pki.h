@@ -76,7 +76,8 @@ PQM_API int pqm_issue_set_days(struct pqm_issue *req, int days);
 PQM_API int pqm_issue_set_alg(struct pqm_issue *req, const char *alg);
 /* Output files PREFIX.crt.pem etc. instead of DIR/issued/NAME.* */
 PQM_API int pqm_issue_set_out_prefix(struct pqm_issue *req, const char *prefix);
-/* Passphrase of the issued key; by default the PKI's, when the PKI is encrypted. */
+/* Passphrase of the issued key. Without one the key is written unencrypted (mode 0600):
+ * it is never encrypted with the PKI's passphrase, which protects the CAs. */
 PQM_API int pqm_issue_set_key_passphrase(struct pqm_issue *req, const char *pass, size_t len);
 PQM_API void pqm_issue_insecure_no_key_passphrase(struct pqm_issue *req);
 /* Also write a PKCS#12 file protected by this passphrase. */

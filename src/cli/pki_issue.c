@@ -22,7 +22,9 @@ static void help_issue(void)
         "is refused before anything is signed. A client certificate has EKU clientAuth only\n"
         "and, with --spiffe-id, that SPIFFE ID as a URI SAN (checked against the PKI's trust\n"
         "domain). Files: DIR/issued/NAME.crt.pem, NAME.key.pem (0600), NAME.chain.pem (leaf and\n"
-        "intermediate: what a server or client presents), NAME.p12 with --p12.\n\n"
+        "intermediate: what a server or client presents), NAME.p12 with --p12. The new key is\n"
+        "unencrypted (mode 0600) unless --key-passphrase-file gives it a passphrase of its own:\n"
+        "the PKI passphrase, which protects the CAs, never goes to a service.\n\n"
         "Common options:\n"
         "  --days N                  validity (default 365; never beyond the issuing CA)\n"
         "  --alg ALG                 key algorithm (default: the PKI's)\n"
@@ -31,9 +33,9 @@ static void help_issue(void)
         "  --p12                     also write a PKCS#12 file\n"
         "  --passphrase-file F       the PKI passphrase, to unlock the CA key\n"
         "                            (else $%s, else a prompt on the terminal)\n"
-        "  --key-passphrase-file F   encrypt the new key with this passphrase instead of the\n"
-        "                            PKI's (else $%s)\n"
-        "  --no-key-passphrase       write the new key unencrypted (still mode 0600)\n"
+        "  --key-passphrase-file F   encrypt the new key (scrypt, AES-256) with this\n"
+        "                            passphrase (else $%s, else unencrypted)\n"
+        "  --no-key-passphrase       write the new key unencrypted even if $%s is set\n"
         "  --p12-passphrase-file F   protect the PKCS#12 file with this (default: the key's)\n"
         "  --json                    describe what was issued as JSON\n\n"
         "Examples:\n"
@@ -42,7 +44,7 @@ static void help_issue(void)
         "  pqmtls pki issue client --pki ./pki --name service-a \\\n"
         "      --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service \\\n"
         "      --passphrase-file pass.txt\n",
-        PQM_PASS_ENV, PQM_KEY_PASS_ENV);
+        PQM_PASS_ENV, PQM_KEY_PASS_ENV, PQM_KEY_PASS_ENV);
 }
 
 static void help_sign_csr(void)
@@ -201,11 +203,10 @@ static int set_passphrases(struct issue_args *a, struct pqm_pki *pki, struct cli
             use = &pp;
         } else if (kp.have) {
             use = &kp;
-        } else if (pass->have && !a->nokeypass) {
-            use = pass;
         }
         if (use == NULL || !use->have) {
-            rc = cli_usage(a->cmd, "--p12 needs a passphrase: give --p12-passphrase-file F");
+            rc = cli_usage(a->cmd, "--p12 needs a passphrase: give --p12-passphrase-file F (or "
+                                   "--key-passphrase-file F, which then protects both)");
             goto out;
         }
         if (pqm_issue_set_p12_passphrase(a->req, use->buf, use->len) != 0) {

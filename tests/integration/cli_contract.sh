@@ -404,12 +404,17 @@ else
 fi
 
 # ================================================================ --p12
-expect_ok "issue client p12c --p12" pqm pki issue client --pki "$P" --name p12c --p12 "${PF[@]}"
+run pqm pki issue client --pki "$P" --name p12x --p12 "${PF[@]}"
+[[ $RC -eq 2 ]] || fail "--p12 without a passphrase of its own: expected a usage error, got $RC: $OUT"
+assert_contains "--p12 without a passphrase asks for one (never the PKI's)" "$OUT" "--p12-passphrase-file"
+[[ ! -e "$I/p12x.p12" ]] || fail "a refused --p12 still wrote p12x.p12"
+expect_ok "issue client p12c --p12 --key-passphrase-file pass.txt" \
+    pqm pki issue client --pki "$P" --name p12c --p12 --key-passphrase-file "$T/pass.txt" "${PF[@]}"
 ISSUED+=(p12c)
 [[ -s "$I/p12c.p12" ]] || fail "--p12 wrote no $I/p12c.p12"
 [[ "$(file_mode "$I/p12c.p12")" == 600 ]] || fail "p12c.p12 mode is $(file_mode "$I/p12c.p12"), expected 600"
 pass "p12c.p12 exists with mode 0600"
-expect_ok "openssl pkcs12 opens p12c.p12 with the PKI passphrase" \
+expect_ok "openssl pkcs12 opens p12c.p12 with the key passphrase" \
     ossl pkcs12 -in "$I/p12c.p12" -passin "$PASSIN" -nodes -out "$T/p12c.pem"
 [[ "$(cert_count "$T/p12c.pem")" -eq 3 ]] || fail "p12c.p12 holds $(cert_count "$T/p12c.pem") certificates, expected 3"
 fps=""
@@ -459,7 +464,8 @@ IFS="$US" read -r _ _ _ _ _ ofp _ _ ocpath okpath _ _ _ <<<"$row"
 pass "pki list --json records the absolute --out paths ($absdir/srv.*) and the file's fingerprint"
 expect_ok "pki check passes with a certificate written by --out" pqm pki check --pki "$P"
 expect_ok "issue client outp12 --out PREFIX --p12" \
-    pqm pki issue client --pki "$P" --name outp12 --out "$T/elsewhere/cl" --p12 "${PF[@]}"
+    pqm pki issue client --pki "$P" --name outp12 --out "$T/elsewhere/cl" --p12 \
+    --p12-passphrase-file "$T/other.txt" "${PF[@]}"
 ISSUED+=(outp12)
 [[ -s "$T/elsewhere/cl.p12" && ! -e "$I/outp12.p12" ]] || fail "--out PREFIX --p12 did not write PREFIX.p12 (and only it)"
 pass "--out PREFIX --p12 writes PREFIX.p12"
@@ -486,9 +492,12 @@ compgen -G "$I/$n60*" >/dev/null && fail "--count refusal still wrote files for 
 pass "--count 3 with a 60-character name is refused (exit $RC, mentions 64), no files"
 
 # ================================================================ key passphrases
+# By default an issued key is not encrypted with the PKI passphrase (a service must not
+# hold the secret that protects the CAs): it is written unencrypted, mode 0600.
 k="$I/api.example.com.key.pem"
-[[ "$(head -n 1 "$k")" == "-----BEGIN ENCRYPTED PRIVATE KEY-----" ]] || fail "default leaf key is not encrypted"
-expect_ok "default leaf key opens with the PKI passphrase" ossl pkey -in "$k" -passin "$PASSIN" -noout
+[[ "$(head -n 1 "$k")" == "-----BEGIN PRIVATE KEY-----" ]] || fail "default leaf key header is '$(head -n 1 "$k")'"
+[[ "$(file_mode "$k")" == 600 ]] || fail "default leaf key mode is $(file_mode "$k")"
+pass "default leaf key: unencrypted, mode 0600, no PKI passphrase involved"
 expect_ok "issue client kpo --key-passphrase-file other.txt" \
     pqm pki issue client --pki "$P" --name kpo --key-passphrase-file "$T/other.txt" "${PF[@]}"
 ISSUED+=(kpo)
@@ -531,10 +540,14 @@ pass "pki init with PQMTLS_PASSPHRASE instead of --passphrase-file"
 [[ "$(head -n 1 "$EP/root-ca.key.pem")" == "-----BEGIN ENCRYPTED PRIVATE KEY-----" ]] || fail "PQMTLS_PASSPHRASE: root key is not encrypted"
 expect_ok "root key made with PQMTLS_PASSPHRASE opens with that passphrase" \
     ossl pkey -in "$EP/root-ca.key.pem" -passin 'pass:from the environment' -noout
-run env PQMTLS_PASSPHRASE='from the environment' "$PQMTLS_BIN" pki issue client --pki "$EP" --name envc </dev/null
-[[ $RC -eq 0 ]] || fail "pki issue with PQMTLS_PASSPHRASE: exit $RC: $OUT"
-expect_ok "leaf key issued with PQMTLS_PASSPHRASE opens with that passphrase" \
-    ossl pkey -in "$EP/issued/envc.key.pem" -passin 'pass:from the environment' -noout
+run env PQMTLS_PASSPHRASE='from the environment' PQMTLS_KEY_PASSPHRASE='the key one' \
+    "$PQMTLS_BIN" pki issue client --pki "$EP" --name envc </dev/null
+[[ $RC -eq 0 ]] || fail "pki issue with PQMTLS_PASSPHRASE and PQMTLS_KEY_PASSPHRASE: exit $RC: $OUT"
+expect_ok "leaf key issued with PQMTLS_KEY_PASSPHRASE opens with that passphrase" \
+    ossl pkey -in "$EP/issued/envc.key.pem" -passin 'pass:the key one' -noout
+run ossl pkey -in "$EP/issued/envc.key.pem" -passin 'pass:from the environment' -noout
+[[ $RC -ne 0 ]] || fail "the leaf key opens with the PKI passphrase"
+pass "the leaf key does not open with the PKI passphrase"
 run pqm pki issue client --pki "$EP" --name nopass </dev/null
 [[ $RC -ne 0 && $RC -lt 128 ]] || fail "pki issue in an encrypted PKI without any passphrase: expected refusal, got exit $RC"
 [[ ! -e "$EP/issued/nopass.crt.pem" ]] || fail "pki issue without a passphrase still wrote a certificate"

@@ -40,13 +40,15 @@ PASS='nginx interop passphrase'
 printf '%s\n' "$PASS" > "$T/pass.txt"
 chmod 600 "$T/pass.txt"
 PF=(--passphrase-file "$T/pass.txt")
+# Leaf keys get a passphrase of their own (here the same file, to keep one secret).
+KF=(--key-passphrase-file "$T/pass.txt")
 expect_ok "pki init" pqm pki init "$P" --org Example --server-domain example.com \
     --spiffe-trust-domain cluster.local "${PF[@]}"
 expect_ok "issue server api.example.com" \
-    pqm pki issue server --pki "$P" --name api.example.com --dns api.example.com --ip 127.0.0.1 "${PF[@]}"
-expect_ok "issue client client1" pqm pki issue client --pki "$P" --name client1 "${PF[@]}"
+    pqm pki issue server --pki "$P" --name api.example.com --dns api.example.com --ip 127.0.0.1 "${PF[@]}" "${KF[@]}"
+expect_ok "issue client client1" pqm pki issue client --pki "$P" --name client1 "${PF[@]}" "${KF[@]}"
 expect_ok "issue client service-a (SPIFFE)" pqm pki issue client --pki "$P" --name service-a \
-    --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service "${PF[@]}"
+    --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service "${PF[@]}" "${KF[@]}"
 SCHAIN="$(pki_file "$P" server-ca-chain.pem)"
 CCHAIN="$(pki_file "$P" client-ca-chain.pem)"
 I="$P/issued"
@@ -55,9 +57,9 @@ I="$P/issued"
 P2="$T/pki2"
 expect_ok "pki init (foreign PKI)" pqm pki init "$P2" --org Example --server-domain example.com \
     --spiffe-trust-domain cluster.local "${PF[@]}"
-expect_ok "issue client client1 (foreign PKI)" pqm pki issue client --pki "$P2" --name client1 "${PF[@]}"
+expect_ok "issue client client1 (foreign PKI)" pqm pki issue client --pki "$P2" --name client1 "${PF[@]}" "${KF[@]}"
 
-# The leaf keys are encrypted (with the PKI passphrase by default).
+# The leaf keys are encrypted (with --key-passphrase-file).
 [[ "$(head -n 1 "$I/api.example.com.key.pem")" == "-----BEGIN ENCRYPTED PRIVATE KEY-----" ]] \
     || fail "server key is not encrypted"
 pass "server key is encrypted: nginx needs ssl_password_file"

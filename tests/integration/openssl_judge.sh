@@ -30,6 +30,8 @@ echo 'correct horse battery staple' > "$T/pass.txt"
 echo 'not the passphrase' > "$T/wrong.txt"
 PASSIN="file:$T/pass.txt"
 PF=(--passphrase-file "$T/pass.txt")
+# Leaf keys get a passphrase of their own (here the same file, to keep one secret).
+KF=(--key-passphrase-file "$T/pass.txt")
 
 # ---------------------------------------------------------------- PKI creation
 expect_ok "pki init (ML-DSA-65, org Example, server domain example.com, trust domain cluster.local)" \
@@ -42,12 +44,12 @@ SKEY="$(pki_file "$P" server-int-ca.key.pem server-ca.key.pem)"
 info "server chain: ${SCHAIN#"$P"/}, client chain: ${CCHAIN#"$P"/}, server CA key: ${SKEY#"$P"/}"
 
 expect_ok "issue server api.example.com (--dns api.example.com --ip 127.0.0.1)" \
-    pqm pki issue server --pki "$P" --name api.example.com --dns api.example.com --ip 127.0.0.1 "${PF[@]}"
+    pqm pki issue server --pki "$P" --name api.example.com --dns api.example.com --ip 127.0.0.1 "${PF[@]}" "${KF[@]}"
 expect_ok "issue client client1" \
-    pqm pki issue client --pki "$P" --name client1 "${PF[@]}"
+    pqm pki issue client --pki "$P" --name client1 "${PF[@]}" "${KF[@]}"
 expect_ok "issue client service-a with SPIFFE ID" \
     pqm pki issue client --pki "$P" --name service-a \
-        --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service "${PF[@]}"
+        --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service "${PF[@]}" "${KF[@]}"
 
 I="$P/issued"
 SRV="$I/api.example.com.crt.pem"

@@ -938,11 +938,12 @@ static void test_encrypted_pki(void **state)
     }
     TU_ROWS_DONE(bad);
 
-    /* By default the issued key is encrypted with the PKI's passphrase. */
+    /* By default the issued key is not encrypted with the PKI's passphrase: a service
+     * must not hold the secret that protects the CAs. It is unencrypted (mode 0600). */
     struct pqm_err e = {{0}};
     const char *key = in(t->dir, "issued/host2.example.com.key.pem");
-    assert_int_equal(pqm__key_file_is_encrypted(key, &e), 1);
-    EVP_PKEY *k = pqm__key_load(key, PASS, strlen(PASS), &e);
+    assert_int_equal(pqm__key_file_is_encrypted(key, &e), 0);
+    EVP_PKEY *k = pqm__key_load(key, NULL, 0, &e);
     assert_non_null(k);
     EVP_PKEY_free(k);
     /* The creating handle has the passphrase already; a key can be left unencrypted. */

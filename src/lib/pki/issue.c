@@ -848,12 +848,11 @@ static int prepare(struct issue_ctx *c)
     c->alg = r->alg != NULL ? r->alg : pqm__alg_find(p->alg);
     if (c->alg == NULL)
         return pqm__err_set(e, "the inventory names an unknown algorithm '%s'", p->alg);
+    /* Never the PKI passphrase by default: a service must be able to read its own key
+     * without holding the secret that protects the CAs (docs/decisions.md). */
     if (r->key_pass.buf != NULL) {
         c->key_pass = r->key_pass.buf;
         c->key_passlen = r->key_pass.len;
-    } else if (p->encrypted && !r->no_key_pass) {
-        c->key_pass = p->pass.buf;
-        c->key_passlen = p->pass.len;
     }
     if (pqm__pki_load_ca(p, c->ca) != 0)
         return -1;
