@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -289,6 +290,8 @@ X509 *pqm__cert_load(const char *path, struct pqm_err *e)
             const unsigned char *p = data;
             x = d2i_X509(NULL, &p, (long)len);
         }
+        if (x != NULL)
+            ERR_clear_error(); /* the PEM attempt's errors must not color a later message */
         BIO_free(b);
     }
     if (x == NULL)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 
@@ -753,6 +754,8 @@ static int load_csr(struct issue_ctx *c)
         const unsigned char *d = r->csr;
         req = d2i_X509_REQ(NULL, &d, (long)r->csrlen);
     }
+    if (req != NULL)
+        ERR_clear_error(); /* the PEM attempt's errors must not color a later message */
     GUARD_OSSL(req != NULL, e, "the CSR is not a PEM or DER certificate request");
     EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
     GUARD_OSSL(pub != NULL, e, "the CSR's public key cannot be read");

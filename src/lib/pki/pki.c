@@ -1032,7 +1032,7 @@ static int check_unrecorded(struct check_ctx *c)
 int pqm_pki_check(struct pqm_pki *p, void (*cb)(const char *line, void *arg), void *arg)
 {
     struct check_ctx c = {p, cb, arg, 0, NULL, 0, 0};
-    int rc = -1;
+    int rc = -1, held = p->lock_fd >= 0;
     if (pqm__pki_lock(p) != 0)
         return -1;
     if (pqm__store_foreach(p->store, PQM_STORE_LIVE, check_record, &c, &p->err) != 0)
@@ -1044,6 +1044,7 @@ cleanup:
     for (size_t i = 0; i < c.n; i++)
         free(c.recorded[i]);
     free(c.recorded);
-    pqm__pki_unlock(p);
+    if (!held)
+        pqm__pki_unlock(p); /* a lock the caller held stays held */
     return rc;
 }
