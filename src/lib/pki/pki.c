@@ -767,9 +767,8 @@ struct recover_ctx {
     struct pqm_pki *p;
     char (*serials)[64];
     size_t n, cap;
-    char **dirs; /* directories whose entries changed: synced before the commit */
-    size_t ndirs, capdirs;
-    int staging; /* staging records seen */
+    struct pqm_strlist dirs; /* directories whose entries changed: synced before the commit */
+    int staging;              /* staging records seen */
 };
 
 static int note_dir(struct recover_ctx *c, const char *path)
@@ -777,21 +776,9 @@ static int note_dir(struct recover_ctx *c, const char *path)
     char buf[PATH_MAX];
     snprintf(buf, sizeof(buf), "%s", path);
     const char *dir = dirname(buf);
-    for (size_t i = 0; i < c->ndirs; i++)
-        if (strcmp(c->dirs[i], dir) == 0)
-            return 0;
-    if (c->ndirs == c->capdirs) {
-        size_t cap = c->capdirs ? c->capdirs * 2 : 8;
-        void *v = realloc(c->dirs, cap * sizeof(char *));
-        if (v == NULL)
-            return pqm__err_set(&c->p->err, "out of memory");
-        c->dirs = v;
-        c->capdirs = cap;
-    }
-    if ((c->dirs[c->ndirs] = strdup(dir)) == NULL)
-        return pqm__err_set(&c->p->err, "out of memory");
-    c->ndirs++;
-    return 0;
+    if (pqm__strlist_has(&c->dirs, dir))
+        return 0;
+    return pqm__strlist_add(&c->dirs, dir, &c->p->err);
 }
 
 /* Entry I of a row's staged-file identities ("dev:ino ..." in the order cert, key,
@@ -856,7 +843,7 @@ static int sweep_staging(const char *dir, const char *prefix, void *arg)
  * so; a crash in between only means doing it again. */
 int pqm__pki_recover(struct pqm_pki *p)
 {
-    struct recover_ctx c = {p, NULL, 0, 0, NULL, 0, 0, 0};
+    struct recover_ctx c = {.p = p};
     char issued[PATH_MAX], probe[PATH_MAX];
     int rc = -1;
     ENSURE(pqm__pki_path(p, PQM_D_ISSUED, issued, sizeof(issued)) == 0 &&
@@ -872,8 +859,8 @@ int pqm__pki_recover(struct pqm_pki *p)
         goto cleanup;
     }
     GUARD(note_dir(&c, probe));
-    for (size_t i = 0; i < c.ndirs; i++)
-        if (pqm__fsync_dir(c.dirs[i], &p->err) != 0 && access(c.dirs[i], F_OK) == 0)
+    for (size_t i = 0; i < c.dirs.n; i++)
+        if (pqm__fsync_dir(c.dirs.v[i], &p->err) != 0 && access(c.dirs.v[i], F_OK) == 0)
             goto cleanup;
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < c.n; i++)
@@ -889,9 +876,7 @@ int pqm__pki_recover(struct pqm_pki *p)
     rc = 0;
 cleanup:
     free(c.serials);
-    for (size_t i = 0; i < c.ndirs; i++)
-        free(c.dirs[i]);
-    free(c.dirs);
+    pqm__strlist_free(&c.dirs);
     return rc;
 }
 
@@ -940,8 +925,7 @@ struct check_ctx {
     void (*problem)(const char *, void *);
     void *arg;
     int problems;
-    char **recorded;
-    size_t n, cap;
+    struct pqm_strlist recorded; /* every recorded certificate path, sorted at the end */
 };
 
 static void problem(struct check_ctx *c, const char *path, const char *what, const char *serial)
@@ -965,17 +949,8 @@ static int check_record(const struct pqm_cert_record *r, void *arg)
 
     if (pqm__pki_path(c->p, r->cert_path, path, sizeof(path)) != 0)
         return pqm__err_set(&c->p->err, "path too long");
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        void *v = realloc(c->recorded, cap * sizeof(char *));
-        if (v == NULL)
-            return pqm__err_set(&c->p->err, "out of memory");
-        c->recorded = v;
-        c->cap = cap;
-    }
-    if ((c->recorded[c->n] = strdup(path)) == NULL)
-        return pqm__err_set(&c->p->err, "out of memory");
-    c->n++;
+    if (pqm__strlist_add(&c->recorded, path, &c->p->err) != 0)
+        return -1;
     X509 *x = pqm__cert_load(path, &e);
     if (x == NULL) {
         problem(c, path, "certificate file missing or unreadable", r->serial);
@@ -1015,14 +990,14 @@ static int check_unrecorded(struct check_ctx *c)
     DIR *d = opendir(issued);
     if (d == NULL)
         return pqm__err_set(&c->p->err, "%s: %s", issued, strerror(errno));
-    qsort(c->recorded, c->n, sizeof(char *), cmp_str);
+    qsort(c->recorded.v, c->recorded.n, sizeof(char *), cmp_str);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (!ends_with(de->d_name, ".crt.pem") ||
             pqm__path_join(path, sizeof(path), issued, de->d_name) != 0)
             continue;
         const char *key = path;
-        if (bsearch(&key, c->recorded, c->n, sizeof(char *), cmp_str) == NULL)
+        if (bsearch(&key, c->recorded.v, c->recorded.n, sizeof(char *), cmp_str) == NULL)
             problem(c, path, "not in the inventory", NULL);
     }
     closedir(d);
@@ -1031,7 +1006,7 @@ static int check_unrecorded(struct check_ctx *c)
 
 int pqm_pki_check(struct pqm_pki *p, void (*cb)(const char *line, void *arg), void *arg)
 {
-    struct check_ctx c = {p, cb, arg, 0, NULL, 0, 0};
+    struct check_ctx c = {.p = p, .problem = cb, .arg = arg};
     int rc = -1, held = p->lock_fd >= 0;
     if (pqm__pki_lock(p) != 0)
         return -1;
@@ -1041,9 +1016,7 @@ int pqm_pki_check(struct pqm_pki *p, void (*cb)(const char *line, void *arg), vo
         goto cleanup;
     rc = c.problems;
 cleanup:
-    for (size_t i = 0; i < c.n; i++)
-        free(c.recorded[i]);
-    free(c.recorded);
+    pqm__strlist_free(&c.recorded);
     if (!held)
         pqm__pki_unlock(p); /* a lock the caller held stays held */
     return rc;

@@ -11,6 +11,7 @@
 #include "pki/store.h"
 #include "util/err.h"
 #include "util/secret.h"
+#include "util/strlist.h"
 
 /* File names of a PKI directory (design.md). */
 #define PQM_F_ROOT_CRT "root-ca.crt.pem"

@@ -1,6 +1,5 @@
 #include "util/secret.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -28,21 +27,4 @@ void pqm__secret_clear(struct pqm_secret *s)
         OPENSSL_clear_free(s->buf, s->len + 1);
     s->buf = NULL;
     s->len = 0;
-}
-
-int pqm__strv_push(char **v, size_t *n, size_t max, const char *s, const char *what,
-                   struct pqm_err *e)
-{
-    if (*n == max)
-        return pqm__err_set(e, "at most %zu %s", max, what);
-    if ((v[*n] = strdup(s)) == NULL)
-        return pqm__err_set(e, "out of memory");
-    (*n)++;
-    return 0;
-}
-
-void pqm__strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
 }

@@ -17,9 +17,4 @@ struct pqm_secret {
 int pqm__secret_set(struct pqm_secret *s, const char *v, size_t len, struct pqm_err *e);
 void pqm__secret_clear(struct pqm_secret *s);
 
-/* A bounded list of copied strings (names, subtrees). */
-int pqm__strv_push(char **v, size_t *n, size_t max, const char *s, const char *what,
-                   struct pqm_err *e);
-void pqm__strv_free(char **v, size_t n);
-
 #endif
