@@ -75,4 +75,17 @@ fi
 expect_ok "init again" pqm pki init "$T/inits/pk" --no-passphrase
 [[ -z "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] || fail "the killed init's directory (CA keys) is still there"
 pass "the killed init's directory is gone"
+# 4. Concurrent issuers: the lock serialises them; every certificate lands once.
+pqm pki init "$T/cc" --no-passphrase > /dev/null
+pids=()
+for i in 1 2 3 4; do
+    "$PQMTLS_BIN" pki issue client --pki "$T/cc" --name "w$i" --count 25 > /dev/null 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || fail "a concurrent issuer failed"; done
+pass "four concurrent batches all succeed"
+expect_ok "pki check agrees after concurrent issuers" pqm pki check --pki "$T/cc"
+[[ $(sqlite3 "$T/cc/pki.db" "select count(distinct serial) from certs where status = 'valid' and kind = 'client'") -eq 100 ]] \
+    || fail "expected 100 distinct valid client certificates"
+pass "100 distinct certificates recorded"
 done_all
