@@ -55,6 +55,10 @@ run pqm pki list --pki "$P" --json
 [[ $RC -eq 0 ]] || fail "pki list broke: $OUT"
 pass "pki list still works"
 
+# --out names a file prefix, not a directory.
+expect_rc 2 "--out ending in / is refused" pqm pki issue client --pki "$P" --name u2 --out "$T/"
+expect_rc 2 "--out of . is refused" pqm pki issue client --pki "$P" --name u3 --out .
+
 # CSRs: the CN is taken whole or refused; weak curves are refused.
 INC="$(dirname "$OPENSSL_LIBDIR")/include"
 cat > "$T/mkcsr.c" <<'C'

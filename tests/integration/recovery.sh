@@ -75,7 +75,41 @@ fi
 expect_ok "init again" pqm pki init "$T/inits/pk" --no-passphrase
 [[ -z "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] || fail "the killed init's directory (CA keys) is still there"
 pass "the killed init's directory is gone"
-# 4. Concurrent issuers: the lock serialises them; every certificate lands once.
+# 4. Recovery recognises its own files by content: a pending row's files go, but a file
+#    someone else put at one of its names stays.
+pqm pki init "$T/id" --no-passphrase > /dev/null
+pqm pki issue client --pki "$T/id" --name own > /dev/null
+pqm pki issue client --pki "$T/id" --name theirs > /dev/null
+sqlite3 "$T/id/pki.db" "update certs set status = 'pending' where name in ('own', 'theirs')"
+echo "someone else's file" > "$T/id/issued/theirs.crt.pem"
+run pqm pki check --pki "$T/id"
+[[ ! -e "$T/id/issued/own.crt.pem" && ! -e "$T/id/issued/own.key.pem" && ! -e "$T/id/issued/own.chain.pem" ]] \
+    || fail "recovery left files of an interrupted issuance"
+pass "an interrupted issuance's files are removed"
+[[ "$(cat "$T/id/issued/theirs.crt.pem")" == "someone else's file" ]] || fail "recovery removed a file it did not write"
+[[ ! -e "$T/id/issued/theirs.key.pem" ]] || fail "recovery left theirs.key.pem, which it did write"
+pass "a file with other content at its name stays; its own key goes"
+[[ $RC -eq 1 ]] || fail "check should report the file it does not know (exit 1), got $RC: $OUT"
+assert_contains "check names the file it does not know" "$OUT" "theirs.crt.pem: not in the inventory"
+[[ $(sqlite3 "$T/id/pki.db" "select count(*) from certs where status = 'aborted'") -eq 2 ]] || fail "rows not aborted"
+pass "both rows are aborted"
+
+# 5. A PKI opened by a relative path is recovered from anywhere.
+mkdir "$T/rel"
+pqm pki init "$T/rel/p" --no-passphrase > /dev/null
+( cd "$T/rel" && exec "$PQMTLS_BIN" pki issue client --pki p --name rr --count 2000 --no-key-passphrase ) \
+    > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+    [[ -n "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
+    sleep 0.01
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+( cd / && "$PQMTLS_BIN" pki check --pki "$T/rel/p" > /dev/null ) || fail "check from / failed"
+[[ -z "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] || fail "temporary files left"
+pass "recovered from another directory: no temporary file left"
+
+# 6. Concurrent issuers: the lock serialises them; every certificate lands once.
 pqm pki init "$T/cc" --no-passphrase > /dev/null
 pids=()
 for i in 1 2 3 4; do

@@ -510,6 +510,102 @@ static void test_open_refusals(void **state)
     TU_ROWS_DONE(bad);
 }
 
+/* An inventory written by schema 1 (before staging records and file hashes) opens,
+ * migrates to the current schema, and keeps its rows. */
+static void test_migrate_v1(void **state)
+{
+    struct sstate *t = *state;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/v1.db", t->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE certs (seq INTEGER PRIMARY KEY AUTOINCREMENT, serial TEXT NOT NULL UNIQUE,"
+        " name TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('root','intermediate','server',"
+        "'client')), profile TEXT NOT NULL, subject TEXT NOT NULL, issuer TEXT NOT NULL,"
+        " issuer_serial TEXT NOT NULL DEFAULT '', sans TEXT NOT NULL DEFAULT '', key_alg TEXT"
+        " NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, fingerprint TEXT"
+        " NOT NULL UNIQUE, status TEXT NOT NULL CHECK (status IN ('pending','valid','revoked',"
+        "'aborted')), cert_path TEXT NOT NULL, key_path TEXT NOT NULL DEFAULT '', chain_path"
+        " TEXT NOT NULL DEFAULT '', p12_path TEXT NOT NULL DEFAULT '', created_at INTEGER NOT"
+        " NULL, revoked_at INTEGER, revocation_reason TEXT);"
+        "CREATE UNIQUE INDEX certs_live_name ON certs(name) WHERE status IN ('pending','valid');"
+        "INSERT INTO certs(serial, name, kind, profile, subject, issuer, key_alg, not_before,"
+        " not_after, fingerprint, status, cert_path, created_at) VALUES ('AB', 'old', 'client',"
+        " 'client', 'CN=old', 'CN=ca', 'ml-dsa-65', 1, 2, 'f1', 'valid', 'issued/old.crt.pem', 3);"
+        "PRAGMA user_version=1;";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct pqm_err e = {{0}};
+    struct pqm_store *s = pqm__store_open(path, 0, &e);
+    if (s == NULL)
+        fail_msg("migration failed: %s", pqm__err_str(&e));
+    assert_int_equal(pqm__store_name_live(s, "old", &e), 1);
+    int64_t id = -1;
+    assert_int_equal(pqm__store_staging_add(s, "/tmp", "x.", &id, &e), 0);
+    assert_int_equal(pqm__store_staging_del(s, id, &e), 0);
+    pqm__store_close(s);
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT staged FROM certs WHERE serial = 'AB'", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), PQM_STORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A status moves only from the status it is expected to have: a row another process
+ * already recovered is not marked valid behind its back. */
+static void test_mark(void **state)
+{
+    struct sstate *t = *state;
+    struct pqm_err e = {{0}};
+    struct rec_buf b;
+    assert_int_equal(pqm__store_insert(t->s, make_rec(&b, "01", "m1", "pending"), &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "01", "pending", "aborted", &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "01", "pending", "valid", &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "no longer pending"));
+    assert_int_equal(pqm__store_mark(t->s, "FF", "pending", "valid", &e), -1);
+}
+
+/* Staging records: added, listed, removed by id (once), or all at once. */
+static int count_staging(const char *dir, const char *prefix, void *arg)
+{
+    (void)dir;
+    (void)prefix;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_staging(void **state)
+{
+    struct sstate *t = *state;
+    struct pqm_err e = {{0}};
+    int64_t a = -1, b = -1;
+    int n = 0;
+    assert_int_equal(pqm__store_staging_add(t->s, "/d1", "a.", &a, &e), 0);
+    assert_int_equal(pqm__store_staging_add(t->s, "/d2", "b-", &b, &e), 0);
+    assert_true(a != b);
+    assert_int_equal(pqm__store_staging_foreach(t->s, count_staging, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(pqm__store_staging_del(t->s, a, &e), 0);
+    assert_int_equal(pqm__store_staging_del(t->s, a, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "is gone"));
+    assert_int_equal(pqm__store_staging_del(t->s, -1, &e), 0);
+    n = 0;
+    assert_int_equal(pqm__store_staging_foreach(t->s, count_staging, &n, &e), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -518,6 +614,7 @@ int main(void)
         T(test_insert_constraints), T(test_set_status),      T(test_meta),
         T(test_foreach_filters),    T(test_foreach_stops),   T(test_transactions),
         T(test_two_handles),        T(test_reopen_preserves), T(test_open_refusals),
+        T(test_migrate_v1),         T(test_mark),            T(test_staging),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

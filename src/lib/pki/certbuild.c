@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "pki/alg.h"
+#include "util/digest.h"
 #include "util/fsutil.h"
 
 #define PQM_CERTFILE_MAX (1024 * 1024)
@@ -204,33 +205,13 @@ cleanup:
     return x;
 }
 
-static void to_hex(const unsigned char *md, unsigned len, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 int pqm__cert_fingerprint(const X509 *x, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (X509_digest(x, EVP_sha256(), md, &len) != 1 || len != 32)
         return -1;
-    to_hex(md, len, out);
-    return 0;
-}
-
-int pqm__sha256_hex(const unsigned char *der, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return -1;
-    to_hex(md, mdlen, out);
+    pqm__hex(md, len, out);
     return 0;
 }
 

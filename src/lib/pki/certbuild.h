@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <openssl/x509v3.h>
 
+#include "util/digest.h"
 #include "util/err.h"
 
 enum pqm_cert_kind {
@@ -44,8 +45,6 @@ int pqm__cert_fingerprint(const X509 *x, char out[65]);
  * malloc'd, NUL-terminated buffer. */
 int pqm__pem_encode(const char *label, const unsigned char *der, size_t derlen, char **pem,
                     size_t *len, struct pqm_err *e);
-/* SHA-256 of DER as 64 lower-case hex characters. */
-int pqm__sha256_hex(const unsigned char *der, size_t len, char out[65]);
 /* PEM of one or more certificates into a malloc'd buffer. */
 int pqm__certs_to_pem(X509 *const *certs, size_t n, char **pem, size_t *len, struct pqm_err *e);
 /* Loads the first certificate of a PEM or DER file. */

@@ -159,6 +159,11 @@ int pqm_issue_set_out_prefix(struct pqm_issue *r, const char *prefix)
         return pqm__err_set(&r->err, "--out: empty or too long");
     if (!utf8_valid((const unsigned char *)prefix))
         return pqm__err_set(&r->err, "--out: the path is not valid UTF-8");
+    const char *last = strrchr(prefix, '/');
+    last = last != NULL ? last + 1 : prefix;
+    if (last[0] == '\0' || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
+        return pqm__err_set(&r->err, "--out '%s': give DIR/NAME, the files are NAME.crt.pem ...",
+                            prefix);
     memcpy(r->out_prefix, prefix, strlen(prefix) + 1);
     return 0;
 }
@@ -213,7 +218,7 @@ struct pending {
     char *path[F_COUNT];      /* absolute; NULL for a file not written */
     const char *rel[F_COUNT]; /* as recorded: a suffix of path[], "" when none */
     char serial[64], fingerprint[65];
-    char inodes[4 * 48];      /* identities of the staged files, for the inventory */
+    char staged[4 * 66];      /* SHA-256 of each staged file, for the inventory */
     struct pqm_filetx tx;     /* its files, staged under temporary names */
     struct pqm_err err;
     int failed;
@@ -501,9 +506,9 @@ static int stage_one(struct pending *pd)
     /* In the order recovery reads them: cert, key, chain, p12. */
     size_t used = 0;
     for (int i = 0; i < F_COUNT; i++) {
-        char id[48];
+        char id[66];
         pqm__filetx_identity(tx, pd->path[i], id, sizeof(id));
-        used += (size_t)snprintf(pd->inodes + used, sizeof(pd->inodes) - used, "%s%s",
+        used += (size_t)snprintf(pd->staged + used, sizeof(pd->staged) - used, "%s%s",
                                  i ? " " : "", id);
     }
     return 0;
@@ -648,7 +653,7 @@ static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n, int6
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (pqm__store_set_status(p->store, pds[i].rec.serial, "valid", &p->err) != 0) {
+        if (pqm__store_mark(p->store, pds[i].rec.serial, "pending", "valid", &p->err) != 0) {
             pqm__store_rollback(p->store);
             return -1;
         }
@@ -689,7 +694,7 @@ static int persist(struct pqm_pki *p, struct pending *pds, size_t n, int64_t sta
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (pqm__store_insert_staged(p->store, &pds[i].rec, pds[i].inodes, &p->err) != 0) {
+        if (pqm__store_insert_staged(p->store, &pds[i].rec, pds[i].staged, &p->err) != 0) {
             pqm__store_rollback(p->store);
             return -1;
         }
@@ -913,8 +918,8 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
         GUARD(plan_all(&c, pds, n, done + 1));
         GUARD(record_staging(&c, &staging));
         if (sign_all(&c, pds, n) != 0 || persist(p, pds, n, staging) != 0) {
-            for (size_t i = 0; i < n; i++)
-                pqm__filetx_release(&pds[i].tx); /* unpublished temporary files */
+            /* Recovery first: it sweeps the temporary files by the staging record. Removing
+             * them before would free names (and inodes) for others to take meanwhile. */
             abandon(p);
             goto cleanup;
         }

@@ -691,8 +691,10 @@ int pqm_pki_open(struct pqm_pki *p, const char *dir)
     char path[PATH_MAX], v[16];
     if (p->store != NULL)
         return pqm__err_set(e, "this handle already has a PKI open");
-    if (snprintf(p->dir, sizeof(p->dir), "%s", dir) >= (int)sizeof(p->dir))
-        return pqm__err_set(e, "%s: path too long", dir);
+    /* Absolute: paths recorded for recovery must not depend on where it runs from. */
+    if (realpath(dir, p->dir) == NULL)
+        return pqm__err_set(e, "%s: not a pqmtls PKI directory (%s: %s)", dir, PQM_F_DB,
+                            strerror(errno));
     if (pqm__pki_path(p, PQM_F_DB, path, sizeof(path)) != 0)
         return pqm__err_set(e, "%s: path too long", dir);
     if (access(path, R_OK | W_OK) != 0)
@@ -781,13 +783,13 @@ static int note_dir(struct recover_ctx *c, const char *path)
     return pqm__strlist_add(&c->dirs, dir, &c->p->err);
 }
 
-/* Entry I of a row's staged-file identities ("dev:ino ..." in the order cert, key,
- * chain, p12); NULL for a row recorded without them (its files are taken as its own). */
-static const char *identity_at(const char *inodes, int i, char *buf, size_t len)
+/* Entry I of a row's staged-file identities (the SHA-256 of each file, in the order
+ * cert, key, chain, p12, "-" where none); NULL for a row recorded without them. */
+static const char *identity_at(const char *staged, int i, char *buf, size_t len)
 {
-    if (inodes[0] == '\0')
+    if (staged[0] == '\0')
         return NULL;
-    const char *p = inodes;
+    const char *p = staged;
     for (int k = 0; k < i && p != NULL; k++)
         if ((p = strchr(p, ' ')) != NULL)
             p++;
@@ -797,21 +799,21 @@ static const char *identity_at(const char *inodes, int i, char *buf, size_t len)
     return buf;
 }
 
-static int collect_pending(const struct pqm_cert_record *r, const char *inodes, void *arg)
+static int collect_pending(const struct pqm_cert_record *r, const char *staged, void *arg)
 {
     struct recover_ctx *c = arg;
     const char *paths[] = {r->cert_path, r->key_path, r->chain_path, r->p12_path};
-    char path[PATH_MAX], idbuf[64];
+    char path[PATH_MAX], idbuf[80];
     for (int i = 0; i < 4; i++) {
         if (paths[i][0] == '\0' || pqm__pki_path(c->p, paths[i], path, sizeof(path)) != 0)
             continue;
-        /* Only the file this issuance staged goes: a file someone else put at that
-         * name (the rename refused to replace it) stays. */
-        const char *id = identity_at(inodes, i, idbuf, sizeof(idbuf));
-        if (id == NULL || strcmp(id, "-") != 0)
-            pqm__unlink_if_same(path, id);
-        pqm__remove_tmp_for(path);
-        if (note_dir(c, path) != 0)
+        /* Only the file this issuance wrote goes (recognised by its content): a file
+         * someone else put at that name, which the rename refused to replace, stays.
+         * A file that cannot be removed stops the recovery: the row stays pending. */
+        const char *id = identity_at(staged, i, idbuf, sizeof(idbuf));
+        if (id != NULL && strcmp(id, "-") == 0)
+            continue;
+        if (pqm__unlink_if_same(path, id, &c->p->err) < 0 || note_dir(c, path) != 0)
             return -1;
     }
     if (c->n == c->cap) {
@@ -864,7 +866,7 @@ int pqm__pki_recover(struct pqm_pki *p)
             goto cleanup;
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < c.n; i++)
-        if (pqm__store_set_status(p->store, c.serials[i], "aborted", &p->err) != 0) {
+        if (pqm__store_mark(p->store, c.serials[i], "pending", "aborted", &p->err) != 0) {
             pqm__store_rollback(p->store);
             goto cleanup;
         }
@@ -880,13 +882,11 @@ cleanup:
     return rc;
 }
 
-int pqm__pki_lock(struct pqm_pki *p)
+/* Opens and flocks DIR/.lock; 1 when the locked file is still the one at that path, 0
+ * when it was removed or replaced while this process waited (then lock again), -1 on
+ * error. */
+static int lock_once(struct pqm_pki *p, const char *path, int *fd_out)
 {
-    char path[PATH_MAX];
-    if (p->lock_fd >= 0)
-        return 0;
-    if (pqm__pki_path(p, PQM_F_LOCK, path, sizeof(path)) != 0)
-        return pqm__err_set(&p->err, "path too long");
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return pqm__err_set(&p->err, "%s: cannot open the lock: %s", path, strerror(errno));
@@ -897,6 +897,28 @@ int pqm__pki_lock(struct pqm_pki *p)
         close(fd);
         return pqm__err_set(&p->err, "%s: cannot lock: %s", path, strerror(saved));
     }
+    struct stat held, now;
+    if (fstat(fd, &held) != 0 || stat(path, &now) != 0 || held.st_dev != now.st_dev ||
+        held.st_ino != now.st_ino) {
+        close(fd);
+        return 0;
+    }
+    *fd_out = fd;
+    return 1;
+}
+
+int pqm__pki_lock(struct pqm_pki *p)
+{
+    char path[PATH_MAX];
+    if (p->lock_fd >= 0)
+        return 0;
+    if (pqm__pki_path(p, PQM_F_LOCK, path, sizeof(path)) != 0)
+        return pqm__err_set(&p->err, "path too long");
+    int fd = -1, rc = 0;
+    for (int tries = 0; rc == 0 && tries < 16; tries++)
+        rc = lock_once(p, path, &fd);
+    if (rc <= 0)
+        return rc < 0 ? -1 : pqm__err_set(&p->err, "%s: the lock file keeps being replaced", path);
     p->lock_fd = fd;
     if (pqm__pki_recover(p) != 0) {
         pqm__pki_unlock(p);

@@ -7,7 +7,7 @@
 #include <sqlite3.h>
 
 /* Statements run once per issued certificate, prepared once per handle. */
-enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
+enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_MARK, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
 
 struct pqm_store {
     sqlite3 *db;
@@ -46,11 +46,11 @@ static const char schema_v1[] =
     "  WHERE status IN ('pending','valid');"
     "CREATE INDEX IF NOT EXISTS certs_status ON certs(status);";
 
-/* v2: the identity (st_dev:st_ino) of each staged file, so that recovery removes only
- * files this pqmtls wrote; and the directories where an issuance stages files, so that
- * recovery can sweep them before any row names the files. */
+/* v2: the SHA-256 of each staged file, so that recovery removes only files this pqmtls
+ * wrote; and the directories where an issuance stages files, so that recovery can sweep
+ * them before any row names the files. */
 static const char schema_v2[] =
-    "ALTER TABLE certs ADD COLUMN inodes TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE certs ADD COLUMN staged TEXT NOT NULL DEFAULT '';"
     "CREATE TABLE IF NOT EXISTS staging ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  dir TEXT NOT NULL,"
@@ -90,19 +90,25 @@ static int migrate(struct pqm_store *s, const char *path, struct pqm_err *e)
         return -1;
     if (v == PQM_STORE_SCHEMA_VERSION)
         return 0;
-    if (v > PQM_STORE_SCHEMA_VERSION)
-        return pqm__err_set(e, "%s: inventory schema %d is newer than this pqmtls knows (%d)",
-                            path, v, PQM_STORE_SCHEMA_VERSION);
     if (exec(s, "BEGIN IMMEDIATE", e) != 0)
         return -1;
+    /* Again under the write lock: another process may have migrated meanwhile. */
+    if (user_version(s, &v, e) != 0)
+        goto fail;
+    if (v > PQM_STORE_SCHEMA_VERSION) {
+        pqm__err_set(e, "%s: inventory schema %d is newer than this pqmtls knows (%d)", path, v,
+                     PQM_STORE_SCHEMA_VERSION);
+        goto fail;
+    }
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", PQM_STORE_SCHEMA_VERSION);
     if ((v < 1 && exec(s, schema_v1, e) != 0) || (v < 2 && exec(s, schema_v2, e) != 0) ||
-        exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) {
-        pqm__store_rollback(s);
-        return -1;
-    }
+        exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0)
+        goto fail;
     return 0;
+fail:
+    pqm__store_rollback(s);
+    return -1;
 }
 
 struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e)
@@ -153,7 +159,10 @@ int pqm__store_begin_read(struct pqm_store *s, struct pqm_err *e)
 
 int pqm__store_commit(struct pqm_store *s, struct pqm_err *e)
 {
-    return exec(s, "COMMIT", e);
+    if (exec(s, "COMMIT", e) == 0)
+        return 0;
+    pqm__store_rollback(s); /* never leave the handle inside a failed transaction */
+    return -1;
 }
 
 void pqm__store_rollback(struct pqm_store *s)
@@ -241,13 +250,13 @@ int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, stru
 }
 
 int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *r,
-                             const char *inodes, struct pqm_err *e)
+                             const char *staged, struct pqm_err *e)
 {
     sqlite3_stmt *st = cached(
         s, ST_INSERT,
         "INSERT INTO certs(serial, name, kind, profile, subject, issuer, issuer_serial, sans,"
         " key_alg, not_before, not_after, fingerprint, status, cert_path, key_path, chain_path,"
-        " p12_path, created_at, inodes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " p12_path, created_at, staged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         e);
     if (st == NULL)
         return -1;
@@ -264,7 +273,7 @@ int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *
     bind_text(st, 16, r->chain_path);
     bind_text(st, 17, r->p12_path);
     sqlite3_bind_int64(st, 18, r->created_at);
-    bind_text(st, 19, inodes);
+    bind_text(st, 19, staged);
     return step_done(s, st, "cannot record the certificate", e);
 }
 
@@ -277,6 +286,25 @@ int pqm__store_set_status(struct pqm_store *s, const char *serial, const char *s
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
     return step_done(s, st, "cannot update a certificate's status", e);
+}
+
+int pqm__store_mark(struct pqm_store *s, const char *serial, const char *from, const char *to,
+                    struct pqm_err *e)
+{
+    sqlite3_stmt *st =
+        cached(s, ST_MARK, "UPDATE certs SET status = ? WHERE serial = ? AND status = ?", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot update a certificate's status", e) != 0)
+        return -1;
+    if (sqlite3_changes(s->db) != 1)
+        return pqm__err_set(e, "inventory: certificate %s is no longer %s (another process "
+                               "recovered it, or the lock file was replaced)",
+                            serial, from);
+    return 0;
 }
 
 static int exists(struct pqm_store *s, enum stmt_id id, const char *sql, const char *arg,
@@ -327,7 +355,13 @@ int pqm__store_staging_del(struct pqm_store *s, int64_t id, struct pqm_err *e)
         return -1;
     if (id >= 0)
         sqlite3_bind_int64(st, 1, id);
-    return step_done(s, st, "cannot clear the staging record", e);
+    if (step_done(s, st, "cannot clear the staging record", e) != 0)
+        return -1;
+    if (id >= 0 && sqlite3_changes(s->db) != 1)
+        return pqm__err_set(e, "inventory: staging record %lld is gone (another process "
+                               "recovered this issuance, or the lock file was replaced)",
+                            (long long)id);
+    return 0;
 }
 
 int pqm__store_staging_foreach(struct pqm_store *s, int (*cb)(const char *dir, const char *prefix,
@@ -359,9 +393,9 @@ struct plain_cb {
     void *arg;
 };
 
-static int call_plain(const struct pqm_cert_record *r, const char *inodes, void *arg)
+static int call_plain(const struct pqm_cert_record *r, const char *staged, void *arg)
 {
-    (void)inodes;
+    (void)staged;
     const struct plain_cb *p = arg;
     return p->cb(r, p->arg);
 }
@@ -379,7 +413,7 @@ int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_ro
     static const char base[] =
         "SELECT serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
         " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
-        " created_at, inodes FROM certs";
+        " created_at, staged FROM certs";
     const char *where;
     switch (f) {
     case PQM_STORE_LIVE:

@@ -28,10 +28,13 @@ int pqm__store_meta_get(struct pqm_store *s, const char *key, char *out, size_t 
                         struct pqm_err *e);
 
 int pqm__store_insert(struct pqm_store *s, const struct pqm_cert_record *r, struct pqm_err *e);
-/* The same, with the identities of the staged files ("dev:ino" per path, space-separated,
+/* The same, with the SHA-256 of each staged file (cert, key, chain, p12, space-separated,
  * "-" for none), which recovery checks before removing anything. */
 int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *r,
-                             const char *inodes, struct pqm_err *e);
+                             const char *staged, struct pqm_err *e);
+/* Moves certificate SERIAL from status FROM to TO; fails unless exactly that happened. */
+int pqm__store_mark(struct pqm_store *s, const char *serial, const char *from, const char *to,
+                    struct pqm_err *e);
 /* Records that files named PREFIX... may be staged in DIR; ID identifies the record. */
 int pqm__store_staging_add(struct pqm_store *s, const char *dir, const char *prefix,
                            int64_t *id, struct pqm_err *e);
@@ -56,7 +59,7 @@ enum pqm_store_filter {
 int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_cb cb, void *arg,
                        struct pqm_err *e);
 /* The same, with each row's staged-file identities. */
-typedef int (*pqm_row_cb)(const struct pqm_cert_record *r, const char *inodes, void *arg);
+typedef int (*pqm_row_cb)(const struct pqm_cert_record *r, const char *staged, void *arg);
 int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
                             void *arg, struct pqm_err *e);
 

@@ -1,6 +1,10 @@
 #define _GNU_SOURCE /* syncfs */
 #include "util/fsutil.h"
 
+#include <openssl/crypto.h>
+
+#include "util/digest.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +69,7 @@ static void random_suffix(char out[7])
 /* Creates DIR/.pqmtls-tmp-BASE-XXXXXX with MODE (less the umask) and writes DATA;
  * returns the path. */
 static char *write_temp(const char *final, const void *data, size_t len, mode_t mode,
-                        struct stat *st, struct pqm_err *e)
+                        struct pqm_err *e)
 {
     char dir[PATH_MAX], base_buf[PATH_MAX], suffix[7];
     int fd = -1;
@@ -95,8 +99,6 @@ static char *write_temp(const char *final, const void *data, size_t len, mode_t 
         return NULL;
     }
     int werr = write_all(fd, data, len) != 0 ? errno : 0;
-    if (werr == 0 && st != NULL && fstat(fd, st) != 0)
-        werr = errno;
     if (close(fd) != 0 && werr == 0)
         werr = errno;
     if (werr != 0) {
@@ -145,16 +147,18 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     char *final_copy = strdup(final);
     if (final_copy == NULL)
         return pqm__err_set(e, "out of memory");
-    struct stat st;
-    char *tmp = write_temp(final, data, len, mode, &st, e);
+    struct pqm_staged_file *f = &tx->files[tx->n];
+    if (pqm__sha256_hex(data, len, f->sha256) != 0) {
+        free(final_copy);
+        return pqm__err_set(e, "%s: cannot hash the content", final);
+    }
+    char *tmp = write_temp(final, data, len, mode, e);
     if (tmp == NULL) {
         free(final_copy);
         return -1;
     }
-    tx->files[tx->n].tmp = tmp;
-    tx->files[tx->n].final = final_copy;
-    tx->files[tx->n].dev = st.st_dev;
-    tx->files[tx->n].ino = st.st_ino;
+    f->tmp = tmp;
+    f->final = final_copy;
     tx->n++;
     return 0;
 }
@@ -213,7 +217,9 @@ static int publish_noreplace(const char *tmp, const char *final)
         return -1;
     if (link(tmp, final) != 0)
         return -1;
-    unlink(tmp);
+    /* Should this fail, the temporary name keeps a second link to the file until the
+     * next recovery sweeps it (in issued/). */
+    (void)unlink(tmp);
     return 0;
 }
 
@@ -259,7 +265,7 @@ int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode
     char dir[PATH_MAX];
     if (dir_of(final, dir, sizeof(dir)) != 0)
         return pqm__err_set(e, "%s: path too long", final);
-    char *tmp = write_temp(final, data, len, mode, NULL, e);
+    char *tmp = write_temp(final, data, len, mode, e);
     if (tmp == NULL)
         return -1;
     int rc = -1;
@@ -341,18 +347,21 @@ int pqm__remove_tmp_files(const char *dir, const char *prefix, struct pqm_err *e
         return pqm__err_set(e, "%s: name prefix too long", dir);
     DIR *d = opendir(dir);
     if (d == NULL) {
-        if (errno == ENOENT)
-            return 0;
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0; /* gone: nothing of ours can be in it */
         return pqm__err_set(e, "%s: cannot list: %s", dir, strerror(errno));
     }
     int removed = 0;
     struct dirent *de;
     char path[PATH_MAX];
-    while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, want, (size_t)wlen) != 0)
+    while (removed >= 0 && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, want, (size_t)wlen) != 0 ||
+            pqm__path_join(path, sizeof(path), dir, de->d_name) != 0)
             continue;
-        if (pqm__path_join(path, sizeof(path), dir, de->d_name) == 0 && unlink(path) == 0)
+        if (unlink(path) == 0)
             removed++;
+        else if (errno != ENOENT)
+            removed = pqm__err_set(e, "%s: cannot remove: %s", path, strerror(errno));
     }
     closedir(d);
     return removed;
@@ -363,25 +372,42 @@ void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *
 {
     for (size_t i = 0; final != NULL && i < tx->n; i++)
         if (strcmp(tx->files[i].final, final) == 0) {
-            snprintf(out, outlen, "%ju:%ju", (uintmax_t)tx->files[i].dev,
-                     (uintmax_t)tx->files[i].ino);
+            snprintf(out, outlen, "%s", tx->files[i].sha256);
             return;
         }
     snprintf(out, outlen, "-");
 }
 
-int pqm__unlink_if_same(const char *path, const char *id)
+/* Staged files are certificates, keys, chains and PKCS#12 files: well under this. */
+#define PQM_OWN_FILE_MAX (16 * 1024 * 1024)
+
+int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e)
 {
     struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (id != NULL) {
-        char mine[64];
-        snprintf(mine, sizeof(mine), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
-        if (strcmp(mine, id) != 0)
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return pqm__err_set(e, "%s: %s", path, strerror(errno));
+    }
+    if (sha != NULL) {
+        unsigned char *data = NULL;
+        size_t len = 0;
+        char have[65];
+        if (!S_ISREG(st.st_mode) || (uintmax_t)st.st_size > PQM_OWN_FILE_MAX)
+            return 0; /* not a file this pqmtls wrote */
+        if (pqm__read_file(path, PQM_OWN_FILE_MAX, &data, &len, e) != 0)
+            return -1;
+        int hashed = pqm__sha256_hex(data, len, have);
+        OPENSSL_cleanse(data, len);
+        free(data);
+        if (hashed != 0)
+            return pqm__err_set(e, "%s: cannot hash the content", path);
+        if (strcmp(have, sha) != 0)
             return 0;
     }
-    return unlink(path) == 0 ? 1 : -1;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return pqm__err_set(e, "%s: cannot remove: %s", path, strerror(errno));
+    return 1;
 }
 
 void pqm__remove_tmp_for(const char *final)

@@ -14,8 +14,7 @@
 struct pqm_staged_file {
     char *tmp;
     char *final;
-    dev_t dev; /* the file's identity, which the rename keeps */
-    ino_t ino;
+    char sha256[65]; /* of the bytes written: how recovery recognises the file */
 };
 
 struct pqm_filetx {
@@ -55,12 +54,14 @@ int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name);
 /* Removes DIR/PQM_TMP_PREFIX<PREFIX>* files (PREFIX may be ""); returns how many were
  * removed, -1 on error. */
 int pqm__remove_tmp_files(const char *dir, const char *prefix, struct pqm_err *e);
-/* "dev:ino" of the file staged for FINAL into OUT, or "-" when none was. */
+/* SHA-256 (hex) of the file staged for FINAL into OUT, or "-" when none was. */
 void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *out,
                           size_t outlen);
-/* Removes PATH only if it is the file "dev:ino" names (or ID is NULL). Returns 1 when
- * removed, 0 when absent or another file, -1 on error. */
-int pqm__unlink_if_same(const char *path, const char *id);
+/* Removes PATH only if its content has the SHA-256 SHA (any content when SHA is NULL):
+ * a file someone else wrote at that name stays. Content, not an inode number: inode
+ * numbers are reused and device numbers change across reboots. Returns 1 when removed,
+ * 0 when absent or another file, -1 (with E set) when it could not be read or removed. */
+int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e);
 /* Removes the temporary files that staging FINAL may have left behind. */
 void pqm__remove_tmp_for(const char *final);
 /* Removes a directory tree (used only on directories this library created). */
