@@ -1,0 +1,171 @@
+/* Unit tests of util/fsutil.c: the file primitives that crash safety rests on. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <string.h>
+
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "unit_util.h"
+
+static char *dir;
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = tu_mkdtemp("fsutil");
+    return dir == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tu_rmtree(dir);
+    free(dir);
+    return 0;
+}
+
+static const char *at(const char *name)
+{
+    static char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+    return buf;
+}
+
+static int count_prefix(const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Staged files are invisible until published, then complete, with their modes. */
+static void test_stage_then_publish(void **state)
+{
+    (void)state;
+    struct pqm_filetx tx;
+    struct pqm_err e = {{0}};
+    char a[PATH_MAX], b[PATH_MAX];
+    snprintf(a, sizeof(a), "%s", at("a.crt.pem"));
+    snprintf(b, sizeof(b), "%s", at("a.key.pem"));
+    pqm__filetx_init(&tx);
+    assert_int_equal(pqm__filetx_stage(&tx, a, "certificate", 11, 0644, &e), 0);
+    assert_int_equal(pqm__filetx_stage(&tx, b, "key", 3, 0600, &e), 0);
+    assert_false(tu_exists(a));
+    assert_int_equal(count_prefix(PQM_TMP_PREFIX), 2);
+    assert_int_equal(pqm__filetx_sync(&tx, &e), 0);
+    assert_int_equal(pqm__filetx_publish(&tx, &e), 0);
+    pqm__filetx_release(&tx);
+    assert_int_equal(count_prefix(PQM_TMP_PREFIX), 0);
+    struct stat st;
+    assert_int_equal(stat(b, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 3);
+}
+
+/* Publishing never replaces an existing file, and says which. */
+static void test_publish_refuses_to_replace(void **state)
+{
+    (void)state;
+    struct pqm_filetx tx;
+    struct pqm_err e = {{0}};
+    char a[PATH_MAX];
+    snprintf(a, sizeof(a), "%s", at("taken.crt.pem"));
+    assert_int_equal(tu_write(a, "theirs"), 0);
+    pqm__filetx_init(&tx);
+    assert_int_equal(pqm__filetx_stage(&tx, a, "ours", 4, 0644, &e), 0);
+    assert_int_equal(pqm__filetx_rename(&tx, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "taken.crt.pem: already exists"));
+    pqm__filetx_release(&tx); /* removes the unpublished temporary file */
+    assert_int_equal(count_prefix(PQM_TMP_PREFIX), 0);
+    char *got = tu_read(a);
+    assert_string_equal(got, "theirs");
+    free(got);
+}
+
+/* The identity of a staged file is the SHA-256 of its bytes; unlink_if_same removes a
+ * file only when its content still has that hash. */
+static void test_identity_and_unlink_if_same(void **state)
+{
+    (void)state;
+    struct pqm_filetx tx;
+    struct pqm_err e = {{0}};
+    char a[PATH_MAX], id[80], want[PQM_SHA256_HEX];
+    snprintf(a, sizeof(a), "%s", at("x.crt.pem"));
+    pqm__filetx_init(&tx);
+    assert_int_equal(pqm__filetx_stage(&tx, a, "content", 7, 0644, &e), 0);
+    pqm__filetx_identity(&tx, a, id, sizeof(id));
+    assert_int_equal(pqm__sha256_hex("content", 7, want), 0);
+    assert_string_equal(id, want);
+    pqm__filetx_identity(&tx, at("other"), id, sizeof(id));
+    assert_string_equal(id, "-");
+    assert_int_equal(pqm__filetx_rename(&tx, &e), 0);
+    pqm__filetx_release(&tx);
+
+    assert_int_equal(tu_write(at("y.crt.pem"), "something else"), 0);
+    assert_int_equal(pqm__unlink_if_same(at("y.crt.pem"), want, &e), 0);
+    assert_true(tu_exists(at("y.crt.pem")));
+    assert_int_equal(pqm__unlink_if_same(a, want, &e), 1);
+    assert_false(tu_exists(a));
+    assert_int_equal(pqm__unlink_if_same(a, want, &e), 0); /* absent */
+    assert_int_equal(pqm__unlink_if_same(at("y.crt.pem"), NULL, &e), 1);
+}
+
+/* The sweep removes temporary files with the prefix, and nothing else. */
+static void test_remove_tmp_files_prefix(void **state)
+{
+    (void)state;
+    struct pqm_err e = {{0}};
+    const char *names[] = {".pqmtls-tmp-dev-0001.crt.pem-abcdef", ".pqmtls-tmp-dev-0002.key.pem-ghijkl",
+                           ".pqmtls-tmp-other.crt.pem-mnopqr", "dev-0001.crt.pem"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(tu_write(at(names[i]), "x"), 0);
+    assert_int_equal(pqm__remove_tmp_files(dir, "dev-", &e), 2);
+    assert_true(tu_exists(at(names[2])));
+    assert_true(tu_exists(at(names[3])));
+    assert_int_equal(pqm__remove_tmp_files(dir, "", &e), 1);
+    assert_true(tu_exists(at(names[3])));
+    /* A directory that is gone holds nothing of ours. */
+    assert_int_equal(pqm__remove_tmp_files(at("missing"), "", &e), 0);
+    assert_int_equal(pqm__remove_tmp_files(at(names[3]), "", &e), 0);
+}
+
+/* Reading is bounded: exactly the limit is fine, one byte more is refused. */
+static void test_read_file_bounds(void **state)
+{
+    (void)state;
+    struct pqm_err e = {{0}};
+    unsigned char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(tu_write(at("ten"), "0123456789"), 0);
+    assert_int_equal(pqm__read_file(at("ten"), 10, &data, &len, &e), 0);
+    assert_int_equal(len, 10);
+    assert_int_equal(data[10], '\0');
+    free(data);
+    assert_int_equal(pqm__read_file(at("ten"), 9, &data, &len, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "larger than 9 bytes"));
+    assert_int_equal(pqm__read_file(dir, 100, &data, &len, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "not a regular file"));
+    assert_int_equal(pqm__read_file(at("none"), 100, &data, &len, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "cannot open"));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_stage_then_publish),          T(test_publish_refuses_to_replace),
+        T(test_identity_and_unlink_if_same), T(test_remove_tmp_files_prefix),
+        T(test_read_file_bounds),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
