@@ -21,6 +21,7 @@ PACKAGES=(
   build-essential cmake pkg-config perl make xz-utils ca-certificates
   libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev
   nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
+  clang libclang-rt-14-dev
 )
 
 install_packages() {

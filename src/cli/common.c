@@ -9,7 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-static void vmsg(const char *cmd, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vmsg(const char *cmd, const char *fmt,
+                                                            va_list ap)
 {
     fprintf(stderr, "pqmtls %s: ", cmd);
     vfprintf(stderr, fmt, ap);

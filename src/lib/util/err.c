@@ -6,7 +6,8 @@
 
 #include <openssl/err.h>
 
-static void vformat(struct pqm_err *e, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vformat(struct pqm_err *e, const char *fmt,
+                                                              va_list ap)
 {
     if (vsnprintf(e->msg, sizeof(e->msg), fmt, ap) < 0)
         snprintf(e->msg, sizeof(e->msg), "(error message could not be formatted)");
