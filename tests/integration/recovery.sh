@@ -20,7 +20,7 @@ for _ in $(seq 1 200); do
     [[ -n "$(find "$T/out" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
     sleep 0.01
 done
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 staged=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
 [[ $staged -gt 0 ]] || fail "the batch was killed before it staged anything; cannot test the sweep"
 info "$staged temporary files staged when killed"
@@ -73,7 +73,7 @@ for _ in $(seq 1 300); do
     [[ -n "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] && break
     sleep 0.01
 done
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 if [[ -e "$T/inits/pk" ]]; then
     info "init finished before it was killed; making a leftover by hand"
     rm -rf "$T/inits/pk"
@@ -114,7 +114,7 @@ for _ in $(seq 1 200); do
     [[ -n "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
     sleep 0.01
 done
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 ( cd / && "$PQMTLS_BIN" pki check --pki "$T/rel/p" > /dev/null ) || fail "check from / failed"
 [[ -z "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] || fail "temporary files left"
 pass "recovered from another directory: no temporary file left"
