@@ -46,7 +46,10 @@ int main(int argc, char **argv)
 C
 # A sanitizer build of the library needs its runtime in the program too.
 san=()
-if ldd "$T/prefix/lib/libpqmtls.so" | grep -q libasan; then san=(-fsanitize=address,undefined); fi
+# (ldd's output is taken whole first: `ldd | grep -q` can end in SIGPIPE, which pipefail
+# would count as "no match".)
+libs=$(ldd "$T/prefix/lib/libpqmtls.so")
+if [[ "$libs" == *libasan* ]]; then san=(-fsanitize=address,undefined); fi
 expect_ok "a program compiles against the installed API" \
     cc -std=c11 -Wall -Werror "${san[@]}" -I"$T/prefix/include" "$T/use.c" -o "$T/use" \
     -L"$T/prefix/lib" -Wl,-rpath,"$T/prefix/lib" -lpqmtls
