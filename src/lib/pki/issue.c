@@ -217,7 +217,6 @@ struct pending {
     char name[PQM_NAME_MAX + 16];
     char *path[F_COUNT];      /* absolute; NULL for a file not written */
     const char *rel[F_COUNT]; /* as recorded: a suffix of path[], "" when none */
-    char serial[64], fingerprint[65];
     char staged[4 * 66];      /* SHA-256 of each staged file, for the inventory */
     struct pqm_filetx tx;     /* its files, staged under temporary names */
     struct pqm_err err;
@@ -317,8 +316,8 @@ static void issued_of(const struct pending *pd, struct pqm_issued *o)
     char *dst[F_COUNT] = {o->cert_path, o->key_path, o->chain_path, o->p12_path};
     memset(o, 0, sizeof(*o));
     snprintf(o->name, sizeof(o->name), "%s", pd->name);
-    snprintf(o->serial, sizeof(o->serial), "%s", pd->serial);
-    snprintf(o->fingerprint, sizeof(o->fingerprint), "%s", pd->fingerprint);
+    snprintf(o->serial, sizeof(o->serial), "%s", pd->rb.serial);
+    snprintf(o->fingerprint, sizeof(o->fingerprint), "%s", pd->rb.fp);
     for (int i = 0; i < F_COUNT; i++)
         snprintf(dst[i], sizeof(o->cert_path), "%s", pd->path[i] != NULL ? pd->path[i] : "");
     o->not_after = pd->rec.not_after;
@@ -589,8 +588,6 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     rec->chain_path = pd->rel[F_CHAIN];
     rec->p12_path = pd->rel[F_P12];
     rec->created_at = c->now;
-    snprintf(pd->serial, sizeof(pd->serial), "%s", rec->serial);
-    snprintf(pd->fingerprint, sizeof(pd->fingerprint), "%s", rec->fingerprint);
     rc = 0;
 cleanup:
     EVP_PKEY_free(own_key);

@@ -181,10 +181,6 @@ int pqm__syncfs_of(const char *path, struct pqm_err *e)
 
 int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e)
 {
-    if (tx->n == 0)
-        return 0;
-    if (tx->n > PQM_SYNCFS_THRESHOLD)
-        return pqm__syncfs_of(tx->files[0].final, e);
     for (size_t i = 0; i < tx->n; i++)
         if (fsync_path(tx->files[i].tmp, O_RDONLY, e) != 0)
             return -1;
@@ -321,24 +317,6 @@ cleanup:
     return rc;
 }
 
-int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return pqm__err_set(e, "%s: path too long", path);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return pqm__err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, mode) != 0 && errno != EEXIST)
-        return pqm__err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
 int pqm__remove_tmp_files(const char *dir, const char *prefix, struct pqm_err *e)
 {
     char want[PATH_MAX];
@@ -408,29 +386,6 @@ int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e)
     if (unlink(path) != 0 && errno != ENOENT)
         return pqm__err_set(e, "%s: cannot remove: %s", path, strerror(errno));
     return 1;
-}
-
-void pqm__remove_tmp_for(const char *final)
-{
-    char dir[PATH_MAX], base_buf[PATH_MAX], prefix[PATH_MAX], path[PATH_MAX];
-    if (dir_of(final, dir, sizeof(dir)) != 0 ||
-        snprintf(base_buf, sizeof(base_buf), "%s", final) >= (int)sizeof(base_buf))
-        return;
-    int plen = snprintf(prefix, sizeof(prefix), "%s%s-", PQM_TMP_PREFIX, basename(base_buf));
-    if (plen < 0 || (size_t)plen >= sizeof(prefix))
-        return;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        /* Exactly the mkstemp() names write_temp() makes: PREFIX + six characters. */
-        if (strncmp(de->d_name, prefix, (size_t)plen) == 0 &&
-            strlen(de->d_name) == (size_t)plen + 6 &&
-            pqm__path_join(path, sizeof(path), dir, de->d_name) == 0)
-            unlink(path);
-    }
-    closedir(d);
 }
 
 int pqm__rmtree(const char *path)

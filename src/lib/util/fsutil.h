@@ -29,7 +29,8 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
 /* Above this many files one syncfs() is cheaper than an fsync() each. */
 #define PQM_SYNCFS_THRESHOLD 16
 
-/* Makes every staged file durable (fsync each, or one syncfs for a large batch). */
+/* Makes every staged file durable (fsync each; a large batch syncs the file system
+ * once instead, with pqm__syncfs_of, after renaming). */
 int pqm__filetx_sync(struct pqm_filetx *tx, struct pqm_err *e);
 /* Flushes the whole file system that holds PATH (syncfs). */
 int pqm__syncfs_of(const char *path, struct pqm_err *e);
@@ -48,7 +49,6 @@ int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode
 int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
                    struct pqm_err *e);
 int pqm__fsync_dir(const char *dir, struct pqm_err *e);
-int pqm__mkdir_p(const char *path, mode_t mode, struct pqm_err *e);
 /* Bounded join: DIR "/" NAME into OUT; -1 if it does not fit. */
 int pqm__path_join(char *out, size_t outlen, const char *dir, const char *name);
 /* Removes DIR/PQM_TMP_PREFIX<PREFIX>* files (PREFIX may be ""); returns how many were
@@ -62,8 +62,6 @@ void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *
  * numbers are reused and device numbers change across reboots. Returns 1 when removed,
  * 0 when absent or another file, -1 (with E set) when it could not be read or removed. */
 int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e);
-/* Removes the temporary files that staging FINAL may have left behind. */
-void pqm__remove_tmp_for(const char *final);
 /* Removes a directory tree (used only on directories this library created). */
 int pqm__rmtree(const char *path);
 
