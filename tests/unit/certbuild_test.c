@@ -814,6 +814,97 @@ static void test_every_algorithm(void **state)
     TU_ROWS_DONE(bad);
 }
 
+static X509 *leaf_for(EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int pubkey_only)
+{
+    struct pqm_err e = {{0}};
+    X509_NAME *subject = pqm__name_new("leaf", NULL, &e);
+    BIGNUM *serial = pqm__serial_new(&e);
+    assert_non_null(subject);
+    assert_non_null(serial);
+    struct pqm_cert_spec spec = {
+        .kind = PQM_KIND_CLIENT,
+        .subject = subject,
+        .subject_key = key,
+        .issuer = issuer,
+        .issuer_key = issuer_key,
+        .serial = serial,
+        .not_before = (int64_t)time(NULL),
+        .not_after = (int64_t)time(NULL) + 86400,
+        .path_len = -1,
+        .pubkey_only = pubkey_only,
+    };
+    X509 *x = pqm__cert_build(&spec, &e);
+    if (x == NULL)
+        fail_msg("build (pubkey_only=%d): %s", pubkey_only, pqm__err_str(&e));
+    BN_free(serial);
+    X509_NAME_free(subject);
+    return x;
+}
+
+/* A certificate built with only the encoded key (the raw public key written straight
+ * into the SubjectPublicKeyInfo) is byte for byte the one X509_set_pubkey makes, and
+ * once parsed holds the same key; key types without a raw encoding take the usual way. */
+static void test_pubkey_only(void **state)
+{
+    (void)state;
+    const char *const algs[] = {"ml-dsa-65", "ml-dsa-44", "ed25519", "ecdsa-p256"};
+    for (size_t i = 0; i < ARRAY_LEN(algs); i++) {
+        struct pqm_err e = {{0}};
+        const struct pqm_alg *alg = pqm__alg_find(algs[i]);
+        assert_non_null(alg);
+        EVP_PKEY *ca_key = pqm__alg_keygen(alg, &e), *key = pqm__alg_keygen(alg, &e);
+        assert_non_null(ca_key);
+        assert_non_null(key);
+        X509_NAME *ca_name = pqm__name_new("CA", NULL, &e);
+        BIGNUM *serial = pqm__serial_new(&e);
+        struct pqm_cert_spec ca_spec = {
+            .kind = PQM_KIND_ROOT,
+            .subject = ca_name,
+            .subject_key = ca_key,
+            .issuer_key = ca_key,
+            .serial = serial,
+            .not_before = (int64_t)time(NULL),
+            .not_after = (int64_t)time(NULL) + 86400,
+            .path_len = 0,
+        };
+        X509 *ca = pqm__cert_build(&ca_spec, &e);
+        assert_non_null(ca);
+        X509 *plain = leaf_for(key, ca, ca_key, 0), *raw = leaf_for(key, ca, ca_key, 1);
+        unsigned char *d1 = NULL, *d2 = NULL;
+        int n1 = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(plain), &d1);
+        int n2 = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(raw), &d2);
+        if (n1 <= 0 || n1 != n2 || memcmp(d1, d2, (size_t)n1) != 0)
+            fail_msg("%s: the SubjectPublicKeyInfo differs (%d and %d bytes)", algs[i], n1, n2);
+        /* The short way was taken where it exists: no decoded key in the built one. */
+        int raw_type = strcmp(algs[i], "ecdsa-p256") != 0;
+        if ((X509_get0_pubkey(raw) == NULL) != raw_type)
+            fail_msg("%s: the built certificate %s a decoded key", algs[i],
+                     raw_type ? "holds" : "lacks");
+        ERR_clear_error();
+        unsigned char *der = NULL;
+        int len = i2d_X509(raw, &der);
+        assert_true(len > 0);
+        const unsigned char *p = der;
+        X509 *back = d2i_X509(NULL, &p, len);
+        assert_non_null(back);
+        if (EVP_PKEY_eq(X509_get0_pubkey(back), key) != 1)
+            fail_msg("%s: the parsed certificate holds another key", algs[i]);
+        if (X509_verify(back, ca_key) != 1)
+            fail_msg("%s: the certificate does not verify", algs[i]);
+        X509_free(back);
+        OPENSSL_free(der);
+        OPENSSL_free(d1);
+        OPENSSL_free(d2);
+        X509_free(raw);
+        X509_free(plain);
+        X509_free(ca);
+        BN_free(serial);
+        X509_NAME_free(ca_name);
+        EVP_PKEY_free(key);
+        EVP_PKEY_free(ca_key);
+    }
+}
+
 static void test_unknown_algorithms(void **state)
 {
     (void)state;
@@ -928,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_pem_encode),
         cmocka_unit_test(test_alg_names_listed),
         cmocka_unit_test(test_every_algorithm),
+        cmocka_unit_test(test_pubkey_only),
         cmocka_unit_test(test_unknown_algorithms),
         cmocka_unit_test(test_name_of_foreign_key),
         cmocka_unit_test(test_sign_md),

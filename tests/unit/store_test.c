@@ -577,6 +577,26 @@ static void test_mark(void **state)
     assert_int_equal(pqm__store_mark(t->s, "FF", "pending", "valid", &e), -1);
 }
 
+/* All rows of a status move at once, only when there are as many as expected: more
+ * means rows this writer did not make, fewer that someone recovered some. */
+static void test_mark_all(void **state)
+{
+    struct sstate *t = *state;
+    struct pqm_err e = {{0}};
+    struct rec_buf b1, b2, b3;
+    assert_int_equal(pqm__store_insert(t->s, make_rec(&b1, "11", "a1", "pending"), &e), 0);
+    assert_int_equal(pqm__store_insert(t->s, make_rec(&b2, "12", "a2", "pending"), &e), 0);
+    assert_int_equal(pqm__store_insert(t->s, make_rec(&b3, "13", "a3", "valid"), &e), 0);
+    assert_int_equal(pqm__store_begin(t->s, &e), 0);
+    assert_int_equal(pqm__store_mark_all(t->s, "pending", "valid", 3, &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "2 certificate(s) were pending where 3"));
+    pqm__store_rollback(t->s); /* both are pending again */
+    assert_int_equal(pqm__store_mark_all(t->s, "pending", "valid", 2, &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "12", "valid", "revoked", &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "11", "pending", "valid", &e), -1);
+    assert_int_equal(pqm__store_mark_all(t->s, "pending", "valid", 0, &e), 0);
+}
+
 /* Staging records: added, listed, removed by id (once), or all at once. */
 static int count_staging(const char *dir, const char *prefix, void *arg)
 {
@@ -614,7 +634,8 @@ int main(void)
         T(test_insert_constraints), T(test_set_status),      T(test_meta),
         T(test_foreach_filters),    T(test_foreach_stops),   T(test_transactions),
         T(test_two_handles),        T(test_reopen_preserves), T(test_open_refusals),
-        T(test_migrate_v1),         T(test_mark),            T(test_staging),
+        T(test_migrate_v1),         T(test_mark),            T(test_mark_all),
+        T(test_staging),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 #include "pki/certbuild.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,44 @@ static int add_profile_extensions(X509 *x, const struct pqm_cert_spec *s, struct
     }
 }
 
+/* Key types whose SubjectPublicKeyInfo is their OID, no parameters, and the raw public
+ * key (RFC 8410, and the ML-DSA and SLH-DSA certificate profiles). */
+static int spki_is_raw(const EVP_PKEY *key)
+{
+    static const char *const types[] = {"ML-DSA-44", "ML-DSA-65", "ML-DSA-87", "ED25519",
+                                        "SLH-DSA-SHA2-128s"};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (EVP_PKEY_is_a(key, types[i]))
+            return 1;
+    return 0;
+}
+
+/* X509_set_pubkey encodes the key and decodes it again, so that the certificate holds
+ * a decoded key. When nothing will read that key back (ONLY_ENCODED), a raw-key type's
+ * SubjectPublicKeyInfo is written directly from the raw public key, which costs a copy. */
+static int set_pubkey(X509 *x, EVP_PKEY *key, int only_encoded, struct pqm_err *e)
+{
+    if (!only_encoded || !spki_is_raw(key)) {
+        if (X509_set_pubkey(x, key) != 1)
+            return pqm__err_ossl(e, "cannot set the public key");
+        return 0;
+    }
+    size_t len = 0;
+    unsigned char *raw = NULL;
+    ASN1_OBJECT *oid = OBJ_txt2obj(EVP_PKEY_get0_type_name(key), 0);
+    int ok = oid != NULL && EVP_PKEY_get_raw_public_key(key, NULL, &len) == 1 && len > 0 &&
+             len <= INT_MAX && (raw = OPENSSL_malloc(len)) != NULL &&
+             EVP_PKEY_get_raw_public_key(key, raw, &len) == 1 &&
+             X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), oid, V_ASN1_UNDEF, NULL, raw,
+                                    (int)len) == 1;
+    if (!ok) {
+        OPENSSL_free(raw);
+        ASN1_OBJECT_free(oid);
+        return pqm__err_ossl(e, "cannot set the public key");
+    }
+    return 0;
+}
+
 X509 *pqm__cert_build(const struct pqm_cert_spec *s, struct pqm_err *e)
 {
     X509 *x = X509_new();
@@ -191,7 +230,7 @@ X509 *pqm__cert_build(const struct pqm_cert_spec *s, struct pqm_err *e)
     GUARD_OSSL(ASN1_TIME_set(X509_getm_notBefore(x), (time_t)s->not_before) != NULL &&
                    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)s->not_after) != NULL,
                e, "cannot set the validity");
-    GUARD_OSSL(X509_set_pubkey(x, s->subject_key) == 1, e, "cannot set the public key");
+    GUARD(set_pubkey(x, s->subject_key, s->pubkey_only, e));
     GUARD(add_profile_extensions(x, s, e));
     GUARD_OSSL(X509_sign(x, s->issuer_key, pqm__alg_sign_md(s->issuer_key)) > 0, e,
                "cannot sign the certificate");

@@ -30,6 +30,8 @@ struct pqm_cert_spec {
     int path_len;                /* CAs; -1 for none */
     const NAME_CONSTRAINTS *nc;  /* CAs; may be NULL */
     const GENERAL_NAMES *sans;   /* leaves; may be NULL */
+    int pubkey_only;             /* nothing reads the key back from the built certificate:
+                                  * X509_get0_pubkey() on it returns NULL */
 };
 
 BIGNUM *pqm__serial_new(struct pqm_err *e);

@@ -1,8 +1,10 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 /* Issuing server and client certificates from a PKI directory. */
 #include "pki/pki_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -558,6 +560,8 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
         .not_after = c->not_after,
         .path_len = -1,
         .sans = pd->sans,
+        /* Only PKCS#12 (which matches the key to the certificate) reads the key back. */
+        .pubkey_only = r->p12_pass.buf == NULL,
     };
     x = pqm__cert_build(&spec, e);
     if (x == NULL)
@@ -574,7 +578,7 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     int derlen = i2d_X509(x, &der);
     GUARD_OSSL(derlen > 0, e, "cannot encode the certificate");
     ENSURE(pqm__sha256_hex(der, (size_t)derlen, fp) == 0, e, "cannot hash the certificate");
-    GUARD(pqm__record_from_cert(x, c->ca->serial, fp, &pd->rec, &pd->rb, e));
+    GUARD(pqm__record_from_cert(x, key, c->ca->serial, fp, &pd->rec, &pd->rb, e));
     GUARD(encode_certs(c, pd, der, (size_t)derlen));
     GUARD(encode_outputs(c, pd, x, key));
     GUARD(stage_one(pd));
@@ -618,6 +622,17 @@ static void *signer_main(void *arg)
     }
 }
 
+/* The cores this process may run on (its affinity mask: taskset, a container's
+ * cpuset), not all the machine has. */
+static long usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n;
+}
+
 /* Signs N planned certificates on up to one thread per core: the signatures are
  * independent, and a batch should take the time of its cryptography divided by the
  * cores, not multiplied by nothing else. */
@@ -626,8 +641,8 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
     struct signer s = {.c = c, .pds = pds, .n = n};
     atomic_init(&s.next, 0);
     atomic_init(&s.failed, 0);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t nthreads = cores < 1 ? 1 : cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
+    long cores = usable_cores();
+    size_t nthreads = cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
     if (nthreads > n)
         nthreads = n;
     pthread_t tids[PQM_MAX_SIGNERS];
@@ -645,16 +660,13 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
 }
 
 /* Marks the chunk valid and drops its staging record, in one transaction. */
-static int set_status_all(struct pqm_pki *p, struct pending *pds, size_t n, int64_t staging)
+static int set_status_all(struct pqm_pki *p, size_t n, int64_t staging)
 {
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (pqm__store_mark(p->store, pds[i].rec.serial, "pending", "valid", &p->err) != 0) {
-            pqm__store_rollback(p->store);
-            return -1;
-        }
-    if (pqm__store_staging_del(p->store, staging, &p->err) != 0) {
+    /* Under the lock, after recovery, the chunk's rows are the only pending ones. */
+    if (pqm__store_mark_all(p->store, "pending", "valid", n, &p->err) != 0 ||
+        pqm__store_staging_del(p->store, staging, &p->err) != 0) {
         pqm__store_rollback(p->store);
         return -1;
     }
@@ -708,7 +720,7 @@ static int persist(struct pqm_pki *p, struct pending *pds, size_t n, int64_t sta
     }
     if (batch && pqm__syncfs_of(pds[0].path[F_CERT], &p->err) != 0)
         return -1;
-    return set_status_all(p, pds, n, staging);
+    return set_status_all(p, n, staging);
 }
 
 /* After a failure: roll back what this command left, keeping its error message. */

@@ -465,8 +465,9 @@ void pqm__record_buf_free(struct pqm_record_buf *b)
     b->sans = NULL;
 }
 
-int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
-                          struct pqm_cert_record *r, struct pqm_record_buf *b, struct pqm_err *e)
+int pqm__record_from_cert(X509 *x, const EVP_PKEY *key, const char *issuer_serial,
+                          const char *fp, struct pqm_cert_record *r, struct pqm_record_buf *b,
+                          struct pqm_err *e)
 {
     const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
     BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
@@ -490,7 +491,9 @@ int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
     r->issuer_serial = b->issuer_serial;
     r->sans = b->sans;
     r->fingerprint = b->fp;
-    r->key_alg = pqm__alg_name_of_key(X509_get0_pubkey(x));
+    if (key == NULL && (key = X509_get0_pubkey(x)) == NULL)
+        return pqm__err_ossl(e, "cannot read the certificate's public key");
+    r->key_alg = pqm__alg_name_of_key(key);
     if (pqm__asn1_time_to_epoch(X509_get0_notBefore(x), &r->not_before) != 0 ||
         pqm__asn1_time_to_epoch(X509_get0_notAfter(x), &r->not_after) != 0)
         return pqm__err_set(e, "cannot read the certificate's validity");
@@ -503,7 +506,7 @@ static int record_ca(struct pqm_store *s, const struct ca_build *b, const char *
     struct pqm_cert_record r = {0};
     struct pqm_record_buf buf = {0};
     int rc = -1;
-    if (pqm__record_from_cert(b->cert, issuer_serial, NULL, &r, &buf, e) == 0) {
+    if (pqm__record_from_cert(b->cert, NULL, issuer_serial, NULL, &r, &buf, e) == 0) {
         r.name = b->name;
         r.kind = b->kind == PQM_KIND_ROOT ? "root" : "intermediate";
         r.profile = b->profile;

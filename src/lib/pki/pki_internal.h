@@ -74,8 +74,10 @@ struct pqm_record_buf {
 void pqm__record_buf_free(struct pqm_record_buf *b);
 /* Fills the certificate-derived fields of R (serial, subject, issuer, SANs, key
  * algorithm, fingerprint, validity) from X; the strings live in B. FP, when not NULL,
- * is X's SHA-256 fingerprint already computed. */
-int pqm__record_from_cert(X509 *x, const char *issuer_serial, const char *fp,
-                          struct pqm_cert_record *r, struct pqm_record_buf *b, struct pqm_err *e);
+ * is X's SHA-256 fingerprint already computed; KEY, when not NULL, is its subject key
+ * (for a certificate built without a decoded key). */
+int pqm__record_from_cert(X509 *x, const EVP_PKEY *key, const char *issuer_serial,
+                          const char *fp, struct pqm_cert_record *r, struct pqm_record_buf *b,
+                          struct pqm_err *e);
 
 #endif

@@ -7,7 +7,7 @@
 #include <sqlite3.h>
 
 /* Statements run once per issued certificate, prepared once per handle. */
-enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_MARK, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
+enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_MARK, ST_MARK_ALL, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
 
 struct pqm_store {
     sqlite3 *db;
@@ -304,6 +304,26 @@ int pqm__store_mark(struct pqm_store *s, const char *serial, const char *from, c
         return pqm__err_set(e, "inventory: certificate %s is no longer %s (another process "
                                "recovered it, or the lock file was replaced)",
                             serial, from);
+    return 0;
+}
+
+int pqm__store_mark_all(struct pqm_store *s, const char *from, const char *to, size_t expect,
+                        struct pqm_err *e)
+{
+    sqlite3_stmt *st =
+        cached(s, ST_MARK_ALL, "UPDATE certs SET status = ? WHERE status = ?", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot update the certificates' status", e) != 0)
+        return -1;
+    sqlite3_int64 changed = sqlite3_changes64(s->db);
+    if (changed < 0 || (size_t)changed != expect)
+        return pqm__err_set(e, "inventory: %lld certificate(s) were %s where %zu were expected "
+                               "(another process recovered them, or the lock file was "
+                               "replaced)",
+                            (long long)changed, from, expect);
     return 0;
 }
 

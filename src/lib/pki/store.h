@@ -35,6 +35,10 @@ int pqm__store_insert_staged(struct pqm_store *s, const struct pqm_cert_record *
 /* Moves certificate SERIAL from status FROM to TO; fails unless exactly that happened. */
 int pqm__store_mark(struct pqm_store *s, const char *serial, const char *from, const char *to,
                     struct pqm_err *e);
+/* Moves every certificate with status FROM to TO; fails unless there were exactly
+ * EXPECT of them (a writer holding the PKI lock knows how many it left in FROM). */
+int pqm__store_mark_all(struct pqm_store *s, const char *from, const char *to, size_t expect,
+                        struct pqm_err *e);
 /* Records that files named PREFIX... may be staged in DIR; ID identifies the record. */
 int pqm__store_staging_add(struct pqm_store *s, const char *dir, const char *prefix,
                            int64_t *id, struct pqm_err *e);
