@@ -22,11 +22,12 @@ all: build
 deps:
 	@mkdir -p $(BUILD)
 	@bash scripts/deps.sh > $(BUILD)/.openssl-prefix.new
+	@sed -n 's/^llhttp=//p' $(BUILD)/.openssl-prefix.new > $(BUILD)/.llhttp-prefix
 	@tail -n 1 $(BUILD)/.openssl-prefix.new > $(BUILD)/.openssl-prefix && rm -f $(BUILD)/.openssl-prefix.new
 
 configure: deps
 	@cmake -S . -B $(BUILD) -DPQMTLS_WERROR=$(WERROR) \
-	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" -DCMAKE_INSTALL_PREFIX=$(PREFIX) > $(BUILD)/.configure.log \
+	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" -DPQMTLS_LLHTTP_PREFIX="$$(cat $(BUILD)/.llhttp-prefix)" -DCMAKE_INSTALL_PREFIX=$(PREFIX) > $(BUILD)/.configure.log \
 	  || { cat $(BUILD)/.configure.log; exit 1; }
 
 build: configure
@@ -38,7 +39,7 @@ test: build
 asan: deps
 	@mkdir -p $(ASAN_BUILD)
 	@cmake -S . -B $(ASAN_BUILD) -DPQMTLS_WERROR=$(WERROR) -DPQMTLS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
-	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" > $(ASAN_BUILD)/.configure.log \
+	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" -DPQMTLS_LLHTTP_PREFIX="$$(cat $(BUILD)/.llhttp-prefix)" > $(ASAN_BUILD)/.configure.log \
 	  || { cat $(ASAN_BUILD)/.configure.log; exit 1; }
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -48,7 +49,7 @@ fuzz: deps
 	@mkdir -p $(FUZZ_BUILD)
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DPQMTLS_FUZZ=ON -DPQMTLS_TESTS=OFF \
 	  -DPQMTLS_WERROR=$(WERROR) -DCMAKE_BUILD_TYPE=Debug -DPQMTLS_FUZZ_SECONDS=$(FUZZ_SECONDS) \
-	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" > $(FUZZ_BUILD)/.configure.log \
+	  -DPQMTLS_OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" -DPQMTLS_LLHTTP_PREFIX="$$(cat $(BUILD)/.llhttp-prefix)" > $(FUZZ_BUILD)/.configure.log \
 	  || { cat $(FUZZ_BUILD)/.configure.log; exit 1; }
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)

@@ -9,19 +9,25 @@
 # source package, fetched through a private apt configuration (apt verifies it
 # against the signed index), built once into a cache directory outside the
 # clone, keyed by version: ${PQMTLS_CACHE:-/var/cache/pqmtls}/openssl-<ver>.
+#
+# llhttp (the gateway's HTTP/1.1 parser) is not in Debian 12: Debian 13's
+# libllhttp-dev and libllhttp9.2 binary packages are fetched through the same
+# private apt configuration and unpacked (dpkg -x) into the cache:
+# .../llhttp-<ver>. Its prefix is printed as "llhttp=<prefix>" before the last line.
 set -euo pipefail
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
+# prometheus: for its promtool, which checks the gateway's metrics in a test.
 # libssl-dev is Debian's OpenSSL 3.0: never built against (CMake is pointed at 3.5), but
 # tests/integration/build_checks.sh uses it to show that configure refuses an OpenSSL
 # without ML-DSA.
 PACKAGES=(
   build-essential cmake pkg-config perl make xz-utils ca-certificates
-  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev
+  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev libev-dev
   nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev prometheus
 )
 
 install_packages() {
@@ -37,10 +43,14 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2
   apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-  # nginx-light's postinst starts a system nginx on :80; tests run their own.
-  if command -v systemctl >/dev/null && systemctl is-active -q nginx 2>/dev/null; then
-    systemctl stop nginx >&2 || true
-  fi
+  # nginx-light's postinst starts a system nginx on :80, prometheus's a server on :9090
+  # (only promtool is wanted); tests run their own peers.
+  local unit
+  for unit in nginx prometheus; do
+    if command -v systemctl >/dev/null && systemctl is-active -q "$unit" 2>/dev/null; then
+      systemctl stop "$unit" >&2 || true
+    fi
+  done
 }
 
 openssl_ok() { # $1 = prefix, or "" for the system
@@ -83,17 +93,26 @@ debian_mirror() {
   echo "$m"
 }
 
-build_openssl() {
-  local root=$1 work apt_opts m v src
-  work=$(mktemp -d "$root/work.XXXXXX")
-  BUILD_WORK=$work
+# A private apt configuration for Debian 13 in a new work directory under $1: sets
+# WORK and APT_OPTS. $2 is "deb-src" or "deb". The system's apt sources stay untouched;
+# apt checks what it downloads against the signed index.
+private_apt() {
+  local root=$1 kind=$2 m
+  WORK=$(mktemp -d "$root/work.XXXXXX")
+  BUILD_WORK="$BUILD_WORK $WORK"
   m=$(debian_mirror)
-  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-  printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$m" > "$work/sources.list"
-  apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-            -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -q)
-  log "reading Debian 13 source index from $m"
-  apt-get "${apt_opts[@]}" update >&2 || die "apt-get update of the trixie source index failed"
+  mkdir -p "$WORK/lists/partial" "$WORK/cache/archives/partial"
+  printf '%s [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$kind" "$m" > "$WORK/sources.list"
+  APT_OPTS=(-o "Dir::Etc::SourceList=$WORK/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$WORK/lists" -o "Dir::Cache=$WORK/cache" -o APT::Sandbox::User=root -q)
+  log "reading the Debian 13 $kind index from $m"
+  apt-get "${APT_OPTS[@]}" update >&2 || die "apt-get update of the trixie $kind index failed"
+}
+
+build_openssl() {
+  local root=$1 work apt_opts v src
+  private_apt "$root" deb-src
+  work=$WORK; apt_opts=("${APT_OPTS[@]}")
   local versions
   versions=$(apt-cache "${apt_opts[@]}" showsrc openssl 2>/dev/null | awk '/^Package: /{p=$2} /^Version: / && p=="openssl" {print $2}' | sort -V -r -u)
   [ -n "$versions" ] || die "no openssl source package in the trixie index"
@@ -141,13 +160,58 @@ find_openssl() {
   build_openssl "$root"
 }
 
+# Prints the cached llhttp prefix, fetching it the first time.
+cached_llhttp() {
+  local root=$1 d
+  for d in $(ls -d "$root"/llhttp-* 2>/dev/null | sort -V -r); do
+    [ -f "$d/.complete" ] && [ -f "$d/usr/include/llhttp.h" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+fetch_llhttp() {
+  local root=$1 v prefix deb
+  private_apt "$root" deb
+  v=$(apt-cache "${APT_OPTS[@]}" show libllhttp-dev 2>/dev/null | awk '/^Version: / {print $2}' | sort -V -r | head -n1)
+  [ -n "$v" ] || die "no libllhttp-dev in the trixie index"
+  (cd "$WORK" && apt-get "${APT_OPTS[@]}" download "libllhttp-dev=$v" >&2) \
+    || die "downloading libllhttp-dev $v failed"
+  local lib
+  lib=$(apt-cache "${APT_OPTS[@]}" show "libllhttp-dev=$v" | awk -F': ' '/^Depends: / {print $2; exit}' \
+        | tr ',' '\n' | awk '$1 ~ /^libllhttp[0-9.]+$/ {print $1; exit}')
+  [ -n "$lib" ] || die "cannot read libllhttp-dev's runtime library package"
+  (cd "$WORK" && apt-get "${APT_OPTS[@]}" download "$lib=$v" >&2) || die "downloading $lib $v failed"
+  prefix="$root/llhttp-${v%%[~+-]*}"
+  rm -rf "$prefix"
+  for deb in "$WORK"/*.deb; do
+    dpkg -x "$deb" "$prefix" || die "unpacking $deb failed"
+  done
+  [ -f "$prefix/usr/include/llhttp.h" ] || die "libllhttp-dev $v has no llhttp.h"
+  touch "$prefix/.complete"
+  rm -rf "$WORK"
+  echo "$prefix"
+}
+
+find_llhttp() {
+  local root p
+  root=$(cache_root)
+  mkdir -p "$root"
+  if p=$(cached_llhttp "$root"); then echo "$p"; return; fi
+  exec 8>"$root/.lock-llhttp"
+  flock 8
+  if p=$(cached_llhttp "$root"); then echo "$p"; return; fi
+  fetch_llhttp "$root"
+}
+
 BUILD_WORK=""
-cleanup() { if [ -n "$BUILD_WORK" ]; then rm -rf "$BUILD_WORK"; fi; }
+cleanup() { if [ -n "$BUILD_WORK" ]; then rm -rf $BUILD_WORK; fi; }
 trap cleanup EXIT
 
 main() {
   if [ "${1:-}" != "--openssl" ]; then install_packages; fi
-  local p
+  local p l
+  l=$(find_llhttp)
+  echo "llhttp=$l"
   p=$(find_openssl)
   openssl_ok "$p" || die "OpenSSL at $p is older than 3.5"
   echo "$p"

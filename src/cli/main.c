@@ -16,6 +16,7 @@ static const struct cli_cmd commands[] = {
     {"pki check", cmd_pki_check, "check the inventory against the files"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
+    {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1,0 +1,148 @@
+/* The admin listener: plain HTTP on a loopback address, one request per connection,
+ * served by one thread of its own: /metrics (Prometheus), /healthz, /readyz. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <llhttp.h>
+
+#include "gateway/gateway.h"
+#include "gateway/metrics.h"
+
+#define PQM_ADMIN_REQ_MAX 8192
+
+struct admin_req {
+    char url[256];
+    size_t url_len;
+    int complete, too_long;
+};
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct admin_req *r = p->data;
+    if (r->url_len + len >= sizeof(r->url)) {
+        r->too_long = 1;
+        return -1;
+    }
+    memcpy(r->url + r->url_len, at, len);
+    r->url_len += len;
+    r->url[r->url_len] = '\0';
+    return 0;
+}
+
+static int on_complete(llhttp_t *p)
+{
+    ((struct admin_req *)p->data)->complete = 1;
+    return HPE_PAUSED;
+}
+
+static void respond(int fd, int status, const char *type, const char *body, size_t len)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, status == 200 ? "OK" : status == 404 ? "Not Found"
+                                                : status == 503 ? "Service Unavailable"
+                                                                : "Bad Request",
+                     type, len);
+    if (send(fd, head, (size_t)n, MSG_NOSIGNAL) == n)
+        send(fd, body, len, MSG_NOSIGNAL);
+}
+
+static void serve(struct pqm_gateway *gw, int fd)
+{
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    llhttp_settings_t settings;
+    llhttp_settings_init(&settings);
+    settings.on_url = on_url;
+    settings.on_message_complete = on_complete;
+    llhttp_t parser;
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    struct admin_req req = {{0}, 0, 0, 0};
+    parser.data = &req;
+    char buf[PQM_ADMIN_REQ_MAX];
+    size_t total = 0;
+    while (!req.complete && total < sizeof(buf)) {
+        ssize_t n = recv(fd, buf, sizeof(buf) - total, 0);
+        if (n <= 0)
+            return;
+        total += (size_t)n;
+        llhttp_errno_t err = llhttp_execute(&parser, buf, (size_t)n);
+        if (err != HPE_OK && err != HPE_PAUSED) {
+            respond(fd, 400, "text/plain", "bad request\n", 12);
+            return;
+        }
+    }
+    if (!req.complete || parser.method != HTTP_GET) {
+        respond(fd, 400, "text/plain", "GET /metrics, /healthz or /readyz\n", 34);
+        return;
+    }
+    int ready = !atomic_load(&gw->draining);
+    if (strcmp(req.url, "/healthz") == 0) {
+        respond(fd, 200, "text/plain", "ok\n", 3);
+    } else if (strcmp(req.url, "/readyz") == 0) {
+        if (ready)
+            respond(fd, 200, "text/plain", "ready\n", 6);
+        else
+            respond(fd, 503, "text/plain", "draining\n", 9);
+    } else if (strcmp(req.url, "/metrics") == 0) {
+        struct pqm_metrics *blocks[256];
+        size_t n = 0;
+        for (int i = 0; i < gw->nworkers && n < 256; i++)
+            blocks[n++] = &gw->workers[i].metrics;
+        struct pqm_buf out;
+        pqm__buf_init(&out, 1 << 20);
+        if (pqm__metrics_render(blocks, n, ready, &out) == 0)
+            respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8",
+                    (const char *)pqm__buf_head(&out), out.len);
+        else
+            respond(fd, 503, "text/plain", "metrics too large\n", 18);
+        pqm__buf_free(&out);
+    } else {
+        respond(fd, 404, "text/plain", "not found\n", 10);
+    }
+}
+
+static void *admin_main(void *arg)
+{
+    struct pqm_gateway *gw = arg;
+    while (!atomic_load(&gw->admin_stop)) {
+        struct pollfd p = {.fd = gw->admin_fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        int fd = accept4(gw->admin_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve(gw, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+int pqm__gw_admin_start(struct pqm_gateway *gw)
+{
+    if (gw->admin_fd < 0)
+        return 0;
+    atomic_store(&gw->admin_stop, 0);
+    if (pthread_create(&gw->admin_thread, NULL, admin_main, gw) != 0)
+        return -1;
+    gw->admin_started = 1;
+    return 0;
+}
+
+void pqm__gw_admin_stop(struct pqm_gateway *gw)
+{
+    if (!gw->admin_started)
+        return;
+    atomic_store(&gw->admin_stop, 1);
+    pthread_join(gw->admin_thread, NULL);
+    gw->admin_started = 0;
+}

@@ -1,0 +1,39 @@
+/* The gateway's settings: one table of options serves flags, the configuration file and
+ * --help alike. */
+#ifndef PQM_GATEWAY_CONFIG_H
+#define PQM_GATEWAY_CONFIG_H
+
+#include <stddef.h>
+
+#include <pqmtls/gateway.h>
+
+#include "util/err.h"
+#include "util/secret.h"
+
+struct pqm_policy;
+
+#define PQM_GW_MAX_CRLS 16
+
+struct pqm_gateway_config {
+    struct pqm_err err;
+    char listen[256];
+    char upstream[256];
+    char admin[256]; /* "" : no admin listener */
+    char cert[4096], key[4096], client_ca[4096];
+    char key_passphrase_file[4096];
+    char crl[PQM_GW_MAX_CRLS][4096];
+    size_t ncrl;
+    char access_log[4096]; /* "-" stdout, "off", or a file */
+    int verify_depth;
+    int require_pq, crl_soft_fail;
+    int client_cert_header; /* RFC 9440 Client-Cert to the upstream */
+    int expiry_warning_days;
+    int workers;           /* 0: one per core */
+    int max_connections;   /* per worker */
+    double handshake_timeout, header_timeout, idle_timeout;
+    double upstream_connect_timeout, upstream_timeout, drain_timeout;
+    double watch_interval; /* 0: files are read again on SIGHUP only */
+    struct pqm_policy *policy; /* allow and deny rules; NULL when none (owned) */
+};
+
+#endif

@@ -1,0 +1,971 @@
+/* One client connection: TLS handshake, then HTTP/1.1 exchanges relayed to the upstream.
+ *
+ * Everything a connection does happens in pump(): it moves bytes as far as they can go
+ * (client -> request relay -> upstream, upstream -> response relay -> client) and then
+ * sets which readiness events and which timer the connection waits for. Every buffer is
+ * bounded; a full buffer stops reading from the side that fills it. */
+#define _GNU_SOURCE /* accept4 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "gateway/gateway.h"
+#include "gateway/policy.h"
+#include "http/relay.h"
+#include "util/buf.h"
+#include "util/timeutil.h"
+
+#define PQM_IN_MAX (64 * 1024)    /* received, not yet parsed */
+#define PQM_OUT_MAX (256 * 1024)  /* parsed, not yet sent */
+#define PQM_READ_CHUNK (16 * 1024)
+
+enum phase { P_HANDSHAKE, P_ACTIVE, P_CLOSING };
+
+struct upconn {
+    struct worker *w;
+    struct upconn *next;
+    int fd;
+    int connecting;
+    ev_io io;
+    ev_timer idle_timer;
+};
+
+/* One request and its response: allocated when a request starts, so that an idle
+ * keep-alive connection holds no parser and no buffers. */
+struct exchange {
+    struct pqm_relay req, resp;
+    struct pqm_buf to_up, up_in, to_client_err;
+    struct upconn *up;
+    double t_start, t_up_start, t_up_first;
+    int response_started; /* a byte of the response went to the client */
+    int up_eof;
+};
+
+struct conn {
+    struct worker *w;
+    struct conn *prev, *next;
+    struct pqm_tls_server *tls;
+    int fd;
+    SSL *ssl;
+    struct pqm_tls_peer peer;
+    char *client_cert; /* RFC 9440 ":base64(DER):", when configured */
+    char client[64];
+    enum phase phase;
+    ev_io io;
+    ev_timer timer;
+    struct pqm_buf in;        /* decrypted from the client */
+    struct pqm_buf to_client; /* plaintext for SSL_write */
+    struct exchange *x;
+    int client_eof;
+    int close_after;       /* close once to_client is flushed */
+    int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
+    uint64_t requests;
+};
+
+static void conn_close(struct conn *c);
+static void pump(struct conn *c);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- access log ------------------------------------------------------------------ */
+
+static void iso_time(int64_t t, char *out, size_t len)
+{
+    pqm__format_time(t, out, len);
+}
+
+static void log_handshake_refused(struct conn *c)
+{
+    pqm__metrics_handshake(&c->w->metrics,
+                           c->peer.reason_code != NULL ? c->peer.reason_code : "handshake", NULL,
+                           0, 0);
+    char when[40];
+    iso_time((int64_t)time(NULL), when, sizeof(when));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "event", "handshake_refused",
+                          "client", c->client, "reason_code",
+                          c->peer.reason_code ? c->peer.reason_code : "handshake", "reason",
+                          c->peer.reason);
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (line != NULL)
+        pqm__gw_log_line(c->w->gw, line);
+    free(line);
+    json_decref(o);
+}
+
+static void log_request(struct conn *c, int status, uint64_t bytes, const char *error)
+{
+    struct exchange *x = c->x;
+    char when[40], not_after[40], method[16], path[1024];
+    iso_time((int64_t)time(NULL), when, sizeof(when));
+    iso_time(c->peer.not_after, not_after, sizeof(not_after));
+    method[0] = path[0] = '\0';
+    if (x->req.url_len > 0)
+        pqm__relay_target(&x->req, method, sizeof(method), path, sizeof(path));
+    double end = now_s();
+    pqm__metrics_request(&c->w->metrics, status,
+                         x->t_up_start > 0 && x->t_up_first > 0 ? x->t_up_first - x->t_up_start
+                                                                : -1);
+    double up_ms = x->t_up_start > 0 && x->t_up_first > 0 ? (x->t_up_first - x->t_up_start) * 1e3
+                                                          : -1;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:i, "
+        "s:I, s:f, s:f}",
+        "time", when, "client", c->client, "subject", c->peer.subject, "issuer",
+        c->peer.issuer, "serial", c->peer.serial, "sha256", c->peer.fingerprint, "not_after",
+        not_after, "spiffe_id", c->peer.spiffe, "tls_version", c->peer.version, "group",
+        c->peer.group, "sigalg", c->peer.sigalg, "event", "request", "resumed",
+        c->peer.resumed, "method", method, "path", path, "status", status, "bytes",
+        (json_int_t)bytes, "upstream_ms", up_ms, "total_ms", (end - x->t_start) * 1e3);
+    if (o != NULL && error != NULL)
+        json_object_set_new(o, "error", json_string(error));
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (line != NULL)
+        pqm__gw_log_line(c->w->gw, line);
+    free(line);
+    json_decref(o);
+}
+
+/* A client certificate close to its end: one warning an hour per certificate, in the
+ * access log and for the operator. */
+static void check_expiry(struct conn *c)
+{
+    struct pqm_gateway *gw = c->w->gw;
+    int64_t now = (int64_t)time(NULL);
+    int64_t left = c->peer.not_after - now;
+    if (gw->cfg.expiry_warning_days <= 0 || c->peer.fingerprint[0] == '\0' ||
+        left > (int64_t)gw->cfg.expiry_warning_days * 86400 ||
+        !pqm__gw_expiry_should_warn(gw, c->peer.fingerprint, now))
+        return;
+    char when[40], not_after[40];
+    iso_time(now, when, sizeof(when));
+    iso_time(c->peer.not_after, not_after, sizeof(not_after));
+    double days = (double)left / 86400.0;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f}", "time", when, "event",
+                          "certificate_expiring", "subject", c->peer.subject, "serial",
+                          c->peer.serial, "sha256", c->peer.fingerprint, "spiffe_id",
+                          c->peer.spiffe, "not_after", not_after, "days_left", days);
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (line != NULL)
+        pqm__gw_log_line(gw, line);
+    free(line);
+    json_decref(o);
+    pqm__gw_say("warning", "client certificate '%s' (serial %s) expires %s, in %.1f days",
+                c->peer.subject, c->peer.serial, not_after, days);
+}
+
+/* --- upstream connections ---------------------------------------------------------- */
+
+static void up_free(struct upconn *u)
+{
+    if (u == NULL)
+        return;
+    ev_io_stop(u->w->loop, &u->io);
+    ev_timer_stop(u->w->loop, &u->idle_timer);
+    close(u->fd);
+    free(u);
+}
+
+static void pool_remove(struct worker *w, struct upconn *u)
+{
+    for (struct upconn **p = &w->idle; *p != NULL; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            return;
+        }
+}
+
+static void pool_drop(struct upconn *u)
+{
+    pool_remove(u->w, u);
+    up_free(u);
+}
+
+/* An idle pooled connection that becomes readable was closed (or misbehaves): drop it. */
+static void idle_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pool_drop(io->data);
+}
+
+static void idle_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pool_drop(t->data);
+}
+
+static void pool_put(struct worker *w, struct upconn *u)
+{
+    ev_io_stop(w->loop, &u->io);
+    ev_io_init(&u->io, idle_cb, u->fd, EV_READ);
+    u->io.data = u;
+    ev_io_start(w->loop, &u->io);
+    ev_timer_init(&u->idle_timer, idle_timeout_cb, w->gw->cfg.idle_timeout, 0);
+    u->idle_timer.data = u;
+    ev_timer_start(w->loop, &u->idle_timer);
+    u->next = w->idle;
+    w->idle = u;
+}
+
+static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+static struct upconn *up_get(struct conn *c)
+{
+    struct worker *w = c->w;
+    while (w->idle != NULL) {
+        struct upconn *u = w->idle;
+        w->idle = u->next;
+        ev_io_stop(w->loop, &u->io);
+        ev_timer_stop(w->loop, &u->idle_timer);
+        char b;
+        ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ev_io_init(&u->io, up_io_cb, u->fd, EV_READ);
+            u->io.data = c;
+            return u;
+        }
+        up_free(u); /* closed by the upstream while idle */
+    }
+    struct pqm_gateway *gw = w->gw;
+    int fd = socket(gw->upstream.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct upconn *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        close(fd);
+        return NULL;
+    }
+    u->w = w;
+    u->fd = fd;
+    if (connect(fd, (struct sockaddr *)&gw->upstream, gw->upstream_len) != 0) {
+        if (errno != EINPROGRESS) {
+            free(u);
+            close(fd);
+            return NULL;
+        }
+        u->connecting = 1;
+    }
+    ev_io_init(&u->io, up_io_cb, fd, EV_READ);
+    u->io.data = c;
+    return u;
+}
+
+/* --- error answers ----------------------------------------------------------------- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 414:
+        return "URI Too Long";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
+    }
+}
+
+/* Answers the current request with STATUS and a short JSON body, logs it, and closes the
+ * connection once the answer is out (what follows on it can no longer be trusted). */
+static void answer_error(struct conn *c, int status, const char *code, const char *detail)
+{
+    struct exchange *x = c->x;
+    c->close_after = 1;
+    if (x != NULL && x->response_started) {
+        log_request(c, status, 0, detail);
+        return; /* too late for an answer: closing says it */
+    }
+    json_t *o = json_pack("{s:s, s:s}", "error", code, "detail", detail);
+    char *body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    const char *b = body != NULL ? body : "{}";
+    pqm__buf_addf(&c->to_client,
+                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                  "Connection: close\r\n\r\n",
+                  status, status_text(status), strlen(b) + 1);
+    pqm__buf_add(&c->to_client, b, strlen(b));
+    pqm__buf_add(&c->to_client, "\n", 1);
+    free(body);
+    if (x != NULL)
+        log_request(c, status, 0, detail);
+}
+
+/* --- the exchange -------------------------------------------------------------------- */
+
+/* Authorization, once the request's method and path are known and before anything of it
+ * goes to the upstream. */
+static int authorize(struct pqm_relay *r, struct conn *c)
+{
+    const struct pqm_policy *pol = c->w->gw->policy;
+    if (pol == NULL)
+        return 0;
+    char method[16], target[1024];
+    pqm__relay_target(r, method, sizeof(method), target, sizeof(target));
+    if (r->url_len >= sizeof(target))
+        return pqm__relay_fail(r, 414, "request target too long");
+    target[strcspn(target, "?#")] = '\0';
+    if (pol->uses_path && !pqm__path_is_normal(target, strlen(target)))
+        return pqm__relay_fail(r, 400, "the request path is not in normal form (dot segments, "
+                                       "empty segments or encoded '.', '/', '\\')");
+    struct pqm_policy_subject s = {
+        .spiffe = c->peer.spiffe, .cn = c->peer.cn, .o = c->peer.org, .dns = c->peer.dns,
+        .method = method, .path = target,
+    };
+    char why[512];
+    if (pqm__policy_check(pol, &s, why, sizeof(why)) == 1)
+        return 0;
+    return pqm__relay_fail(r, 403, why);
+}
+
+static int add_identity(struct pqm_relay *r, struct pqm_buf *out, void *arg)
+{
+    struct conn *c = arg;
+    const struct pqm_tls_peer *p = &c->peer;
+    if (authorize(r, c) != 0)
+        return -1;
+    int rc = pqm__buf_addf(out, "X-Client-Cert-Subject: %s\r\n", p->subject);
+    rc |= pqm__buf_addf(out, "X-Client-Cert-Issuer: %s\r\n", p->issuer);
+    rc |= pqm__buf_addf(out, "X-Client-Cert-Serial: %s\r\n", p->serial);
+    rc |= pqm__buf_addf(out, "X-Client-Cert-Fingerprint: %s\r\n", p->fingerprint);
+    rc |= pqm__buf_addf(out, "X-Client-Cert-Verify: SUCCESS\r\n");
+    if (p->spiffe[0] != '\0')
+        rc |= pqm__buf_addf(out, "X-Client-Cert-Spiffe-Id: %s\r\n", p->spiffe);
+    rc |= pqm__buf_addf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: https\r\n", c->client);
+    if (c->client_cert != NULL) {
+        rc |= pqm__buf_add(out, "Client-Cert: ", 13);
+        rc |= pqm__buf_add(out, c->client_cert, strlen(c->client_cert));
+        rc |= pqm__buf_add(out, "\r\n", 2);
+    }
+    if (rc != 0)
+        return pqm__relay_fail(r, 500, "identity headers do not fit");
+    return 0;
+}
+
+static struct exchange *exchange_new(struct conn *c)
+{
+    struct exchange *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    pqm__buf_init(&x->to_up, PQM_OUT_MAX);
+    pqm__buf_init(&x->up_in, PQM_IN_MAX);
+    pqm__relay_init(&x->req, PQM_RELAY_REQUEST, &x->to_up, add_identity, c);
+    pqm__relay_init(&x->resp, PQM_RELAY_RESPONSE, &c->to_client, NULL, NULL);
+    x->t_start = now_s();
+    return x;
+}
+
+static void exchange_free(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x == NULL)
+        return;
+    if (x->up != NULL)
+        up_free(x->up);
+    pqm__buf_free(&x->to_up);
+    pqm__buf_free(&x->up_in);
+    free(x);
+    c->x = NULL;
+}
+
+/* The response ended: log it, give the upstream connection back, and go on with the
+ * next pipelined request, or wait for one. */
+static void exchange_done(struct conn *c)
+{
+    struct exchange *x = c->x;
+    log_request(c, x->resp.status, x->resp.body_bytes, NULL);
+    c->requests++;
+    if (!x->req.keep_alive || c->w->draining)
+        c->close_after = 1;
+    if (x->up != NULL) {
+        if (x->resp.keep_alive && !x->up_eof && x->to_up.len == 0 &&
+            x->req.state == PQM_RELAY_DONE)
+            pool_put(c->w, x->up);
+        else
+            up_free(x->up);
+        x->up = NULL;
+    }
+    if (x->req.state != PQM_RELAY_DONE) {
+        /* The upstream answered before the request body ended: the rest cannot be
+         * told apart from a next request any more. */
+        c->close_after = 1;
+    }
+    exchange_free(c);
+}
+
+static int start_upstream(struct conn *c)
+{
+    struct exchange *x = c->x;
+    x->up = up_get(c);
+    if (x->up == NULL) {
+        answer_error(c, 502, "bad_gateway", "cannot connect to the upstream");
+        return -1;
+    }
+    x->t_up_start = now_s();
+    return 0;
+}
+
+/* Parses what the client sent, as far as the upstream buffer allows. */
+static void feed_request(struct conn *c)
+{
+    while (c->in.len > 0 && !c->close_after) {
+        if (c->x == NULL && (c->x = exchange_new(c)) == NULL) {
+            c->close_after = 1;
+            return;
+        }
+        struct exchange *x = c->x;
+        if (x->req.state == PQM_RELAY_DONE || x->req.state == PQM_RELAY_ERROR)
+            return;
+        if (pqm__buf_room(&x->to_up) < PQM_HTTP_OUT_RESERVE + PQM_READ_CHUNK)
+            return;
+        size_t n = c->in.len < PQM_READ_CHUNK ? c->in.len : PQM_READ_CHUNK;
+        int had_head = x->req.state == PQM_RELAY_BODY;
+        size_t used = pqm__relay_feed(&x->req, pqm__buf_head(&c->in), n);
+        pqm__buf_consume(&c->in, used);
+        if (x->req.state == PQM_RELAY_ERROR) {
+            if (x->up != NULL) { /* part of it may have gone: the upstream connection goes */
+                up_free(x->up);
+                x->up = NULL;
+            }
+            answer_error(c, x->req.error_status,
+                         x->req.error_status == 403 ? "forbidden" : "bad_request",
+                         x->req.error_reason);
+            return;
+        }
+        if (!had_head && (x->req.state == PQM_RELAY_BODY || x->req.state == PQM_RELAY_DONE) &&
+            x->up == NULL && start_upstream(c) != 0)
+            return;
+        if (used == 0)
+            return;
+    }
+}
+
+/* Parses what the upstream sent, as far as the client buffer allows. */
+static void feed_response(struct conn *c)
+{
+    struct exchange *x = c->x;
+    while (x != NULL && x->up_in.len > 0) {
+        if (pqm__buf_room(&c->to_client) < PQM_HTTP_OUT_RESERVE + PQM_READ_CHUNK)
+            return;
+        size_t n = x->up_in.len < PQM_READ_CHUNK ? x->up_in.len : PQM_READ_CHUNK;
+        x->resp.close_after = !x->req.keep_alive || c->w->draining;
+        x->resp.expect_head = x->req.method == HTTP_HEAD;
+        size_t before = c->to_client.len;
+        size_t used = pqm__relay_feed(&x->resp, pqm__buf_head(&x->up_in), n);
+        pqm__buf_consume(&x->up_in, used);
+        if (c->to_client.len > before)
+            x->response_started = 1;
+        if (x->resp.state == PQM_RELAY_ERROR) {
+            answer_error(c, 502, "bad_gateway", x->resp.error_reason);
+            return;
+        }
+        if (x->resp.state == PQM_RELAY_DONE) {
+            exchange_done(c);
+            return;
+        }
+        if (used == 0)
+            return;
+    }
+}
+
+/* --- socket I/O -------------------------------------------------------------------- */
+
+static int flush_upstream(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x == NULL || x->up == NULL || x->up->connecting)
+        return 0;
+    while (x->to_up.len > 0) {
+        ssize_t n = send(x->up->fd, pqm__buf_head(&x->to_up), x->to_up.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            pqm__buf_consume(&x->to_up, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return -1;
+    }
+    return 0;
+}
+
+static int read_upstream(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x == NULL || x->up == NULL || x->up->connecting || x->up_eof)
+        return 0;
+    while (pqm__buf_room(&x->up_in) > 0) {
+        unsigned char *dst = pqm__buf_reserve(&x->up_in, PQM_READ_CHUNK < pqm__buf_room(&x->up_in)
+                                                             ? PQM_READ_CHUNK
+                                                             : pqm__buf_room(&x->up_in));
+        if (dst == NULL)
+            return 0;
+        size_t want = x->up_in.cap - x->up_in.off - x->up_in.len;
+        ssize_t n = recv(x->up->fd, dst, want, 0);
+        if (n > 0) {
+            if (x->t_up_first == 0)
+                x->t_up_first = now_s();
+            pqm__buf_commit(&x->up_in, (size_t)n);
+            continue;
+        }
+        if (n == 0) {
+            x->up_eof = 1;
+            return 0;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        return -1;
+    }
+    return 0;
+}
+
+static void upstream_failed(struct conn *c, const char *why)
+{
+    struct exchange *x = c->x;
+    if (x->up != NULL) {
+        up_free(x->up);
+        x->up = NULL;
+    }
+    answer_error(c, 502, "bad_gateway", why);
+}
+
+static void finish_connect(struct conn *c)
+{
+    struct upconn *u = c->x->up;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EALREADY)
+        return;
+    if (err != 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot connect to the upstream: %s", strerror(err));
+        upstream_failed(c, why);
+        return;
+    }
+    u->connecting = 0;
+}
+
+static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = io->data;
+    if (c->x != NULL && c->x->up != NULL && c->x->up->connecting)
+        finish_connect(c);
+    pump(c);
+}
+
+/* Moves the upstream side; 0 when the connection may go on. */
+static void move_upstream(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x == NULL || x->up == NULL)
+        return;
+    if (x->up->connecting)
+        return;
+    if (flush_upstream(c) != 0 || read_upstream(c) != 0) {
+        if (x->response_started)
+            answer_error(c, 502, "bad_gateway", "the upstream connection failed");
+        else
+            upstream_failed(c, "the upstream connection failed");
+        return;
+    }
+    feed_response(c);
+    x = c->x;
+    if (x != NULL && x->up_eof && x->up_in.len == 0 && x->resp.state != PQM_RELAY_DONE) {
+        if (pqm__relay_eof(&x->resp) == 0 && x->resp.state == PQM_RELAY_DONE)
+            exchange_done(c);
+        else
+            answer_error(c, 502, "bad_gateway",
+                         x->response_started ? "the upstream closed in the middle of a response"
+                                             : "the upstream closed without answering");
+    }
+}
+
+static int ssl_error_fatal(struct conn *c, int ret)
+{
+    int e = SSL_get_error(c->ssl, ret);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        c->ssl_wants_write = 1;
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        c->client_eof = 1;
+        return 0;
+    default:
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+static int flush_client(struct conn *c)
+{
+    while (c->to_client.len > 0) {
+        size_t n = c->to_client.len > PQM_READ_CHUNK ? PQM_READ_CHUNK : c->to_client.len;
+        int r = SSL_write(c->ssl, pqm__buf_head(&c->to_client), (int)n);
+        if (r > 0) {
+            pqm__buf_consume(&c->to_client, (size_t)r);
+            continue;
+        }
+        return ssl_error_fatal(c, r);
+    }
+    return 0;
+}
+
+static int read_client(struct conn *c)
+{
+    while (!c->client_eof && pqm__buf_room(&c->in) >= PQM_READ_CHUNK) {
+        unsigned char *dst = pqm__buf_reserve(&c->in, PQM_READ_CHUNK);
+        if (dst == NULL)
+            return 0;
+        int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
+        if (r > 0) {
+            pqm__buf_commit(&c->in, (size_t)r);
+            continue;
+        }
+        int rc = ssl_error_fatal(c, r);
+        if (rc != 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL)
+            c->client_eof = 1; /* a close without close_notify ends the input too */
+        return c->client_eof ? 0 : rc;
+    }
+    return 0;
+}
+
+/* --- the pump ------------------------------------------------------------------------ */
+
+static void arm(struct conn *c)
+{
+    struct worker *w = c->w;
+    const struct pqm_gateway_config *cfg = &w->gw->cfg;
+    int ev = 0;
+    if (c->phase == P_HANDSHAKE) {
+        ev = c->ssl_wants_write ? EV_WRITE : EV_READ;
+    } else {
+        if (!c->client_eof && !c->close_after && pqm__buf_room(&c->in) >= PQM_READ_CHUNK)
+            ev |= EV_READ;
+        if (c->to_client.len > 0 || c->ssl_wants_write)
+            ev |= EV_WRITE;
+    }
+    if (ev == 0)
+        ev = EV_READ; /* always notice a reset */
+    if (c->io.events != ev) {
+        ev_io_stop(w->loop, &c->io);
+        ev_io_set(&c->io, c->fd, ev);
+        ev_io_start(w->loop, &c->io);
+    }
+    struct exchange *x = c->x;
+    if (x != NULL && x->up != NULL) {
+        int uev = 0;
+        if (x->up->connecting || x->to_up.len > 0)
+            uev |= EV_WRITE;
+        if (!x->up->connecting && !x->up_eof && pqm__buf_room(&x->up_in) > 0)
+            uev |= EV_READ;
+        if (uev == 0)
+            uev = EV_READ;
+        x->up->io.data = c;
+        if (!ev_is_active(&x->up->io) || x->up->io.events != uev) {
+            ev_io_stop(w->loop, &x->up->io);
+            ev_io_set(&x->up->io, x->up->fd, uev);
+            ev_io_start(w->loop, &x->up->io);
+        }
+    }
+    /* One timer, for what the connection waits for now. */
+    double t;
+    if (c->phase == P_HANDSHAKE)
+        t = cfg->handshake_timeout;
+    else if (x == NULL)
+        t = c->requests == 0 ? cfg->header_timeout : cfg->idle_timeout;
+    else if (x->up == NULL || x->req.state == PQM_RELAY_HEAD || x->req.state == PQM_RELAY_IDLE)
+        t = cfg->header_timeout;
+    else if (x->up->connecting)
+        t = cfg->upstream_connect_timeout;
+    else
+        t = cfg->upstream_timeout;
+    if (c->close_after)
+        t = cfg->handshake_timeout; /* a last answer gets a short while to leave */
+    ev_timer_stop(w->loop, &c->timer);
+    ev_timer_set(&c->timer, t, 0);
+    ev_timer_start(w->loop, &c->timer);
+}
+
+/* RFC 9440 2.1: the DER certificate as a Structured Field Byte Sequence. */
+static char *client_cert_value(X509 *leaf)
+{
+    unsigned char *der = NULL;
+    int len = leaf != NULL ? i2d_X509(leaf, &der) : -1;
+    if (len <= 0)
+        return NULL;
+    size_t cap = 4 * (((size_t)len + 2) / 3) + 3;
+    char *out = malloc(cap);
+    if (out != NULL) {
+        out[0] = ':';
+        int n = EVP_EncodeBlock((unsigned char *)out + 1, der, len);
+        out[1 + n] = ':';
+        out[2 + n] = '\0';
+    }
+    OPENSSL_free(der);
+    return out;
+}
+
+static void handshake(struct conn *c)
+{
+    c->ssl_wants_write = 0;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->phase = P_ACTIVE;
+        if (pqm__tls_peer_read(c->tls, c->ssl, &c->peer) != 0) {
+            log_handshake_refused(c);
+            conn_close(c);
+            return;
+        }
+        pqm__metrics_handshake(&c->w->metrics, NULL, c->peer.group, c->peer.resumed,
+                               c->peer.not_after);
+        check_expiry(c);
+        if (c->w->gw->cfg.client_cert_header)
+            c->client_cert = client_cert_value(SSL_get0_peer_certificate(c->ssl));
+        pump(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->ssl_wants_write = e == SSL_ERROR_WANT_WRITE;
+        arm(c);
+        return;
+    }
+    pqm__tls_peer_failed(c->ssl, &c->peer, ERR_peek_error());
+    ERR_clear_error();
+    log_handshake_refused(c);
+    conn_close(c);
+}
+
+static void pump(struct conn *c)
+{
+    if (c->phase == P_HANDSHAKE) {
+        handshake(c);
+        return;
+    }
+    for (int round = 0; round < 64; round++) {
+        size_t before = c->in.len + c->to_client.len +
+                        (c->x != NULL ? c->x->to_up.len + c->x->up_in.len : 0);
+        int had_x = c->x != NULL;
+        c->ssl_wants_write = 0;
+        if (flush_client(c) != 0 || read_client(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        feed_request(c);
+        move_upstream(c);
+        if (flush_client(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        size_t after = c->in.len + c->to_client.len +
+                       (c->x != NULL ? c->x->to_up.len + c->x->up_in.len : 0);
+        if (after == before && had_x == (c->x != NULL))
+            break;
+    }
+    if (c->to_client.len == 0 && c->close_after) {
+        conn_close(c);
+        return;
+    }
+    if (c->client_eof && c->x == NULL && c->in.len == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->client_eof && c->x != NULL && c->x->req.state != PQM_RELAY_DONE &&
+        c->x->req.state != PQM_RELAY_ERROR) {
+        conn_close(c); /* the client left in the middle of a request */
+        return;
+    }
+    arm(c);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pump(io->data);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = t->data;
+    if (c->phase == P_HANDSHAKE) {
+        snprintf(c->peer.reason, sizeof(c->peer.reason), "no TLS handshake within %g s",
+                 c->w->gw->cfg.handshake_timeout);
+        c->peer.reason_code = "timeout";
+        log_handshake_refused(c);
+        conn_close(c);
+        return;
+    }
+    struct exchange *x = c->x;
+    if (x != NULL && x->up != NULL && x->req.state != PQM_RELAY_HEAD &&
+        x->req.state != PQM_RELAY_IDLE && !c->close_after) {
+        int connecting = x->up->connecting;
+        up_free(x->up);
+        x->up = NULL;
+        if (connecting)
+            answer_error(c, 502, "bad_gateway", "the upstream did not accept the connection in time");
+        else
+            answer_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
+        pump(c);
+        return;
+    }
+    conn_close(c); /* idle, slow head, or a last answer that does not leave */
+}
+
+static void conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    exchange_free(c);
+    if (c->ssl != NULL) {
+        if (c->phase == P_ACTIVE)
+            SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    close(c->fd);
+    pqm__buf_free(&c->in);
+    pqm__buf_free(&c->to_client);
+    free(c->client_cert);
+    pqm__tls_server_free(c->tls);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub_explicit(&w->metrics.connections, 1, memory_order_relaxed);
+    free(c);
+    if (w->draining && w->nconns == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void peer_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+    snprintf(out, len, "%s", host);
+}
+
+static void conn_start(struct worker *w, int fd, const struct sockaddr_storage *ss)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->fd = fd;
+    peer_text(ss, c->client, sizeof(c->client));
+    pqm__buf_init(&c->in, PQM_IN_MAX);
+    pqm__buf_init(&c->to_client, PQM_OUT_MAX);
+    c->tls = pqm__gw_tls_take(w->gw);
+    c->ssl = pqm__tls_server_ssl(c->tls, fd, &c->peer);
+    if (c->ssl == NULL) {
+        pqm__tls_server_free(c->tls);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atomic_fetch_add_explicit(&w->metrics.connections, 1, memory_order_relaxed);
+    ev_io_init(&c->io, io_cb, fd, EV_READ);
+    c->io.data = c;
+    ev_init(&c->timer, timer_cb);
+    c->timer.data = c;
+    pump(c);
+}
+
+void pqm__gw_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = io->data;
+    for (int i = 0; i < 64 && w->nconns < w->gw->cfg.max_connections; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(w->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a transient error: the next readiness retries */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn_start(w, fd, &ss);
+    }
+}
+
+void pqm__gw_worker_drain(struct worker *w)
+{
+    w->draining = 1;
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        if (c->x == NULL && c->to_client.len == 0)
+            conn_close(c); /* idle keep-alive, or not yet a request */
+        else
+            c->close_after = c->close_after || c->x == NULL;
+        c = next;
+    }
+}
+
+void pqm__gw_worker_close_all(struct worker *w)
+{
+    w->draining = 0; /* no ev_break from conn_close: the loop has already stopped */
+    while (w->conns != NULL)
+        conn_close(w->conns);
+    while (w->idle != NULL) {
+        struct upconn *u = w->idle;
+        w->idle = u->next;
+        up_free(u);
+    }
+}

@@ -1,0 +1,479 @@
+/* The gateway: workers (one event loop and one listening socket each, sharing the port
+ * with SO_REUSEPORT), signals, reload and the access log. */
+#define _GNU_SOURCE
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "gateway/policy.h"
+#include "util/fsutil.h"
+#include "util/sdnotify.h"
+
+#define PQM_PASSPHRASE_MAX 4096
+
+void pqm__gw_say(const char *level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "pqmtls gateway: %s: %s\n", level, msg);
+}
+
+void pqm__gw_log_line(struct pqm_gateway *gw, const char *json)
+{
+    if (gw->access_log == NULL)
+        return;
+    pthread_mutex_lock(&gw->log_mu);
+    fputs(json, gw->access_log);
+    fputc('\n', gw->access_log);
+    fflush(gw->access_log);
+    pthread_mutex_unlock(&gw->log_mu);
+}
+
+int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, int64_t now)
+{
+    uint64_t id = 0; /* the first 64 bits of the fingerprint identify the certificate */
+    for (int i = 0; i < 16 && fingerprint[i] != '\0'; i++) {
+        char ch = fingerprint[i];
+        id = id << 4 | (uint64_t)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+    }
+    size_t slot = (size_t)(id % PQM_GW_EXPIRY_NOTES);
+    int warn = 0;
+    pthread_mutex_lock(&gw->expiry_mu);
+    struct expiry_note *n = &gw->expiry_notes[slot];
+    if (n->id != id || now - n->when >= 3600) {
+        n->id = id;
+        n->when = now;
+        warn = 1;
+    }
+    pthread_mutex_unlock(&gw->expiry_mu);
+    return warn;
+}
+
+struct pqm_tls_server *pqm__gw_tls_take(struct pqm_gateway *gw)
+{
+    pthread_mutex_lock(&gw->tls_mu);
+    struct pqm_tls_server *s = pqm__tls_server_ref(atomic_load(&gw->tls));
+    pthread_mutex_unlock(&gw->tls_mu);
+    return s;
+}
+
+/* "HOST:PORT" (HOST may be [v6]) into an address; numeric or resolved once, now. */
+static int resolve(const char *text, int passive, struct sockaddr_storage *ss, socklen_t *len,
+                   struct pqm_err *e)
+{
+    char host[256];
+    snprintf(host, sizeof(host), "%s", text);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return pqm__err_set(e, "'%s' is not HOST:PORT", text);
+    *colon = '\0';
+    const char *port = colon + 1;
+    char *h = host;
+    if (h[0] == '[') {
+        h++;
+        h[strlen(h) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(h[0] ? h : NULL, port, &hints, &res);
+    if (rc != 0)
+        return pqm__err_set(e, "'%s': %s", text, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, struct pqm_err *e,
+                         const char *text)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return pqm__err_set(e, "listen %s: socket: %s", text, strerror(errno));
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
+        pqm__err_set(e, "listen %s: %s", text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int read_key_pass(struct pqm_gateway *gw, struct pqm_err *e)
+{
+    const char *file = gw->cfg.key_passphrase_file;
+    if (file[0] == '\0') {
+        const char *env = getenv("PQMTLS_KEY_PASSPHRASE");
+        if (env != NULL && env[0] != '\0')
+            return pqm__secret_set(&gw->key_pass, env, strlen(env), e);
+        return 0;
+    }
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (pqm__read_file(file, PQM_PASSPHRASE_MAX, &data, &len, e) != 0)
+        return pqm__err_copy(e, "key_passphrase_file", pqm__err_str(e));
+    size_t n = 0;
+    while (n < len && data[n] != '\n' && data[n] != '\r')
+        n++;
+    int rc = n == 0 ? pqm__err_set(e, "key_passphrase_file %s: the first line is empty", file)
+                    : pqm__secret_set(&gw->key_pass, (const char *)data, n, e);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return rc;
+}
+
+static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, struct pqm_err *e)
+{
+    const struct pqm_gateway_config *c = &gw->cfg;
+    const char *crls[PQM_GW_MAX_CRLS];
+    for (size_t i = 0; i < c->ncrl; i++)
+        crls[i] = c->crl[i];
+    struct pqm_tls_server_opts o = {
+        .cert_file = c->cert,
+        .key_file = c->key,
+        .key_pass = gw->key_pass.buf,
+        .key_passlen = gw->key_pass.len,
+        .client_ca_file = c->client_ca,
+        .crl_files = crls,
+        .ncrl = c->ncrl,
+        .verify_depth = c->verify_depth,
+        .require_pq = c->require_pq,
+        .crl_soft_fail = c->crl_soft_fail,
+    };
+    return pqm__tls_server_new(&o, e);
+}
+
+static int open_access_log(struct pqm_gateway *gw, struct pqm_err *e)
+{
+    const char *a = gw->cfg.access_log;
+    if (strcmp(a, "off") == 0)
+        return 0;
+    if (strcmp(a, "-") == 0) {
+        gw->access_log = stdout;
+        return 0;
+    }
+    gw->access_log = fopen(a, "ae");
+    if (gw->access_log == NULL)
+        return pqm__err_set(e, "access_log %s: %s", a, strerror(errno));
+    return 0;
+}
+
+/* A fingerprint of the identity of the files the TLS configuration is built from
+ * (device, inode, size, modification time): any replacement or rewrite changes it. A
+ * missing file counts too, so that its return is noticed. */
+static uint64_t files_stamp(const struct pqm_gateway *gw)
+{
+    const struct pqm_gateway_config *c = &gw->cfg;
+    const char *files[4 + PQM_GW_MAX_CRLS] = {c->cert, c->key, c->client_ca,
+                                              c->key_passphrase_file};
+    size_t n = 4;
+    for (size_t i = 0; i < c->ncrl; i++)
+        files[n++] = c->crl[i];
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the stat fields */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        uint64_t v[5] = {0, 0, 0, 0, 0};
+        if (files[i][0] != '\0' && stat(files[i], &st) == 0) {
+            v[0] = (uint64_t)st.st_dev;
+            v[1] = (uint64_t)st.st_ino;
+            v[2] = (uint64_t)st.st_size;
+            v[3] = (uint64_t)st.st_mtim.tv_sec;
+            v[4] = (uint64_t)st.st_mtim.tv_nsec;
+        }
+        const unsigned char *p = (const unsigned char *)v;
+        for (size_t j = 0; j < sizeof(v); j++)
+            h = (h ^ p[j]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 0;
+}
+
+/* The admin listener answers anyone who can connect, without TLS: loopback only. */
+static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
+{
+    gw->admin_fd = -1;
+    if (gw->cfg.admin[0] == '\0')
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (resolve(gw->cfg.admin, 1, &ss, &len, e) != 0)
+        return pqm__err_copy(e, "admin", pqm__err_str(e));
+    if (!is_loopback(&ss))
+        return pqm__err_set(e, "admin %s: the admin listener must be on a loopback address "
+                               "(127.0.0.1 or [::1]): it has no TLS and no authentication",
+                            gw->cfg.admin);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 64) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return pqm__err_set(e, "admin %s: %s", gw->cfg.admin, strerror(err));
+    }
+    gw->admin_fd = fd;
+    return 0;
+}
+
+static int copy_policy(struct pqm_gateway *gw, const struct pqm_policy *from, struct pqm_err *e)
+{
+    if (from == NULL || from->nrules == 0)
+        return 0;
+    gw->policy = malloc(sizeof(*gw->policy));
+    if (gw->policy == NULL)
+        return pqm__err_set(e, "out of memory");
+    pqm__policy_init(gw->policy);
+    for (size_t i = 0; i < from->nrules; i++)
+        if (pqm__policy_add(gw->policy, from->rules[i].deny, from->rules[i].text, e) != 0)
+            return -1;
+    return 0;
+}
+
+struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *err,
+                                    size_t errlen)
+{
+    struct pqm_err e = {{0}};
+    struct pqm_gateway *gw = calloc(1, sizeof(*gw));
+    if (gw == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    gw->cfg = *cfg;
+    gw->cfg.policy = NULL; /* the caller's; the gateway keeps a copy of its own */
+    gw->admin_fd = -1;
+    pqm__err_clear(&gw->cfg.err);
+    pthread_mutex_init(&gw->log_mu, NULL);
+    pthread_mutex_init(&gw->tls_mu, NULL);
+    pthread_mutex_init(&gw->expiry_mu, NULL);
+    struct sockaddr_storage lss;
+    socklen_t llen = 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    gw->nworkers = cfg->workers > 0 ? cfg->workers : cores > 0 ? (int)cores : 1;
+    if (pqm_gateway_config_check(&gw->cfg) != 0) {
+        snprintf(err, errlen, "%s", pqm_gateway_config_error(&gw->cfg));
+        goto fail;
+    }
+    if (copy_policy(gw, cfg->policy, &e) != 0 || read_key_pass(gw, &e) != 0)
+        goto fail_e;
+    struct pqm_tls_server *tls = build_tls(gw, &e);
+    if (tls == NULL)
+        goto fail_e;
+    atomic_store(&gw->tls, tls);
+    gw->files_stamp = files_stamp(gw);
+    if (cfg->ncrl == 0)
+        pqm__gw_say("warning", "no crl configured: client certificates are not checked for "
+                               "revocation");
+    if (resolve(cfg->upstream, 0, &gw->upstream, &gw->upstream_len, &e) != 0 ||
+        resolve(cfg->listen, 1, &lss, &llen, &e) != 0) {
+        pqm__err_copy(&e, "address", pqm__err_str(&e));
+        goto fail_e;
+    }
+    if (open_access_log(gw, &e) != 0 || open_admin(gw, &e) != 0)
+        goto fail_e;
+    gw->workers = calloc((size_t)gw->nworkers, sizeof(*gw->workers));
+    if (gw->workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < gw->nworkers; i++)
+        gw->workers[i].lfd = -1;
+    for (int i = 0; i < gw->nworkers; i++) {
+        struct worker *w = &gw->workers[i];
+        w->gw = gw;
+        w->id = i;
+        w->lfd = listen_socket(&lss, llen, &e, cfg->listen);
+        if (w->lfd < 0)
+            goto fail_e;
+    }
+    return gw;
+fail_e:
+    snprintf(err, errlen, "%s", pqm__err_str(&e));
+fail:
+    pqm_gateway_free(gw);
+    return NULL;
+}
+
+static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)revents;
+    struct worker *w = a->data;
+    ev_io_stop(loop, &w->accept_w);
+    close(w->lfd);
+    w->lfd = -1;
+    pqm__gw_worker_drain(w);
+    if (w->nconns == 0)
+        ev_break(loop, EVBREAK_ALL);
+    else
+        ev_timer_start(loop, &w->drain_w);
+}
+
+static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)t;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    ev_run(w->loop, 0);
+    pqm__gw_worker_close_all(w); /* what the drain time did not see finish */
+    return NULL;
+}
+
+static int start_worker(struct worker *w)
+{
+    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (w->loop == NULL)
+        return -1;
+    ev_io_init(&w->accept_w, pqm__gw_accept_cb, w->lfd, EV_READ);
+    w->accept_w.data = w;
+    ev_io_start(w->loop, &w->accept_w);
+    ev_async_init(&w->stop_w, stop_cb);
+    w->stop_w.data = w;
+    ev_async_start(w->loop, &w->stop_w);
+    ev_timer_init(&w->drain_w, drain_timeout_cb, w->gw->cfg.drain_timeout, 0);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    w->started = 1;
+    return 0;
+}
+
+/* SIGHUP: certificates, key, client CAs and CRLs read again; a new TLS configuration
+ * replaces the old one for new connections. One that does not load changes nothing. */
+static void reload(struct pqm_gateway *gw, const char *why)
+{
+    struct pqm_err e = {{0}};
+    gw->files_stamp = files_stamp(gw); /* a failed load is not retried until they change */
+    pqm__secret_clear(&gw->key_pass);
+    if (read_key_pass(gw, &e) != 0) {
+        pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
+                    pqm__err_str(&e));
+        return;
+    }
+    struct pqm_tls_server *fresh = build_tls(gw, &e);
+    if (fresh == NULL) {
+        pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
+                    pqm__err_str(&e));
+        return;
+    }
+    pthread_mutex_lock(&gw->tls_mu);
+    struct pqm_tls_server *old = atomic_exchange(&gw->tls, fresh);
+    pthread_mutex_unlock(&gw->tls_mu);
+    pqm__tls_server_free(old);
+    pqm__gw_say("info", "reloaded certificates, key, client CAs and CRLs (%s)", why);
+}
+
+int pqm_gateway_run(struct pqm_gateway *gw)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = 0;
+    for (int i = 0; i < gw->nworkers; i++)
+        if (start_worker(&gw->workers[i]) != 0) {
+            pqm__gw_say("error", "cannot start worker %d", i);
+            rc = -1;
+            break;
+        }
+    if (rc == 0 && pqm__gw_admin_start(gw) != 0) {
+        pqm__gw_say("error", "cannot start the admin listener");
+        rc = -1;
+    }
+    if (rc == 0) {
+        pqm__gw_say("info", "listening on %s (%d workers), upstream %s%s%s", gw->cfg.listen,
+                    gw->nworkers, gw->cfg.upstream, gw->admin_fd >= 0 ? ", admin " : "",
+                    gw->admin_fd >= 0 ? gw->cfg.admin : "");
+        pqm__sd_notify("READY=1");
+    }
+    for (int sig = 0; rc == 0;) {
+        double iv = gw->cfg.watch_interval > 0 ? gw->cfg.watch_interval : 3600;
+        struct timespec ts = {(time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9)};
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig < 0) {
+            if (errno == EAGAIN && gw->cfg.watch_interval > 0 &&
+                files_stamp(gw) != gw->files_stamp)
+                reload(gw, "a file changed");
+            continue;
+        }
+        if (sig == SIGHUP) {
+            pqm__sd_notify("RELOADING=1");
+            reload(gw, "SIGHUP");
+            pqm__sd_notify("READY=1");
+            continue;
+        }
+        pqm__gw_say("info", "signal %d: draining connections", sig);
+        atomic_store(&gw->draining, 1);
+        pqm__sd_notify("STOPPING=1");
+        break;
+    }
+    for (int i = 0; i < gw->nworkers; i++)
+        if (gw->workers[i].started)
+            ev_async_send(gw->workers[i].loop, &gw->workers[i].stop_w);
+    for (int i = 0; i < gw->nworkers; i++)
+        if (gw->workers[i].started) {
+            pthread_join(gw->workers[i].thread, NULL);
+            gw->workers[i].started = 0;
+        }
+    pqm__gw_admin_stop(gw);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+void pqm_gateway_free(struct pqm_gateway *gw)
+{
+    if (gw == NULL)
+        return;
+    for (int i = 0; gw->workers != NULL && i < gw->nworkers; i++) {
+        struct worker *w = &gw->workers[i];
+        if (w->lfd >= 0)
+            close(w->lfd);
+        if (w->loop != NULL)
+            ev_loop_destroy(w->loop);
+    }
+    free(gw->workers);
+    if (gw->admin_fd >= 0)
+        close(gw->admin_fd);
+    if (gw->policy != NULL)
+        pqm__policy_free(gw->policy);
+    free(gw->policy);
+    pqm__tls_server_free(atomic_load(&gw->tls));
+    pqm__secret_clear(&gw->key_pass);
+    if (gw->access_log != NULL && gw->access_log != stdout)
+        fclose(gw->access_log);
+    pthread_mutex_destroy(&gw->log_mu);
+    pthread_mutex_destroy(&gw->tls_mu);
+    pthread_mutex_destroy(&gw->expiry_mu);
+    free(gw);
+}

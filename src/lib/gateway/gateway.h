@@ -1,0 +1,89 @@
+/* Gateway internals shared by its files: the gateway, its workers, and the access log. */
+#ifndef PQM_GATEWAY_GATEWAY_H
+#define PQM_GATEWAY_GATEWAY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+
+#include "gateway/config.h"
+#include "gateway/metrics.h"
+#include "tls/server.h"
+
+#define PQM_GW_EXPIRY_NOTES 1024
+
+struct worker;
+struct conn;
+struct upconn;
+
+struct pqm_gateway {
+    struct pqm_gateway_config cfg;
+    struct pqm_secret key_pass;
+    _Atomic(struct pqm_tls_server *) tls; /* replaced whole on reload */
+    pthread_mutex_t tls_mu;              /* serialises takers and the reload's swap */
+    struct sockaddr_storage upstream;
+    socklen_t upstream_len;
+    char upstream_text[256];
+    struct worker *workers;
+    int nworkers;
+    FILE *access_log;
+    pthread_mutex_t log_mu;
+    uint64_t files_stamp; /* of the files the TLS configuration was built from */
+    struct pqm_policy *policy; /* NULL: every verified client passes */
+    /* Certificates warned about as expiring: fingerprint prefix and when. */
+    struct expiry_note {
+        uint64_t id;
+        int64_t when;
+    } expiry_notes[PQM_GW_EXPIRY_NOTES];
+    pthread_mutex_t expiry_mu;
+    atomic_int draining;
+    /* The admin listener (-1: off) and its thread. */
+    int admin_fd;
+    pthread_t admin_thread;
+    int admin_started;
+    atomic_int admin_stop;
+};
+
+struct worker {
+    struct pqm_gateway *gw;
+    int id;
+    struct ev_loop *loop;
+    int lfd;
+    ev_io accept_w;
+    ev_async stop_w;
+    ev_timer drain_w;
+    pthread_t thread;
+    int started;
+    int nconns;
+    int draining;
+    struct conn *conns;  /* every open client connection */
+    struct upconn *idle; /* idle upstream connections, newest first */
+    struct pqm_metrics metrics;
+};
+
+/* The TLS server of the current configuration, with a reference for the caller. */
+struct pqm_tls_server *pqm__gw_tls_take(struct pqm_gateway *gw);
+
+void pqm__gw_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* Closes idle connections and lets the others finish their current request. */
+void pqm__gw_worker_drain(struct worker *w);
+/* Closes every connection of W and its idle upstream connections. */
+void pqm__gw_worker_close_all(struct worker *w);
+
+/* 1 when the certificate FINGERPRINT (hex) was not warned about in the last hour; notes
+ * that it now is. */
+int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, int64_t now);
+
+int pqm__gw_admin_start(struct pqm_gateway *gw);
+void pqm__gw_admin_stop(struct pqm_gateway *gw);
+
+/* One JSON line (already serialised, without the newline) into the access log. */
+void pqm__gw_log_line(struct pqm_gateway *gw, const char *json);
+/* A line on stderr for the operator: "pqmtls gateway: LEVEL: message". */
+void pqm__gw_say(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

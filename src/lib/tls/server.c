@@ -1,0 +1,547 @@
+/* The gateway's server-side TLS (see server.h). */
+#include "tls/server.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "pki/keyfile.h"
+#include "pki/pemfile.h"
+#include "util/digest.h"
+
+#define PQM_DEFAULT_DEPTH 2
+#define PQM_GROUPS_DEFAULT "X25519MLKEM768:X25519"
+#define PQM_GROUPS_PQ_ONLY "X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024"
+
+/* A CRL whose signature was checked at load, with the CA that signed it. */
+struct crl_entry {
+    X509_CRL *crl;
+    X509 *issuer;
+    char file[256];
+};
+
+struct pqm_tls_server {
+    atomic_int refs;
+    SSL_CTX *ctx;
+    X509_STORE *store;
+    STACK_OF(X509) *cas;
+    struct crl_entry *crls;
+    size_t ncrl;
+    int depth, require_pq, crl_soft_fail;
+};
+
+int pqm__tls_group_is_pq(const char *name)
+{
+    return name != NULL && strstr(name, "MLKEM") != NULL;
+}
+
+static void set_reason(struct pqm_tls_peer *peer, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_reason(struct pqm_tls_peer *peer, const char *code, const char *fmt, ...)
+{
+    if (peer == NULL || peer->reason[0] != '\0')
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(peer->reason, sizeof(peer->reason), fmt, ap);
+    va_end(ap);
+    peer->reason_code = code;
+}
+
+/* RFC 2253 text of NAME for logs and headers: control characters never get through. */
+static void name_text(const X509_NAME *name, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return;
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(b, out, (int)outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+static void cert_who(X509 *x, char *out, size_t outlen)
+{
+    if (x == NULL) {
+        snprintf(out, outlen, "the client certificate");
+        return;
+    }
+    char subject[300];
+    name_text(X509_get_subject_name(x), subject, sizeof(subject));
+    snprintf(out, outlen, "'%s'", subject);
+}
+
+static const char *verify_code(int err)
+{
+    switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "not_yet_valid";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        return "unknown_ca";
+    case X509_V_ERR_INVALID_PURPOSE:
+        return "wrong_eku";
+    case X509_V_ERR_PERMITTED_VIOLATION:
+    case X509_V_ERR_EXCLUDED_VIOLATION:
+    case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+        return "name_constraints";
+    case X509_V_ERR_CERT_REVOKED:
+        return "revoked";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+        return "crl_missing";
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        return "crl_expired";
+    default:
+        return "bad_certificate";
+    }
+}
+
+/* OpenSSL's purpose check lets a leaf without any EKU pass; here clientAuth must be
+ * stated. */
+static int check_eku(X509 *leaf, struct pqm_tls_peer *peer)
+{
+    char who[320];
+    cert_who(leaf, who, sizeof(who));
+    if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) == 0) {
+        set_reason(peer, "wrong_eku", "%s has no extended key usage; clientAuth is required",
+                   who);
+        return -1;
+    }
+    if ((X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT) == 0) {
+        set_reason(peer, "wrong_eku", "%s lacks extended key usage clientAuth", who);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct crl_entry *crl_for(const struct pqm_tls_server *s, const X509 *issuer)
+{
+    for (size_t i = 0; i < s->ncrl; i++)
+        if (X509_cmp(s->crls[i].issuer, issuer) == 0)
+            return &s->crls[i];
+    return NULL;
+}
+
+static X509 *issuer_in_store(const struct pqm_tls_server *s, X509 *x)
+{
+    for (int i = 0; i < sk_X509_num(s->cas); i++) {
+        X509 *ca = sk_X509_value(s->cas, i);
+        if (X509_check_issued(ca, x) == X509_V_OK)
+            return ca;
+    }
+    return NULL;
+}
+
+/* Revocation of every certificate of CHAIN below a self-signed root, from the CRLs
+ * checked at load: nothing is verified again per handshake. */
+static int check_revocation(const struct pqm_tls_server *s, STACK_OF(X509) *chain,
+                            struct pqm_tls_peer *peer, int *err)
+{
+    time_t now = time(NULL);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_check_issued(x, x) == X509_V_OK)
+            break; /* a root is not revoked by a CRL */
+        X509 *issuer = i + 1 < sk_X509_num(chain) ? sk_X509_value(chain, i + 1)
+                                                   : issuer_in_store(s, x);
+        char who[320];
+        cert_who(x, who, sizeof(who));
+        const struct crl_entry *c = issuer != NULL ? crl_for(s, issuer) : NULL;
+        if (c == NULL) {
+            if (s->crl_soft_fail)
+                continue;
+            *err = X509_V_ERR_UNABLE_TO_GET_CRL;
+            set_reason(peer, "crl_missing", "no CRL is configured for the issuer of %s", who);
+            return -1;
+        }
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(c->crl);
+        if (next != NULL && X509_cmp_time(next, &now) < 0 && !s->crl_soft_fail) {
+            *err = X509_V_ERR_CRL_HAS_EXPIRED;
+            set_reason(peer, "crl_expired", "the CRL %s (for the issuer of %s) has expired",
+                       c->file, who);
+            return -1;
+        }
+        X509_REVOKED *rev = NULL;
+        if (X509_CRL_get0_by_cert(c->crl, &rev, x) == 1) {
+            *err = X509_V_ERR_CERT_REVOKED;
+            set_reason(peer, "revoked", "%s is revoked (%s)", who, c->file);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Replaces OpenSSL's chain verification for client certificates: the path is built from
+ * the configured CAs only (certificates the client sends besides its leaf are ignored),
+ * then EKU and revocation are checked. */
+static int verify_client(X509_STORE_CTX *xs, void *arg)
+{
+    struct pqm_tls_server *s = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct pqm_tls_peer *peer = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+    X509_STORE_CTX_set0_untrusted(xs, NULL);
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(xs);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
+    X509_VERIFY_PARAM_set_depth(param, s->depth);
+    if (X509_STORE_CTX_set_purpose(xs, X509_PURPOSE_SSL_CLIENT) != 1) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        set_reason(peer, "bad_certificate", "cannot set the verification purpose");
+        return 0;
+    }
+    if (X509_verify_cert(xs) != 1) {
+        int err = X509_STORE_CTX_get_error(xs);
+        char who[320];
+        cert_who(X509_STORE_CTX_get_current_cert(xs), who, sizeof(who));
+        set_reason(peer, verify_code(err), "%s: %s (depth %d)", who,
+                   X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(xs));
+        return 0;
+    }
+    if (check_eku(leaf, peer) != 0) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
+    int err = X509_V_OK;
+    if (s->ncrl > 0 &&
+        check_revocation(s, X509_STORE_CTX_get0_chain(xs), peer, &err) != 0) {
+        X509_STORE_CTX_set_error(xs, err);
+        return 0;
+    }
+    return 1;
+}
+
+/* With require_pq, a client that offers no post-quantum group is refused at its
+ * ClientHello, with a reason that says so (a bare handshake failure would not). */
+static int client_hello(SSL *ssl, int *al, void *arg)
+{
+    (void)arg;
+    struct pqm_tls_peer *peer = SSL_get_app_data(ssl);
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &p, &len) == 1 &&
+        len >= 2) {
+        size_t n = ((size_t)p[0] << 8 | p[1]);
+        for (size_t i = 2; i + 1 < len && i < n + 2; i += 2) {
+            int id = p[i] << 8 | p[i + 1];
+            if (pqm__tls_group_is_pq(SSL_group_to_name(ssl, id)))
+                return SSL_CLIENT_HELLO_SUCCESS;
+        }
+    }
+    set_reason(peer, "not_pq",
+               "the client offers no post-quantum key exchange group (require_pq is on)");
+    *al = SSL_AD_HANDSHAKE_FAILURE;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+static int load_cas(struct pqm_tls_server *s, const char *path, struct pqm_err *e)
+{
+    if (path == NULL)
+        return pqm__err_set(e, "a client CA file is required (client_ca)");
+    if (pqm__pemfile_load(path, &s->cas, NULL, e) != 0)
+        return -1;
+    if (sk_X509_num(s->cas) == 0)
+        return pqm__err_set(e, "%s: no certificate", path);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    if (names == NULL)
+        return pqm__err_set(e, "out of memory");
+    for (int i = 0; i < sk_X509_num(s->cas); i++) {
+        X509 *x = sk_X509_value(s->cas, i);
+        if (!X509_check_ca(x)) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            return pqm__err_set(e, "%s: certificate %d is not a CA certificate", path, i + 1);
+        }
+        X509_NAME *n = X509_NAME_dup(X509_get_subject_name(x));
+        if (X509_STORE_add_cert(s->store, x) != 1 || n == NULL ||
+            sk_X509_NAME_push(names, n) <= 0) {
+            X509_NAME_free(n);
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            return pqm__err_ossl(e, "%s: cannot add certificate %d", path, i + 1);
+        }
+    }
+    /* Tells clients which CAs to present a certificate from. */
+    SSL_CTX_set_client_CA_list(s->ctx, names);
+    return 0;
+}
+
+static int load_crls(struct pqm_tls_server *s, const char *const *files, size_t n,
+                     struct pqm_err *e)
+{
+    for (size_t f = 0; f < n; f++) {
+        STACK_OF(X509_CRL) *crls = NULL;
+        if (pqm__pemfile_load(files[f], NULL, &crls, e) != 0)
+            return -1;
+        int rc = 0;
+        if (sk_X509_CRL_num(crls) == 0)
+            rc = pqm__err_set(e, "%s: no CRL", files[f]);
+        for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
+            X509_CRL *crl = sk_X509_CRL_value(crls, i);
+            X509 *issuer = NULL;
+            for (int j = 0; j < sk_X509_num(s->cas) && issuer == NULL; j++) {
+                X509 *ca = sk_X509_value(s->cas, j);
+                if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
+                    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+                    issuer = ca;
+            }
+            ERR_clear_error();
+            if (issuer == NULL) {
+                char iss[300];
+                name_text(X509_CRL_get_issuer(crl), iss, sizeof(iss));
+                rc = pqm__err_set(e, "%s: CRL %d (issuer '%s') is not signed by any client CA",
+                                  files[f], i + 1, iss);
+                break;
+            }
+            struct crl_entry *grown = realloc(s->crls, (s->ncrl + 1) * sizeof(*grown));
+            if (grown == NULL || X509_CRL_up_ref(crl) != 1) {
+                rc = pqm__err_set(e, "out of memory");
+                break;
+            }
+            s->crls = grown;
+            s->crls[s->ncrl].crl = crl;
+            s->crls[s->ncrl].issuer = issuer;
+            snprintf(s->crls[s->ncrl].file, sizeof(s->crls[s->ncrl].file), "%s", files[f]);
+            s->ncrl++;
+        }
+        sk_X509_CRL_pop_free(crls, X509_CRL_free);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_identity(struct pqm_tls_server *s, const struct pqm_tls_server_opts *o,
+                         struct pqm_err *e)
+{
+    if (o->cert_file == NULL || o->key_file == NULL)
+        return pqm__err_set(e, "a server certificate (cert) and key (key) are required");
+    if (SSL_CTX_use_certificate_chain_file(s->ctx, o->cert_file) != 1)
+        return pqm__err_ossl(e, "%s: cannot load the server certificate chain", o->cert_file);
+    EVP_PKEY *key = pqm__key_load(o->key_file, o->key_pass, o->key_passlen, e);
+    if (key == NULL)
+        return -1;
+    int ok = SSL_CTX_use_PrivateKey(s->ctx, key) == 1;
+    EVP_PKEY_free(key);
+    if (!ok)
+        return pqm__err_ossl(e, "%s: cannot use the key", o->key_file);
+    if (SSL_CTX_check_private_key(s->ctx) != 1)
+        return pqm__err_ossl(e, "%s: the key does not match the certificate %s", o->key_file,
+                             o->cert_file);
+    return 0;
+}
+
+struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
+                                           struct pqm_err *e)
+{
+    struct pqm_tls_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pqm__err_set(e, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->depth = o->verify_depth > 0 ? o->verify_depth : PQM_DEFAULT_DEPTH;
+    s->require_pq = o->require_pq;
+    s->crl_soft_fail = o->crl_soft_fail;
+    const char *groups = o->groups != NULL ? o->groups
+                         : o->require_pq   ? PQM_GROUPS_PQ_ONLY
+                                           : PQM_GROUPS_DEFAULT;
+    s->ctx = SSL_CTX_new_ex(NULL, NULL, TLS_server_method());
+    s->store = X509_STORE_new();
+    if (s->ctx == NULL || s->store == NULL) {
+        pqm__err_ossl(e, "out of memory");
+        goto fail;
+    }
+    if (SSL_CTX_set_min_proto_version(s->ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(s->ctx, TLS1_3_VERSION) != 1) {
+        pqm__err_ossl(e, "cannot restrict TLS to version 1.3");
+        goto fail;
+    }
+    if (SSL_CTX_set1_groups_list(s->ctx, groups) != 1) {
+        pqm__err_ossl(e, "groups '%s': not supported by this OpenSSL", groups);
+        goto fail;
+    }
+    /* Resumption comes with its own revocation check; until then every handshake is
+     * full, so that every connection's certificate is verified. */
+    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                    SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(s->ctx, 0);
+    SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    if (load_identity(s, o, e) != 0 || load_cas(s, o->client_ca_file, e) != 0 ||
+        load_crls(s, o->crl_files, o->ncrl, e) != 0)
+        goto fail;
+    if (SSL_CTX_set1_verify_cert_store(s->ctx, s->store) != 1) {
+        pqm__err_ossl(e, "cannot set the client CA store");
+        goto fail;
+    }
+    SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify_depth(s->ctx, s->depth);
+    SSL_CTX_set_cert_verify_callback(s->ctx, verify_client, s);
+    if (s->require_pq)
+        SSL_CTX_set_client_hello_cb(s->ctx, client_hello, s);
+    return s;
+fail:
+    pqm__tls_server_free(s);
+    return NULL;
+}
+
+struct pqm_tls_server *pqm__tls_server_ref(struct pqm_tls_server *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void pqm__tls_server_free(struct pqm_tls_server *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) > 1)
+        return;
+    for (size_t i = 0; i < s->ncrl; i++)
+        X509_CRL_free(s->crls[i].crl);
+    free(s->crls);
+    sk_X509_pop_free(s->cas, X509_free);
+    X509_STORE_free(s->store);
+    SSL_CTX_free(s->ctx);
+    free(s);
+}
+
+SSL_CTX *pqm__tls_server_ctx(const struct pqm_tls_server *s)
+{
+    return s->ctx;
+}
+
+SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, int fd, struct pqm_tls_peer *peer)
+{
+    SSL *ssl = SSL_new(s->ctx);
+    if (ssl == NULL)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    memset(peer, 0, sizeof(*peer));
+    SSL_set_app_data(ssl, peer);
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+/* The first spiffe:// URI SAN, and the DNS SANs (NUL-separated, "" at the end). */
+static void sans_of(X509 *x, struct pqm_tls_peer *peer)
+{
+    peer->spiffe[0] = '\0';
+    size_t used = 0;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI && g->type != GEN_DNS)
+            continue;
+        const ASN1_STRING *str = g->type == GEN_URI ? g->d.uniformResourceIdentifier : g->d.dNSName;
+        const unsigned char *d = ASN1_STRING_get0_data(str);
+        int len = ASN1_STRING_length(str);
+        if (len <= 0 || memchr(d, '\0', (size_t)len) != NULL)
+            continue;
+        if (g->type == GEN_URI && peer->spiffe[0] == '\0' && len > 9 &&
+            (size_t)len < sizeof(peer->spiffe) && strncmp((const char *)d, "spiffe://", 9) == 0) {
+            memcpy(peer->spiffe, d, (size_t)len);
+            peer->spiffe[len] = '\0';
+        } else if (g->type == GEN_DNS && used + (size_t)len + 2 <= sizeof(peer->dns)) {
+            memcpy(peer->dns + used, d, (size_t)len);
+            used += (size_t)len;
+            peer->dns[used++] = '\0';
+        }
+    }
+    peer->dns[used] = '\0';
+    GENERAL_NAMES_free(gens);
+}
+
+/* The text of the first NID entry of NAME, "" when there is none. */
+static void name_entry(const X509_NAME *name, int nid, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    int pos = X509_NAME_get_index_by_NID(name, nid, -1);
+    if (pos < 0)
+        return;
+    unsigned char *utf8 = NULL;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, pos)));
+    if (len > 0 && (size_t)len < outlen && memchr(utf8, '\0', (size_t)len) == NULL) {
+        memcpy(out, utf8, (size_t)len);
+        out[len] = '\0';
+    }
+    OPENSSL_free(utf8);
+}
+
+int pqm__tls_peer_read(struct pqm_tls_server *s, SSL *ssl, struct pqm_tls_peer *peer)
+{
+    const char *group = SSL_get0_group_name(ssl);
+    snprintf(peer->group, sizeof(peer->group), "%s", group != NULL ? group : "");
+    snprintf(peer->version, sizeof(peer->version), "%s", SSL_get_version(ssl));
+    int nid = NID_undef;
+    if (SSL_get_peer_signature_type_nid(ssl, &nid) == 1 && nid != NID_undef)
+        snprintf(peer->sigalg, sizeof(peer->sigalg), "%s", OBJ_nid2sn(nid));
+    peer->resumed = SSL_session_reused(ssl);
+    peer->post_quantum = pqm__tls_group_is_pq(peer->group);
+    if (s->require_pq && !peer->post_quantum) {
+        set_reason(peer, "not_pq", "the handshake negotiated %s, not a post-quantum group",
+                   peer->group[0] ? peer->group : "no group");
+        return -1;
+    }
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (leaf == NULL) {
+        set_reason(peer, "no_certificate", "no client certificate");
+        return -1;
+    }
+    name_text(X509_get_subject_name(leaf), peer->subject, sizeof(peer->subject));
+    name_text(X509_get_issuer_name(leaf), peer->issuer, sizeof(peer->issuer));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    snprintf(peer->serial, sizeof(peer->serial), "%s", hex != NULL ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(leaf, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32)
+        pqm__hex(md, mdlen, peer->fingerprint);
+    sans_of(leaf, peer);
+    name_entry(X509_get_subject_name(leaf), NID_commonName, peer->cn, sizeof(peer->cn));
+    name_entry(X509_get_subject_name(leaf), NID_organizationName, peer->org, sizeof(peer->org));
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(leaf)) == 1)
+        peer->not_after = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
+    return 0;
+}
+
+void pqm__tls_peer_failed(SSL *ssl, struct pqm_tls_peer *peer, unsigned long ossl_err)
+{
+    (void)ssl;
+    if (peer->reason[0] != '\0')
+        return;
+    int reason = ERR_GET_REASON(ossl_err);
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+        set_reason(peer, "no_certificate", "the client presented no certificate");
+    else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_WRONG_VERSION_NUMBER)
+        set_reason(peer, "protocol", "the client does not speak TLS 1.3");
+    else if (reason == SSL_R_NO_SHARED_GROUPS)
+        set_reason(peer, "no_shared_group", "no key exchange group in common with the client");
+    else if (ossl_err != 0)
+        set_reason(peer, "handshake", "TLS handshake failed: %s",
+                   ERR_reason_error_string(ossl_err) ? ERR_reason_error_string(ossl_err)
+                                                     : "unknown error");
+    else
+        set_reason(peer, "handshake", "the client closed the connection during the handshake");
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The gateway's operation: the YAML configuration (errors with file and line), the
+# authorization policy (403 with a JSON body, deny over allow, path normal form), the
+# admin listener (Prometheus metrics checked by promtool, /healthz, /readyz, loopback
+# only), systemd's readiness protocol, the expiry warning, and the drain on SIGTERM.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+require_bin
+require_tool curl python3 promtool
+
+P="$T/pki"
+pqm pki init "$P" --org Example --server-domain example.com --spiffe-trust-domain cluster.local \
+    --no-passphrase > /dev/null
+pqm pki issue server --pki "$P" --name api.example.com --ip 127.0.0.1 --no-key-passphrase > /dev/null
+pqm pki issue client --pki "$P" --name client1 --no-key-passphrase > /dev/null
+pqm pki issue client --pki "$P" --name mallory --no-key-passphrase > /dev/null
+pqm pki issue client --pki "$P" --name soon --days 5 --no-key-passphrase > /dev/null
+pqm pki issue client --pki "$P" --name svc --no-key-passphrase \
+    --spiffe-id spiffe://cluster.local/ns/production/sa/frontend-service > /dev/null
+I="$P/issued"
+
+# ---- an upstream that records what reaches it ----------------------------------------
+UP=$(free_port)
+cat > "$T/up.py" <<'EOF'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        with open(sys.argv[2], "a") as f:
+            f.write(self.command + " " + self.path + "\n")
+        body = b"upstream says hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_DELETE = do_GET
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 "$T/up.py" "$UP" "$T/seen" & track_pid $!
+wait_port "$UP" 10 || fail "the upstream did not start"
+touch "$T/seen"
+
+GW=$(free_port)
+ADMIN=$(free_port)
+curl_as() { # NAME URL-PATH [curl args...]: prints the HTTP status
+    local name=$1 path=$2; shift 2
+    LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o "$T/body" -w '%{http_code}' \
+        --cacert "$P/server-ca-chain.pem" --cert "$I/$name.crt.pem" --key "$I/$name.key.pem" \
+        --resolve "api.example.com:$GW:127.0.0.1" "$@" "https://api.example.com:$GW$path"
+}
+
+# ---- configuration file errors name the file and the line ------------------------------
+cat > "$T/bad.yaml" <<EOF
+listen: 127.0.0.1:$GW
+upstream: 127.0.0.1:$UP
+verify_depth: 12
+EOF
+run pqm gateway --config "$T/bad.yaml"
+[[ $RC -eq 1 ]] || fail "a bad value: exit $RC, expected 1"
+assert_contains "a bad value is refused with file and line" "$OUT" "bad.yaml:3: verify_depth"
+printf 'listen: 127.0.0.1:1\nlisten_adress: x\n' > "$T/typo.yaml"
+run pqm gateway --config "$T/typo.yaml"
+assert_contains "an unknown key is refused with file and line" "$OUT" "typo.yaml:2: unknown option 'listen_adress'"
+run pqm gateway --listen 127.0.0.1:1 --upstream 127.0.0.1:2
+[[ $RC -eq 2 ]] || fail "missing options: exit $RC, expected 2"
+assert_contains "a missing required option is named" "$OUT" "cert is required"
+
+# ---- the gateway under systemd's notify protocol ---------------------------------------
+cat > "$T/notify.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        f.write(s.recv(4096).decode() + "\n")
+EOF
+python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log" & track_pid $!
+for _ in $(seq 1 50); do [[ -S "$T/notify.sock" ]] && break; sleep 0.05; done
+cat > "$T/gw.yaml" <<EOF
+# the seed scenario's AuthorizationPolicy, at the gateway
+listen: 127.0.0.1:$GW
+upstream: 127.0.0.1:$UP
+cert: $I/api.example.com.chain.pem
+key: $I/api.example.com.key.pem
+client_ca: $P/client-ca-chain.pem
+admin: 127.0.0.1:$ADMIN
+workers: 2
+allow:
+  - principal=cluster.local/ns/production/sa/frontend-service path=/api/ method=GET,POST
+  - cn=client1,mallory,soon path=/public
+deny:
+  - cn=mallory
+EOF
+run pqm gateway --config "$T/gw.yaml" --admin "0.0.0.0:$ADMIN"
+[[ $RC -eq 1 ]] || fail "an admin listener off loopback: exit $RC, expected 1"
+assert_contains "the admin listener is loopback only" "$OUT" "must be on a loopback address"
+NOTIFY_SOCKET="$T/notify.sock" "$PQMTLS_BIN" gateway --config "$T/gw.yaml" --access-log "$T/access.log" \
+    2> "$T/gw.err" &
+GWPID=$!
+track_pid $GWPID
+wait_port "$GW" 10 "$GWPID" || fail "the gateway did not start: $(cat "$T/gw.err")"
+for _ in $(seq 1 50); do grep -q 'READY=1' "$T/notify.log" 2>/dev/null && break; sleep 0.05; done
+notified=$(cat "$T/notify.log")
+assert_contains "READY=1 reaches systemd once the gateway listens" "$notified" "READY=1"
+
+# ---- authorization ---------------------------------------------------------------------
+code=$(curl_as svc /api/orders)
+[[ $code == 200 ]] || fail "svc GET /api/orders: $code, expected 200"
+pass "an allowed principal reaches the upstream"
+code=$(curl_as svc /api/orders -X DELETE)
+[[ $code == 403 ]] || fail "svc DELETE /api/orders: $code, expected 403"
+body=$(cat "$T/body")
+assert_contains "a refused request gets a JSON body" "$body" '"error":"forbidden"'
+code=$(curl_as client1 /api/orders)
+[[ $code == 403 ]] || fail "client1 GET /api/orders: $code, expected 403"
+pass "no allow rule matches: 403"
+code=$(curl_as client1 /public/doc)
+[[ $code == 200 ]] || fail "client1 GET /public/doc: $code, expected 200"
+code=$(curl_as mallory /public/doc)
+[[ $code == 403 ]] || fail "mallory GET /public/doc: $code, expected 403 (deny wins)"
+pass "a deny rule wins over an allow rule"
+code=$(curl_as client1 /public/../api/orders --path-as-is)
+[[ $code == 400 ]] || fail "a dot-segment path: $code, expected 400"
+pass "a path not in normal form is refused when rules look at paths"
+seen=$(cat "$T/seen")
+assert_contains "the allowed requests reached the upstream" "$seen" "GET /public/doc"
+assert_not_contains "no refused request reached the upstream" "$seen" "DELETE"
+[[ $(grep -c . "$T/seen") -eq 2 ]] || fail "the upstream saw $(grep -c . "$T/seen") requests, expected 2: $seen"
+log=$(cat "$T/access.log")
+assert_contains "the access log says which rule refused" "$log" "denied by rule 'cn=mallory'"
+
+# ---- expiry warning: once per certificate per hour ---------------------------------------
+curl_as soon /public/x > /dev/null || true
+curl_as soon /public/x > /dev/null || true
+n=$(grep -c '"event":"certificate_expiring"' "$T/access.log" || true)
+[[ $n -eq 1 ]] || fail "expected one expiry warning for two connections, got $n"
+assert_contains "the expiry warning reaches the operator too" "$(cat "$T/gw.err")" "CN=soon,O=Example"
+n=$(grep -c '"event":"certificate_expiring".*CN=client1' "$T/access.log" || true)
+[[ $n -eq 0 ]] || fail "a certificate valid for a year was warned about"
+
+# ---- admin: metrics, health, readiness --------------------------------------------------
+curl -sS -o "$T/metrics" "http://127.0.0.1:$ADMIN/metrics" || fail "GET /metrics failed"
+promtool check metrics < "$T/metrics" > "$T/promtool.out" 2>&1 \
+    || fail "promtool check metrics: $(cat "$T/promtool.out")"
+pass "promtool check metrics accepts the output"
+m=$(cat "$T/metrics")
+assert_match "handshakes are counted" "$m" 'pqmtls_handshakes_total\{result="success",reason=""\} [1-9]'
+assert_match "X25519MLKEM768 is counted" "$m" 'pqmtls_negotiated_groups_total\{group="X25519MLKEM768"\} [1-9]'
+assert_match "403s are counted" "$m" 'pqmtls_requests_total\{code="403"\} 3'
+assert_match "200s are counted" "$m" 'pqmtls_requests_total\{code="200"\} [1-9]'
+assert_match "the upstream latency histogram has samples" "$m" 'pqmtls_upstream_latency_seconds_count [1-9]'
+soonest=$(sed -n 's/^pqmtls_client_cert_soonest_expiry_timestamp_seconds //p' <<< "$m")
+want=$(date -d "$(ossl x509 -in "$I/soon.crt.pem" -noout -enddate | cut -d= -f2)" +%s)
+[[ "$soonest" == "$want" ]] || fail "soonest expiry $soonest, expected $want (soon.crt.pem)"
+pass "the soonest expiry gauge is the 5-day certificate's notAfter"
+LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o /dev/null --cacert "$P/server-ca-chain.pem" \
+    --resolve "api.example.com:$GW:127.0.0.1" "https://api.example.com:$GW/" 2>/dev/null || true
+curl -sS -o "$T/metrics" "http://127.0.0.1:$ADMIN/metrics"
+assert_match "a refused handshake is counted by reason" "$(cat "$T/metrics")" \
+    'pqmtls_handshakes_total\{result="refused",reason="no_certificate"\} 1'
+[[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/healthz") == 200 ]] || fail "/healthz"
+[[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/readyz") == 200 ]] || fail "/readyz"
+[[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/nope") == 404 ]] || fail "/nope"
+pass "/healthz and /readyz answer 200, anything else 404"
+
+# ---- reload and drain ------------------------------------------------------------------
+kill -HUP "$GWPID"
+for _ in $(seq 1 50); do grep -q 'RELOADING=1' "$T/notify.log" && break; sleep 0.05; done
+assert_contains "SIGHUP is announced to systemd" "$(cat "$T/notify.log")" "RELOADING=1"
+kill -TERM "$GWPID"
+set +e; wait "$GWPID"; rc=$?; set -e
+[[ $rc -eq 0 ]] || fail "the gateway exited $rc after SIGTERM, expected 0"
+assert_contains "SIGTERM is announced to systemd" "$(cat "$T/notify.log")" "STOPPING=1"
+pass "SIGTERM drains and exits 0"
+done_all
