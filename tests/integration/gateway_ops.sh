@@ -164,10 +164,32 @@ assert_match "a refused handshake is counted by reason" "$(cat "$T/metrics")" \
 [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/nope") == 404 ]] || fail "/nope"
 pass "/healthz and /readyz answer 200, anything else 404"
 
-# ---- reload and drain ------------------------------------------------------------------
+# ---- the policy reloads with the configuration file ---------------------------------------
+wait_log() { # PATTERN: wait for a line of the gateway's stderr
+    for _ in $(seq 1 100); do grep -q -- "$1" "$T/gw.err" && return 0; sleep 0.05; done
+    fail "the gateway never said '$1': $(cat "$T/gw.err")"
+}
+cp "$T/gw.yaml" "$T/gw.yaml.orig"
+sed 's|^deny:|  - cn=client1 path=/api/orders method=GET\ndeny:|' "$T/gw.yaml.orig" > "$T/gw.yaml.new"
+mv "$T/gw.yaml.new" "$T/gw.yaml"
 kill -HUP "$GWPID"
 for _ in $(seq 1 50); do grep -q 'RELOADING=1' "$T/notify.log" && break; sleep 0.05; done
 assert_contains "SIGHUP is announced to systemd" "$(cat "$T/notify.log")" "RELOADING=1"
+wait_log "reloaded the configuration"
+code=$(curl_as client1 /api/orders)
+[[ $code == 200 ]] || fail "client1 GET /api/orders after the policy reload: $code, expected 200"
+pass "a new allow rule applies after SIGHUP, without a restart"
+printf 'allow:\n  - user=nobody\n' >> "$T/gw.yaml"
+kill -HUP "$GWPID"
+wait_log "reload (SIGHUP) refused"
+assert_contains "a broken policy is refused with file and line" "$(cat "$T/gw.err")" "gw.yaml:"
+code=$(curl_as client1 /api/orders)
+[[ $code == 200 ]] || fail "after a refused reload: $code, expected 200 (the running policy stays)"
+code=$(curl_as mallory /public/doc)
+[[ $code == 403 ]] || fail "after a refused reload mallory got $code, expected 403"
+pass "a refused reload keeps the running policy"
+
+# ---- drain -----------------------------------------------------------------------------
 kill -TERM "$GWPID"
 set +e; wait "$GWPID"; rc=$?; set -e
 [[ $rc -eq 0 ]] || fail "the gateway exited $rc after SIGTERM, expected 0"

@@ -58,6 +58,13 @@ static const struct opt opts[] = {
     {"expiry_warning_days", T_INT, F(expiry_warning_days), 0, 3650, "DAYS",
      "warn (once an hour per certificate) about client certificates that expire within "
      "DAYS (default 30; 0: never)"},
+    {"session_tickets", T_BOOL, F(session_tickets), 0, 0, "",
+     "resume sessions with TLS 1.3 tickets (default true): a resumed session is refused once "
+     "its certificate is revoked or expired, and a reload or another listener invalidates "
+     "every ticket"},
+    {"ticket_key_lifetime", T_INT, F(ticket_key_lifetime), 60, 86400, "SECONDS",
+     "how long a ticket key encrypts new tickets; a ticket is accepted for twice that "
+     "(default 3600)"},
     {"workers", T_INT, F(workers), 0, 256, "N", "worker threads (default: one per core)"},
     {"max_connections", T_INT, F(max_connections), 1, 1000000, "N",
      "open client connections per worker (default 10000)"},
@@ -96,6 +103,8 @@ struct pqm_gateway_config *pqm_gateway_config_new(void)
     c->drain_timeout = 30;
     c->watch_interval = 2;
     c->expiry_warning_days = 30;
+    c->session_tickets = 1;
+    c->ticket_key_lifetime = 3600;
     return c;
 }
 
@@ -106,7 +115,49 @@ void pqm_gateway_config_free(struct pqm_gateway_config *c)
     if (c->policy != NULL)
         pqm__policy_free(c->policy);
     free(c->policy);
+    pqm__strlist_free(&c->ops);
     free(c);
+}
+
+static int load_file(struct pqm_gateway_config *c, const char *path);
+static int set_value(struct pqm_gateway_config *c, const char *key, const char *value);
+
+struct pqm_gateway_config *pqm__gw_config_replay(const struct pqm_strlist *ops,
+                                                 struct pqm_err *e)
+{
+    struct pqm_gateway_config *c = pqm_gateway_config_new();
+    if (c == NULL) {
+        pqm__err_set(e, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < ops->n; i++) {
+        const char *op = ops->v[i];
+        int rc;
+        if (op[0] == 'F') {
+            rc = load_file(c, op + 2);
+        } else {
+            char key[64];
+            size_t klen = strcspn(op + 2, "=");
+            snprintf(key, sizeof(key), "%.*s", (int)klen, op + 2);
+            rc = set_value(c, key, op + 2 + klen + 1);
+        }
+        if (rc == 0)
+            rc = pqm__strlist_add(&c->ops, op, &c->err);
+        if (rc != 0) {
+            pqm__err_copy(e, NULL, pqm__err_str(&c->err));
+            pqm_gateway_config_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+int pqm__gw_config_has_file(const struct pqm_strlist *ops)
+{
+    for (size_t i = 0; i < ops->n; i++)
+        if (ops->v[i][0] == 'F')
+            return 1;
+    return 0;
 }
 
 /* OFFSET of a rule option tells which: 0 allow, 1 deny, 2 allow_spiffe. */
@@ -188,7 +239,24 @@ static int set_number(struct pqm_gateway_config *c, const struct opt *o, const c
     return 0;
 }
 
+static int record(struct pqm_gateway_config *c, char kind, const char *a, const char *b)
+{
+    char op[8192];
+    int n = b != NULL ? snprintf(op, sizeof(op), "%c:%s=%s", kind, a, b)
+                      : snprintf(op, sizeof(op), "%c:%s", kind, a);
+    if (n < 0 || (size_t)n >= sizeof(op))
+        return pqm__err_set(&c->err, "%s: too long", a);
+    return pqm__strlist_add(&c->ops, op, &c->err);
+}
+
 int pqm_gateway_config_set(struct pqm_gateway_config *c, const char *key, const char *value)
+{
+    if (set_value(c, key, value) != 0)
+        return -1;
+    return record(c, 'S', key, value);
+}
+
+static int set_value(struct pqm_gateway_config *c, const char *key, const char *value)
 {
     const struct opt *o = find_opt(key);
     if (o == NULL)
@@ -275,7 +343,7 @@ static int load_pair(struct pqm_gateway_config *c, yaml_parser_t *p, const char 
         return -1;
     int rc = 0;
     if (ev.type == YAML_SCALAR_EVENT) {
-        if (pqm_gateway_config_set(c, key, (const char *)ev.data.scalar.value) != 0)
+        if (set_value(c, key, (const char *)ev.data.scalar.value) != 0)
             rc = -1;
     } else if (ev.type == YAML_SEQUENCE_START_EVENT) {
         for (;;) {
@@ -288,7 +356,7 @@ static int load_pair(struct pqm_gateway_config *c, yaml_parser_t *p, const char 
             if (!end && item.type != YAML_SCALAR_EVENT)
                 rc = pqm__err_set(&c->err, "%s:%zu: %s: list items must be plain values", path,
                                   item.start_mark.line + 1, key);
-            else if (!end && pqm_gateway_config_set(c, key, (const char *)item.data.scalar.value))
+            else if (!end && set_value(c, key, (const char *)item.data.scalar.value))
                 rc = -1;
             yaml_event_delete(&item);
             if (end || rc != 0)
@@ -308,6 +376,13 @@ static int load_pair(struct pqm_gateway_config *c, yaml_parser_t *p, const char 
 }
 
 int pqm_gateway_config_load_file(struct pqm_gateway_config *c, const char *path)
+{
+    if (load_file(c, path) != 0)
+        return -1;
+    return record(c, 'F', path, NULL);
+}
+
+static int load_file(struct pqm_gateway_config *c, const char *path)
 {
     FILE *f = fopen(path, "re");
     if (f == NULL)

@@ -9,6 +9,7 @@
 
 #include "util/err.h"
 #include "util/secret.h"
+#include "util/strlist.h"
 
 struct pqm_policy;
 
@@ -28,12 +29,23 @@ struct pqm_gateway_config {
     int require_pq, crl_soft_fail;
     int client_cert_header; /* RFC 9440 Client-Cert to the upstream */
     int expiry_warning_days;
+    int session_tickets, ticket_key_lifetime;
     int workers;           /* 0: one per core */
     int max_connections;   /* per worker */
     double handshake_timeout, header_timeout, idle_timeout;
     double upstream_connect_timeout, upstream_timeout, drain_timeout;
     double watch_interval; /* 0: files are read again on SIGHUP only */
     struct pqm_policy *policy; /* allow and deny rules; NULL when none (owned) */
+    /* What made this configuration, in order ("F:file" loaded, "S:key=value" set), so
+     * that a reload can make it again from the files as they are now. */
+    struct pqm_strlist ops;
 };
+
+/* A new configuration made by replaying C's steps (the files read again); NULL with
+ * the reason in E. */
+struct pqm_gateway_config *pqm__gw_config_replay(const struct pqm_strlist *ops,
+                                                 struct pqm_err *e);
+/* 1 when the configuration came (partly) from a file. */
+int pqm__gw_config_has_file(const struct pqm_strlist *ops);
 
 #endif

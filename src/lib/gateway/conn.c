@@ -101,6 +101,8 @@ static void log_handshake_refused(struct conn *c)
                           "client", c->client, "reason_code",
                           c->peer.reason_code ? c->peer.reason_code : "handshake", "reason",
                           c->peer.reason);
+    if (o != NULL && c->peer.resume_refused[0] != '\0')
+        json_object_set_new(o, "resumption_refused", json_string(c->peer.resume_refused));
     char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (line != NULL)
         pqm__gw_log_line(c->w->gw, line);
@@ -325,12 +327,9 @@ static void answer_error(struct conn *c, int status, const char *code, const cha
 /* --- the exchange -------------------------------------------------------------------- */
 
 /* Authorization, once the request's method and path are known and before anything of it
- * goes to the upstream. */
-static int authorize(struct pqm_relay *r, struct conn *c)
+ * goes to the upstream; with the policy in force when the request arrives. */
+static int authorize_with(struct pqm_relay *r, struct conn *c, const struct pqm_policy *pol)
 {
-    const struct pqm_policy *pol = c->w->gw->policy;
-    if (pol == NULL)
-        return 0;
     char method[16], target[1024];
     pqm__relay_target(r, method, sizeof(method), target, sizeof(target));
     if (r->url_len >= sizeof(target))
@@ -347,6 +346,16 @@ static int authorize(struct pqm_relay *r, struct conn *c)
     if (pqm__policy_check(pol, &s, why, sizeof(why)) == 1)
         return 0;
     return pqm__relay_fail(r, 403, why);
+}
+
+static int authorize(struct pqm_relay *r, struct conn *c)
+{
+    struct gw_policy *pol = pqm__gw_policy_take(c->w->gw);
+    if (pol == NULL)
+        return 0;
+    int rc = authorize_with(r, c, &pol->rules);
+    pqm__gw_policy_release(pol);
+    return rc;
 }
 
 static int add_identity(struct pqm_relay *r, struct pqm_buf *out, void *arg)

@@ -117,13 +117,14 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, struc
     return fd;
 }
 
-static int read_key_pass(struct pqm_gateway *gw, struct pqm_err *e)
+/* The key passphrase from FILE's first line, else $PQMTLS_KEY_PASSPHRASE, else none. */
+static int read_key_pass(const char *file, struct pqm_secret *out, struct pqm_err *e)
 {
-    const char *file = gw->cfg.key_passphrase_file;
+    pqm__secret_clear(out);
     if (file[0] == '\0') {
         const char *env = getenv("PQMTLS_KEY_PASSPHRASE");
         if (env != NULL && env[0] != '\0')
-            return pqm__secret_set(&gw->key_pass, env, strlen(env), e);
+            return pqm__secret_set(out, env, strlen(env), e);
         return 0;
     }
     unsigned char *data = NULL;
@@ -134,29 +135,31 @@ static int read_key_pass(struct pqm_gateway *gw, struct pqm_err *e)
     while (n < len && data[n] != '\n' && data[n] != '\r')
         n++;
     int rc = n == 0 ? pqm__err_set(e, "key_passphrase_file %s: the first line is empty", file)
-                    : pqm__secret_set(&gw->key_pass, (const char *)data, n, e);
+                    : pqm__secret_set(out, (const char *)data, n, e);
     OPENSSL_cleanse(data, len);
     free(data);
     return rc;
 }
 
-static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, struct pqm_err *e)
+static struct pqm_tls_server *build_tls(const struct pqm_gateway_config *c,
+                                        const struct pqm_secret *pass, struct pqm_err *e)
 {
-    const struct pqm_gateway_config *c = &gw->cfg;
     const char *crls[PQM_GW_MAX_CRLS];
     for (size_t i = 0; i < c->ncrl; i++)
         crls[i] = c->crl[i];
     struct pqm_tls_server_opts o = {
         .cert_file = c->cert,
         .key_file = c->key,
-        .key_pass = gw->key_pass.buf,
-        .key_passlen = gw->key_pass.len,
+        .key_pass = pass->buf,
+        .key_passlen = pass->len,
         .client_ca_file = c->client_ca,
         .crl_files = crls,
         .ncrl = c->ncrl,
         .verify_depth = c->verify_depth,
         .require_pq = c->require_pq,
         .crl_soft_fail = c->crl_soft_fail,
+        .session_tickets = c->session_tickets,
+        .ticket_key_lifetime = c->ticket_key_lifetime,
     };
     return pqm__tls_server_new(&o, e);
 }
@@ -179,14 +182,16 @@ static int open_access_log(struct pqm_gateway *gw, struct pqm_err *e)
 /* A fingerprint of the identity of the files the TLS configuration is built from
  * (device, inode, size, modification time): any replacement or rewrite changes it. A
  * missing file counts too, so that its return is noticed. */
-static uint64_t files_stamp(const struct pqm_gateway *gw)
+static uint64_t files_stamp(const struct pqm_gateway_config *c)
 {
-    const struct pqm_gateway_config *c = &gw->cfg;
-    const char *files[4 + PQM_GW_MAX_CRLS] = {c->cert, c->key, c->client_ca,
-                                              c->key_passphrase_file};
+    const char *files[4 + PQM_GW_MAX_CRLS + 8] = {c->cert, c->key, c->client_ca,
+                                                  c->key_passphrase_file};
     size_t n = 4;
     for (size_t i = 0; i < c->ncrl; i++)
         files[n++] = c->crl[i];
+    for (size_t i = 0; i < c->ops.n && n < sizeof(files) / sizeof(files[0]); i++)
+        if (c->ops.v[i][0] == 'F')
+            files[n++] = c->ops.v[i] + 2; /* the configuration file itself */
     uint64_t h = 1469598103934665603ULL; /* FNV-1a over the stat fields */
     for (size_t i = 0; i < n; i++) {
         struct stat st;
@@ -241,16 +246,49 @@ static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
     return 0;
 }
 
-static int copy_policy(struct pqm_gateway *gw, const struct pqm_policy *from, struct pqm_err *e)
+void pqm__gw_policy_release(struct gw_policy *p)
 {
+    if (p == NULL || atomic_fetch_sub(&p->refs, 1) > 1)
+        return;
+    pqm__policy_free(&p->rules);
+    free(p);
+}
+
+struct gw_policy *pqm__gw_policy_take(struct pqm_gateway *gw)
+{
+    pthread_mutex_lock(&gw->tls_mu);
+    struct gw_policy *p = atomic_load(&gw->policy);
+    if (p != NULL)
+        atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&gw->tls_mu);
+    return p;
+}
+
+/* The gateway's own copy of FROM's rules; *OUT is NULL when there are none. */
+static int make_policy(const struct pqm_policy *from, struct gw_policy **out, struct pqm_err *e)
+{
+    *out = NULL;
     if (from == NULL || from->nrules == 0)
         return 0;
-    gw->policy = malloc(sizeof(*gw->policy));
-    if (gw->policy == NULL)
+    struct gw_policy *p = malloc(sizeof(*p));
+    if (p == NULL)
         return pqm__err_set(e, "out of memory");
-    pqm__policy_init(gw->policy);
+    atomic_init(&p->refs, 1);
+    pqm__policy_init(&p->rules);
     for (size_t i = 0; i < from->nrules; i++)
-        if (pqm__policy_add(gw->policy, from->rules[i].deny, from->rules[i].text, e) != 0)
+        if (pqm__policy_add(&p->rules, from->rules[i].deny, from->rules[i].text, e) != 0) {
+            pqm__gw_policy_release(p);
+            return -1;
+        }
+    *out = p;
+    return 0;
+}
+
+static int copy_ops(struct pqm_gateway *gw, const struct pqm_strlist *from, struct pqm_err *e)
+{
+    memset(&gw->cfg.ops, 0, sizeof(gw->cfg.ops));
+    for (size_t i = 0; i < from->n; i++)
+        if (pqm__strlist_add(&gw->cfg.ops, from->v[i], e) != 0)
             return -1;
     return 0;
 }
@@ -266,6 +304,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     }
     gw->cfg = *cfg;
     gw->cfg.policy = NULL; /* the caller's; the gateway keeps a copy of its own */
+    memset(&gw->cfg.ops, 0, sizeof(gw->cfg.ops));
     gw->admin_fd = -1;
     pqm__err_clear(&gw->cfg.err);
     pthread_mutex_init(&gw->log_mu, NULL);
@@ -279,13 +318,17 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
         snprintf(err, errlen, "%s", pqm_gateway_config_error(&gw->cfg));
         goto fail;
     }
-    if (copy_policy(gw, cfg->policy, &e) != 0 || read_key_pass(gw, &e) != 0)
+    struct gw_policy *policy = NULL;
+    if (copy_ops(gw, &cfg->ops, &e) != 0 || make_policy(cfg->policy, &policy, &e) != 0)
         goto fail_e;
-    struct pqm_tls_server *tls = build_tls(gw, &e);
+    atomic_store(&gw->policy, policy);
+    if (read_key_pass(gw->cfg.key_passphrase_file, &gw->key_pass, &e) != 0)
+        goto fail_e;
+    struct pqm_tls_server *tls = build_tls(&gw->cfg, &gw->key_pass, &e);
     if (tls == NULL)
         goto fail_e;
     atomic_store(&gw->tls, tls);
-    gw->files_stamp = files_stamp(gw);
+    gw->files_stamp = files_stamp(&gw->cfg);
     if (cfg->ncrl == 0)
         pqm__gw_say("warning", "no crl configured: client certificates are not checked for "
                                "revocation");
@@ -368,27 +411,95 @@ static int start_worker(struct worker *w)
 
 /* SIGHUP: certificates, key, client CAs and CRLs read again; a new TLS configuration
  * replaces the old one for new connections. One that does not load changes nothing. */
+/* Options a reload cannot change in a running gateway (sockets, workers, what workers
+ * read without a lock): a new value waits for a restart, and the operator is told. */
+static void note_restart_only(const struct pqm_gateway_config *now,
+                              const struct pqm_gateway_config *next)
+{
+    static const struct {
+        const char *name;
+        size_t off, size;
+    } fields[] = {
+#define FIELD(f) {#f, offsetof(struct pqm_gateway_config, f), sizeof(((struct pqm_gateway_config *)0)->f)}
+        FIELD(listen),           FIELD(upstream),          FIELD(admin),
+        FIELD(access_log),       FIELD(workers),           FIELD(max_connections),
+        FIELD(handshake_timeout), FIELD(header_timeout),   FIELD(idle_timeout),
+        FIELD(upstream_connect_timeout), FIELD(upstream_timeout), FIELD(drain_timeout),
+        FIELD(watch_interval),   FIELD(client_cert_header), FIELD(expiry_warning_days),
+#undef FIELD
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (memcmp((const char *)now + fields[i].off, (const char *)next + fields[i].off,
+                   fields[i].size) != 0)
+            pqm__gw_say("warning", "%s changed: it takes effect after a restart", fields[i].name);
+}
+
+/* The options a reload applies: files, verification and tickets. */
+static void take_reloadable(struct pqm_gateway_config *to, const struct pqm_gateway_config *from)
+{
+    memcpy(to->cert, from->cert, sizeof(to->cert));
+    memcpy(to->key, from->key, sizeof(to->key));
+    memcpy(to->key_passphrase_file, from->key_passphrase_file, sizeof(to->key_passphrase_file));
+    memcpy(to->client_ca, from->client_ca, sizeof(to->client_ca));
+    memcpy(to->crl, from->crl, sizeof(to->crl));
+    to->ncrl = from->ncrl;
+    to->verify_depth = from->verify_depth;
+    to->require_pq = from->require_pq;
+    to->crl_soft_fail = from->crl_soft_fail;
+    to->session_tickets = from->session_tickets;
+    to->ticket_key_lifetime = from->ticket_key_lifetime;
+}
+
+/* SIGHUP, or a watched file changed: the configuration file (when there is one) is read
+ * again and the TLS configuration and the policy are rebuilt from it; new connections
+ * and new requests get them. Anything that does not load leaves everything as it was. */
 static void reload(struct pqm_gateway *gw, const char *why)
 {
     struct pqm_err e = {{0}};
-    gw->files_stamp = files_stamp(gw); /* a failed load is not retried until they change */
-    pqm__secret_clear(&gw->key_pass);
-    if (read_key_pass(gw, &e) != 0) {
-        pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
-                    pqm__err_str(&e));
-        return;
+    struct pqm_gateway_config *next = NULL, trial = gw->cfg;
+    struct pqm_secret pass = {NULL, 0};
+    struct gw_policy *policy = NULL;
+    struct pqm_tls_server *fresh = NULL;
+
+    gw->files_stamp = files_stamp(&gw->cfg); /* a failed load waits for the next change */
+    if (pqm__gw_config_has_file(&gw->cfg.ops)) {
+        next = pqm__gw_config_replay(&gw->cfg.ops, &e);
+        if (next == NULL || pqm_gateway_config_check(next) != 0) {
+            if (next != NULL)
+                pqm__err_copy(&e, NULL, pqm_gateway_config_error(next));
+            goto refused;
+        }
+        take_reloadable(&trial, next);
     }
-    struct pqm_tls_server *fresh = build_tls(gw, &e);
-    if (fresh == NULL) {
-        pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
-                    pqm__err_str(&e));
-        return;
+    if (read_key_pass(trial.key_passphrase_file, &pass, &e) != 0 ||
+        (fresh = build_tls(&trial, &pass, &e)) == NULL)
+        goto refused;
+    if (next != NULL) {
+        if (make_policy(next->policy, &policy, &e) != 0)
+            goto refused;
+        note_restart_only(&gw->cfg, next);
+        take_reloadable(&gw->cfg, next);
     }
     pthread_mutex_lock(&gw->tls_mu);
     struct pqm_tls_server *old = atomic_exchange(&gw->tls, fresh);
+    struct gw_policy *old_policy = next != NULL ? atomic_exchange(&gw->policy, policy) : NULL;
     pthread_mutex_unlock(&gw->tls_mu);
     pqm__tls_server_free(old);
-    pqm__gw_say("info", "reloaded certificates, key, client CAs and CRLs (%s)", why);
+    pqm__gw_policy_release(old_policy);
+    pqm__secret_clear(&gw->key_pass);
+    gw->key_pass = pass;
+    gw->files_stamp = files_stamp(&gw->cfg);
+    pqm__gw_say("info", "reloaded %s (%s)",
+                next != NULL ? "the configuration, certificates, key, client CAs, CRLs and policy"
+                             : "certificates, key, client CAs and CRLs",
+                why);
+    pqm_gateway_config_free(next);
+    return;
+refused:
+    pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
+                pqm__err_str(&e));
+    pqm__secret_clear(&pass);
+    pqm_gateway_config_free(next);
 }
 
 int pqm_gateway_run(struct pqm_gateway *gw)
@@ -423,7 +534,7 @@ int pqm_gateway_run(struct pqm_gateway *gw)
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig < 0) {
             if (errno == EAGAIN && gw->cfg.watch_interval > 0 &&
-                files_stamp(gw) != gw->files_stamp)
+                files_stamp(&gw->cfg) != gw->files_stamp)
                 reload(gw, "a file changed");
             continue;
         }
@@ -465,9 +576,8 @@ void pqm_gateway_free(struct pqm_gateway *gw)
     free(gw->workers);
     if (gw->admin_fd >= 0)
         close(gw->admin_fd);
-    if (gw->policy != NULL)
-        pqm__policy_free(gw->policy);
-    free(gw->policy);
+    pqm__gw_policy_release(atomic_load(&gw->policy));
+    pqm__strlist_free(&gw->cfg.ops);
     pqm__tls_server_free(atomic_load(&gw->tls));
     pqm__secret_clear(&gw->key_pass);
     if (gw->access_log != NULL && gw->access_log != stdout)

@@ -12,12 +12,20 @@
 
 #include "gateway/config.h"
 #include "gateway/metrics.h"
+#include "gateway/policy.h"
 #include "tls/server.h"
 
 #define PQM_GW_EXPIRY_NOTES 1024
 
 struct worker;
 struct conn;
+
+/* A policy shared by the requests that check it: each takes a reference, and a reload
+ * replaces the gateway's. */
+struct gw_policy {
+    atomic_int refs;
+    struct pqm_policy rules;
+};
 struct upconn;
 
 struct pqm_gateway {
@@ -33,7 +41,7 @@ struct pqm_gateway {
     FILE *access_log;
     pthread_mutex_t log_mu;
     uint64_t files_stamp; /* of the files the TLS configuration was built from */
-    struct pqm_policy *policy; /* NULL: every verified client passes */
+    _Atomic(struct gw_policy *) policy; /* NULL: every verified client passes */
     /* Certificates warned about as expiring: fingerprint prefix and when. */
     struct expiry_note {
         uint64_t id;
@@ -64,6 +72,10 @@ struct worker {
     struct upconn *idle; /* idle upstream connections, newest first */
     struct pqm_metrics metrics;
 };
+
+/* The current policy with a reference for the caller (NULL: none), and its release. */
+struct gw_policy *pqm__gw_policy_take(struct pqm_gateway *gw);
+void pqm__gw_policy_release(struct gw_policy *p);
 
 /* The TLS server of the current configuration, with a reference for the caller. */
 struct pqm_tls_server *pqm__gw_tls_take(struct pqm_gateway *gw);

@@ -12,6 +12,10 @@ static struct pqm_relay *relay_of(llhttp_t *p)
 
 int pqm__relay_fail(struct pqm_relay *r, int status, const char *reason)
 {
+    /* What this message wrote in this feed is dropped: a refused message is never
+     * forwarded, not even its head. */
+    if (r->msg_mark_valid && r->out->len > r->msg_mark)
+        r->out->len = r->msg_mark;
     if (r->state != PQM_RELAY_ERROR) {
         r->state = PQM_RELAY_ERROR;
         r->error_status = status;
@@ -39,6 +43,8 @@ static int on_message_begin(llhttp_t *p)
     r->in_value = 0;
     r->url = r->url_len = r->reason = r->reason_len = 0;
     r->chunked_out = r->no_body = r->interim = 0; /* close_after, expect_head: the caller's */
+    r->msg_mark = r->out->len;
+    r->msg_mark_valid = 1;
     r->body_bytes = 0;
     return 0;
 }
@@ -140,6 +146,8 @@ static int is_hop_by_hop(const struct pqm_relay *r, const char *name, size_t len
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (name_eq(name, len, fixed[i]))
             return 1;
+    if (name_eq(name, len, "host"))
+        return 0; /* "Connection: host" cannot take the request's authority away */
     for (size_t i = 0; i < r->nhdr; i++) {
         const struct pqm_relay_hdr *h = &r->hdr[i];
         if (!name_eq(r->head + h->name, h->name_len, "connection"))
@@ -189,19 +197,43 @@ static int count_headers(const struct pqm_relay *r, const char *name)
 
 static int write_start_line(struct pqm_relay *r)
 {
-    if (r->kind == PQM_RELAY_REQUEST)
-        return pqm__buf_addf(r->out, "%s %.*s HTTP/1.1\r\n",
-                             llhttp_method_name((llhttp_method_t)r->method), (int)r->url_len,
-                             r->head + r->url);
-    return pqm__buf_addf(r->out, "HTTP/1.1 %d %.*s\r\n", r->status, (int)r->reason_len,
-                         r->head + r->reason);
+    struct pqm_buf *o = r->out;
+    if (r->kind == PQM_RELAY_REQUEST) {
+        const char *m = llhttp_method_name((llhttp_method_t)r->method);
+        return pqm__buf_add(o, m, strlen(m)) | pqm__buf_add(o, " ", 1) |
+               pqm__buf_add(o, r->head + r->url, r->url_len) |
+               pqm__buf_add(o, " HTTP/1.1\r\n", 11);
+    }
+    return pqm__buf_addf(o, "HTTP/1.1 %d ", r->status) |
+           pqm__buf_add(o, r->head + r->reason, r->reason_len) | pqm__buf_add(o, "\r\n", 2);
+}
+
+/* Transfer-Encoding as received (its codings, such as gzip, are the payload's and
+ * stay), with chunked last; or just chunked when the body goes out chunked because it
+ * was delimited by the close. */
+static int write_transfer_encoding(struct pqm_relay *r)
+{
+    struct pqm_buf *o = r->out;
+    int rc = pqm__buf_add(o, "Transfer-Encoding: ", 19), first = 1;
+    for (size_t i = 0; i < r->nhdr; i++) {
+        const struct pqm_relay_hdr *h = &r->hdr[i];
+        if (!name_eq(r->head + h->name, h->name_len, "transfer-encoding"))
+            continue;
+        rc |= first ? 0 : pqm__buf_add(o, ", ", 2);
+        rc |= pqm__buf_add(o, r->head + h->value, h->value_len);
+        first = 0;
+    }
+    if (first || !(r->parser.flags & F_CHUNKED))
+        rc |= first ? pqm__buf_add(o, "chunked", 7) : pqm__buf_add(o, ", chunked", 9);
+    return rc | pqm__buf_add(o, "\r\n", 2);
 }
 
 /* The forwarded head: start line, the kept fields as received, the caller's fields,
- * and the framing stated once. */
+ * and the framing stated once. On a refusal nothing of it stays in the output. */
 static int write_head(struct pqm_relay *r)
 {
     llhttp_t *p = &r->parser;
+    size_t mark = r->out->len;
     int rc = write_start_line(r);
     for (size_t i = 0; rc == 0 && i < r->nhdr; i++) {
         const struct pqm_relay_hdr *h = &r->hdr[i];
@@ -214,13 +246,15 @@ static int write_head(struct pqm_relay *r)
         rc = rc ? rc : pqm__buf_add(r->out, r->head + h->value, h->value_len);
         rc = rc ? rc : pqm__buf_add(r->out, "\r\n", 2);
     }
-    if (rc == 0 && r->on_head != NULL && r->on_head(r, r->out, r->arg) != 0)
+    if (rc == 0 && r->on_head != NULL && r->on_head(r, r->out, r->arg) != 0) {
+        r->out->len = mark;
         return -1;
+    }
     /* RFC 9110 8.6: no Content-Length in a 1xx or 204; a response to HEAD and a 304
      * keep the one they announce. */
     int cl_allowed = r->kind == PQM_RELAY_REQUEST || (!r->interim && r->status != 204);
     if (rc == 0 && r->chunked_out)
-        rc = pqm__buf_addf(r->out, "Transfer-Encoding: chunked\r\n");
+        rc = write_transfer_encoding(r);
     else if (rc == 0 && cl_allowed && (p->flags & F_CONTENT_LENGTH))
         rc = pqm__buf_addf(r->out, "Content-Length: %llu\r\n",
                            (unsigned long long)p->content_length);
@@ -229,8 +263,10 @@ static int write_head(struct pqm_relay *r)
     if (rc == 0 && r->kind == PQM_RELAY_REQUEST)
         rc = pqm__buf_addf(r->out, "Connection: keep-alive\r\n");
     rc = rc ? rc : pqm__buf_add(r->out, "\r\n", 2);
-    if (rc != 0)
+    if (rc != 0) {
+        r->out->len = mark;
         return pqm__relay_fail(r, 500, "forwarded head too large");
+    }
     return 0;
 }
 
@@ -245,6 +281,11 @@ static int request_head_ok(struct pqm_relay *r)
         return pqm__relay_fail(r, 400, "the request target must be an absolute path");
     if (count_headers(r, "host") != 1)
         return pqm__relay_fail(r, 400, "an HTTP/1.1 request needs exactly one Host field");
+    /* RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked has no
+     * length the server can find. llhttp says so too, but only after this callback:
+     * refuse before anything of the request is written. */
+    if (count_headers(r, "transfer-encoding") > 0 && !(p->flags & F_CHUNKED))
+        return pqm__relay_fail(r, 400, "a request's Transfer-Encoding must end in chunked");
     return 0;
 }
 
@@ -256,9 +297,23 @@ static int on_headers_complete(llhttp_t *p)
         r->method = p->method;
         if (request_head_ok(r) != 0)
             return -1;
+        /* Upgrade is hop-by-hop and not forwarded: the request is an ordinary one, and
+         * what follows it on the connection is parsed as HTTP. */
+        p->upgrade = 0;
         r->chunked_out = (p->flags & F_CHUNKED) != 0;
     } else {
         r->status = p->status_code;
+        if (r->status < 100 || r->status > 599)
+            return pqm__relay_fail(r, 502, "the upstream sent a status code outside 100-599");
+        for (uint32_t i = 0; i < r->reason_len; i++) {
+            unsigned char ch = (unsigned char)r->head[r->reason + i];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return pqm__relay_fail(r, 502, "the upstream's reason phrase has a control "
+                                               "character");
+        }
+        if (r->status == 101)
+            return pqm__relay_fail(r, 502, "the upstream switched protocols (101), which the "
+                                           "gateway does not relay");
         r->interim = r->status >= 100 && r->status < 200;
         r->no_body = r->interim || r->status == 204 || r->status == 304 || r->expect_head;
         /* A body delimited by the close goes to the client chunked, so that the client's
@@ -342,13 +397,14 @@ size_t pqm__relay_feed(struct pqm_relay *r, const unsigned char *p, size_t n)
     if (r->state == PQM_RELAY_DONE || r->state == PQM_RELAY_ERROR || n == 0)
         return 0;
     llhttp_errno_t err = llhttp_execute(&r->parser, (const char *)p, n);
-    if (err == HPE_OK)
-        return n;
-    if (err == HPE_PAUSED && r->state == PQM_RELAY_DONE)
-        return (size_t)((const unsigned char *)llhttp_get_error_pos(&r->parser) - p);
-    if (err == HPE_PAUSED_UPGRADE) /* Upgrade was not forwarded: not an upgrade here */
-        return pqm__relay_fail(r, 400, "protocol upgrades are not served"), 0;
-    return parse_error(r, err, p);
+    size_t used = n;
+    if (err == HPE_PAUSED && r->state == PQM_RELAY_DONE) {
+        used = (size_t)((const unsigned char *)llhttp_get_error_pos(&r->parser) - p);
+    } else if (err != HPE_OK) {
+        used = parse_error(r, err, p);
+    }
+    r->msg_mark_valid = 0; /* the caller may send what was written */
+    return used;
 }
 
 int pqm__relay_eof(struct pqm_relay *r)

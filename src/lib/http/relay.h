@@ -66,6 +66,8 @@ struct pqm_relay {
     uint64_t body_bytes;   /* body bytes of this message */
     int error_status;
     char error_reason[160];
+    size_t msg_mark;      /* output length when this message began */
+    int msg_mark_valid;   /* nothing of it can have been sent yet (same feed) */
 };
 
 void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_buf *out,

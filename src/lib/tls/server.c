@@ -8,7 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "pki/keyfile.h"
@@ -28,6 +31,12 @@ struct crl_entry {
 
 struct pqm_tls_server {
     atomic_int refs;
+    /* Ticket keys are derived from this secret, drawn for each server: tickets made by
+     * another listener, or before a reload (new CAs, CRLs or certificate), never
+     * decrypt here, and those sessions make a full handshake. */
+    unsigned char ticket_secret[32];
+    uint64_t instance;
+    int ticket_key_lifetime;
     SSL_CTX *ctx;
     X509_STORE *store;
     STACK_OF(X509) *cas;
@@ -241,7 +250,8 @@ static int client_hello(SSL *ssl, int *al, void *arg)
         size_t n = ((size_t)p[0] << 8 | p[1]);
         for (size_t i = 2; i + 1 < len && i < n + 2; i += 2) {
             int id = p[i] << 8 | p[i + 1];
-            if (pqm__tls_group_is_pq(SSL_group_to_name(ssl, id)))
+            /* SSL_group_to_name takes a NID, or TLSEXT_nid_unknown | the IANA id. */
+            if (pqm__tls_group_is_pq(SSL_group_to_name(ssl, TLSEXT_nid_unknown | id)))
                 return SSL_CLIENT_HELLO_SUCCESS;
         }
     }
@@ -249,6 +259,129 @@ static int client_hello(SSL *ssl, int *al, void *arg)
                "the client offers no post-quantum key exchange group (require_pq is on)");
     *al = SSL_AD_HANDSHAKE_FAILURE;
     return SSL_CLIENT_HELLO_ERROR;
+}
+
+/* The AES and HMAC keys of ticket key epoch EPOCH: HMAC-SHA256 of the server's secret. */
+static int ticket_keys(const struct pqm_tls_server *s, uint64_t epoch, unsigned char aes[32],
+                       unsigned char mac[32])
+{
+    unsigned char in[9];
+    for (int i = 0; i < 8; i++)
+        in[i] = (unsigned char)(epoch >> (56 - 8 * i));
+    size_t len = 0;
+    in[8] = 'A';
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, s->ticket_secret, sizeof(s->ticket_secret),
+                  in, sizeof(in), aes, 32, &len) == NULL)
+        return -1;
+    in[8] = 'M';
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, s->ticket_secret, sizeof(s->ticket_secret),
+                  in, sizeof(in), mac, 32, &len) == NULL)
+        return -1;
+    return 0;
+}
+
+/* Ticket keys rotate every ticket_key_lifetime seconds; a ticket from the previous
+ * period is still accepted (and replaced by a new one), anything older is not. The key
+ * name carries the server's instance and the period. */
+static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                         EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    const struct pqm_tls_server *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    uint64_t now = (uint64_t)time(NULL) / (uint64_t)s->ticket_key_lifetime, epoch = now;
+    if (enc) {
+        for (int i = 0; i < 8; i++) {
+            name[i] = (unsigned char)(s->instance >> (56 - 8 * i));
+            name[8 + i] = (unsigned char)(epoch >> (56 - 8 * i));
+        }
+        if (RAND_bytes(iv, 16) != 1)
+            return -1;
+    } else {
+        uint64_t inst = 0;
+        epoch = 0;
+        for (int i = 0; i < 8; i++) {
+            inst = inst << 8 | name[i];
+            epoch = epoch << 8 | name[8 + i];
+        }
+        if (inst != s->instance || (epoch != now && epoch + 1 != now))
+            return 0; /* not ours, or too old: a full handshake */
+    }
+    unsigned char aes[32], mac[32];
+    if (ticket_keys(s, epoch, aes, mac) != 0)
+        return -1;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, sizeof(mac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_MAC_CTX_set_params(hctx, params) == 1 &&
+             (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv)
+                  : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv)) == 1;
+    OPENSSL_cleanse(aes, sizeof(aes));
+    OPENSSL_cleanse(mac, sizeof(mac));
+    if (!ok)
+        return -1;
+    return enc || epoch == now ? 1 : 2; /* 2: use, and issue a fresh ticket */
+}
+
+/* A session is resumed only while its certificate is still valid and not revoked by
+ * the CRLs loaded now (the same CRLs a full handshake would check). */
+static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *ss,
+                                          const unsigned char *keyname, size_t keyname_len,
+                                          SSL_TICKET_STATUS status, void *arg)
+{
+    (void)keyname;
+    (void)keyname_len;
+    struct pqm_tls_server *s = arg;
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    X509 *leaf = SSL_SESSION_get0_peer(ss);
+    if (leaf == NULL || X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    if (s->ncrl > 0) {
+        STACK_OF(X509) *chain = sk_X509_new_null();
+        int err = X509_V_OK, revoked = 0;
+        struct pqm_tls_peer *peer = SSL_get_app_data(ssl);
+        struct pqm_tls_peer scratch;
+        memset(&scratch, 0, sizeof(scratch));
+        if (chain == NULL || sk_X509_push(chain, leaf) <= 0 ||
+            check_revocation(s, chain, &scratch, &err) != 0)
+            revoked = 1;
+        sk_X509_free(chain);
+        if (revoked) {
+            if (peer != NULL && err == X509_V_ERR_CERT_REVOKED)
+                snprintf(peer->resume_refused, sizeof(peer->resume_refused), "%s",
+                         scratch.reason);
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+        }
+    }
+    return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
+                                              : SSL_TICKET_RETURN_USE;
+}
+
+static int setup_tickets(struct pqm_tls_server *s, const struct pqm_tls_server_opts *o,
+                         struct pqm_err *e)
+{
+    if (!o->session_tickets) {
+        SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(s->ctx, 0);
+        return 0;
+    }
+    s->ticket_key_lifetime = o->ticket_key_lifetime > 0 ? o->ticket_key_lifetime : 3600;
+    if (RAND_bytes(s->ticket_secret, sizeof(s->ticket_secret)) != 1 ||
+        RAND_bytes((unsigned char *)&s->instance, sizeof(s->instance)) != 1)
+        return pqm__err_ossl(e, "cannot draw the session ticket secret");
+    SSL_CTX_set_app_data(s->ctx, s);
+    /* Required with client certificates: a session resumes only in the context (this
+     * server) that made it. */
+    if (SSL_CTX_set_session_id_context(s->ctx, (const unsigned char *)&s->instance,
+                                       sizeof(s->instance)) != 1)
+        return pqm__err_ossl(e, "cannot set the session id context");
+    SSL_CTX_set_num_tickets(s->ctx, 1);
+    SSL_CTX_set_timeout(s->ctx, 2 * s->ticket_key_lifetime);
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, ticket_key_cb) != 1 ||
+        SSL_CTX_set_session_ticket_cb(s->ctx, NULL, ticket_decrypted, s) != 1)
+        return pqm__err_ossl(e, "cannot set up session tickets");
+    return 0;
 }
 
 static int load_cas(struct pqm_tls_server *s, const char *path, struct pqm_err *e)
@@ -376,16 +509,13 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
         pqm__err_ossl(e, "groups '%s': not supported by this OpenSSL", groups);
         goto fail;
     }
-    /* Resumption comes with its own revocation check; until then every handshake is
-     * full, so that every connection's certificate is verified. */
-    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                    SSL_OP_NO_TICKET);
+    /* Stateless TLS 1.3 tickets only: no server-side session cache to share or bound. */
+    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(s->ctx, 0);
     SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     if (load_identity(s, o, e) != 0 || load_cas(s, o->client_ca_file, e) != 0 ||
-        load_crls(s, o->crl_files, o->ncrl, e) != 0)
+        load_crls(s, o->crl_files, o->ncrl, e) != 0 || setup_tickets(s, o, e) != 0)
         goto fail;
     if (SSL_CTX_set1_verify_cert_store(s->ctx, s->store) != 1) {
         pqm__err_ossl(e, "cannot set the client CA store");
@@ -412,6 +542,7 @@ void pqm__tls_server_free(struct pqm_tls_server *s)
 {
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) > 1)
         return;
+    OPENSSL_cleanse(s->ticket_secret, sizeof(s->ticket_secret));
     for (size_t i = 0; i < s->ncrl; i++)
         X509_CRL_free(s->crls[i].crl);
     free(s->crls);

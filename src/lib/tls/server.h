@@ -25,6 +25,8 @@ struct pqm_tls_server_opts {
     int require_pq;             /* refuse handshakes without a post-quantum group */
     int crl_soft_fail;          /* a missing or expired CRL passes (logged) */
     const char *groups;         /* NULL: X25519MLKEM768:X25519 */
+    int session_tickets;        /* resumption by TLS 1.3 tickets */
+    int ticket_key_lifetime;    /* seconds a ticket key encrypts; accepted twice as long */
 };
 
 /* What a connection learns of its peer; the TLS layer fills REASON on a refusal. */
@@ -37,6 +39,7 @@ struct pqm_tls_peer {
     int64_t not_after;
     char group[48], sigalg[48], version[16];
     int resumed, post_quantum;
+    char resume_refused[256]; /* why an offered session was not resumed (revoked) */
 };
 
 struct pqm_tls_server;
