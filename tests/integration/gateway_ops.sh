@@ -104,6 +104,11 @@ for _ in $(seq 1 50); do grep -q 'READY=1' "$T/notify.log" 2>/dev/null && break;
 notified=$(cat "$T/notify.log")
 assert_contains "READY=1 reaches systemd once the gateway listens" "$notified" "READY=1"
 
+# A second gateway on the same port is refused rather than sharing it (SO_REUSEPORT).
+run pqm gateway --config "$T/gw.yaml" --admin "127.0.0.1:$(free_port)"
+[[ $RC -eq 1 ]] || fail "a second gateway on port $GW: exit $RC, expected 1 ($OUT)"
+assert_contains "a second gateway on a taken port is refused" "$OUT" "another gateway running"
+
 # ---- authorization ---------------------------------------------------------------------
 code=$(curl_as svc /api/orders)
 [[ $code == 200 ]] || fail "svc GET /api/orders: $code, expected 200"
@@ -163,6 +168,28 @@ assert_match "a refused handshake is counted by reason" "$(cat "$T/metrics")" \
 [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/readyz") == 200 ]] || fail "/readyz"
 [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/nope") == 404 ]] || fail "/nope"
 pass "/healthz and /readyz answer 200, anything else 404"
+
+# ---- pqmtls bench against the gateway ---------------------------------------------------
+bench() { pqm bench --connect "127.0.0.1:$GW" --host api.example.com --cert "$I/client1.crt.pem" \
+    --key "$I/client1.key.pem" --ca "$P/server-ca-chain.pem" --path /public/bench --json "$@"; }
+run bench --mode handshake --connections 2 --duration 1
+[[ $RC -eq 0 ]] || fail "pqmtls bench --mode handshake: exit $RC: $OUT"
+assert_match "bench: full handshakes, no error" "$OUT" '"handshakes":[1-9][0-9]*,"requests":[1-9][0-9]*,"errors":0,"non_200":0'
+assert_contains "bench: the hybrid group was negotiated" "$OUT" '"group":"X25519MLKEM768"'
+hs=$(sed -n 's/.*"handshakes":\([0-9]*\),"requests":\([0-9]*\).*/\1 \2/p' <<< "$OUT")
+[[ ${hs% *} -ge ${hs#* } ]] || fail "bench --mode handshake: fewer handshakes than requests ($hs)"
+run bench --mode keepalive --connections 2 --duration 1
+assert_match "bench: keep-alive requests outnumber handshakes" "$OUT" '"handshakes":2,"requests":[0-9]{2,},"errors":0'
+bench --mode idle --connections 5 --duration 3 > "$T/idle.json" &
+BPID=$!
+for _ in $(seq 1 60); do
+    m=$(curl -sS "http://127.0.0.1:$ADMIN/metrics")
+    [[ "$m" == *"pqmtls_connections_active 5"* ]] && break
+    sleep 0.05
+done
+assert_contains "bench --mode idle holds its connections open (the gateway counts 5)" "$m" "pqmtls_connections_active 5"
+wait "$BPID"
+assert_contains "bench --mode idle: every connection was held" "$(cat "$T/idle.json")" '"held":5'
 
 # ---- the policy reloads with the configuration file ---------------------------------------
 wait_log() { # PATTERN: wait for a line of the gateway's stderr

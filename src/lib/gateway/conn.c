@@ -649,6 +649,7 @@ static int flush_client(struct conn *c)
 {
     while (c->to_client.len > 0) {
         size_t n = c->to_client.len > PQM_READ_CHUNK ? PQM_READ_CHUNK : c->to_client.len;
+        ERR_clear_error(); /* SSL_get_error reads the thread's queue: nothing stale in it */
         int r = SSL_write(c->ssl, pqm__buf_head(&c->to_client), (int)n);
         if (r > 0) {
             pqm__buf_consume(&c->to_client, (size_t)r);
@@ -665,6 +666,7 @@ static int read_client(struct conn *c)
         unsigned char *dst = pqm__buf_reserve(&c->in, PQM_READ_CHUNK);
         if (dst == NULL)
             return 0;
+        ERR_clear_error();
         int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
         if (r > 0) {
             pqm__buf_commit(&c->in, (size_t)r);
@@ -683,6 +685,11 @@ static int read_client(struct conn *c)
 static void arm(struct conn *c)
 {
     struct worker *w = c->w;
+    /* Between requests a connection keeps no buffer memory. */
+    if (c->x == NULL && c->in.len == 0 && c->in.data != NULL)
+        pqm__buf_free(&c->in);
+    if (c->x == NULL && c->to_client.len == 0 && c->to_client.data != NULL)
+        pqm__buf_free(&c->to_client);
     const struct pqm_gateway_config *cfg = &w->gw->cfg;
     int ev = 0;
     if (c->phase == P_HANDSHAKE) {
@@ -874,6 +881,9 @@ static void conn_close(struct conn *c)
         if (c->phase == P_ACTIVE)
             SSL_shutdown(c->ssl);
         SSL_free(c->ssl);
+        /* A refused shutdown (a ticket still being sent) leaves an error in the thread's
+         * queue, which would make the next connection's SSL_get_error say SSL_ERROR_SSL. */
+        ERR_clear_error();
     }
     close(c->fd);
     pqm__buf_free(&c->in);

@@ -118,6 +118,24 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, struc
 }
 
 /* The key passphrase from FILE's first line, else $PQMTLS_KEY_PASSPHRASE, else none. */
+/* The workers' listeners share the port with SO_REUSEPORT, which would as gladly share
+ * it with another process: a plain bind first makes sure nobody listens there yet. */
+static int address_taken(const struct sockaddr_storage *ss, socklen_t len, struct pqm_err *e,
+                         const char *text)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return pqm__err_set(e, "listen %s: socket: %s", text, strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int rc = 0;
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0)
+        rc = pqm__err_set(e, "listen %s: %s%s", text, strerror(errno),
+                          errno == EADDRINUSE ? " (is another gateway running?)" : "");
+    close(fd);
+    return rc;
+}
+
 static int read_key_pass(const char *file, struct pqm_secret *out, struct pqm_err *e)
 {
     pqm__secret_clear(out);
@@ -346,6 +364,8 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     }
     for (int i = 0; i < gw->nworkers; i++)
         gw->workers[i].lfd = -1;
+    if (address_taken(&lss, llen, &e, cfg->listen) != 0)
+        goto fail_e;
     for (int i = 0; i < gw->nworkers; i++) {
         struct worker *w = &gw->workers[i];
         w->gw = gw;

@@ -280,6 +280,33 @@ static int ticket_keys(const struct pqm_tls_server *s, uint64_t epoch, unsigned 
     return 0;
 }
 
+/* The keys of one period, kept per thread so that they are derived once a period, not
+ * once a handshake. */
+struct ticket_cache {
+    uint64_t instance, epoch;
+    int valid;
+    unsigned char aes[32], mac[32];
+};
+static _Thread_local struct ticket_cache tcache[2];
+
+static int cached_ticket_keys(const struct pqm_tls_server *s, uint64_t epoch, unsigned char aes[32],
+                              unsigned char mac[32])
+{
+    struct ticket_cache *c = &tcache[epoch & 1];
+    if (!c->valid || c->instance != s->instance || c->epoch != epoch) {
+        if (ticket_keys(s, epoch, c->aes, c->mac) != 0) {
+            c->valid = 0;
+            return -1;
+        }
+        c->instance = s->instance;
+        c->epoch = epoch;
+        c->valid = 1;
+    }
+    memcpy(aes, c->aes, 32);
+    memcpy(mac, c->mac, 32);
+    return 0;
+}
+
 /* Ticket keys rotate every ticket_key_lifetime seconds; a ticket from the previous
  * period is still accepted (and replaced by a new one), anything older is not. The key
  * name carries the server's instance and the period. */
@@ -306,7 +333,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
             return 0; /* not ours, or too old: a full handshake */
     }
     unsigned char aes[32], mac[32];
-    if (ticket_keys(s, epoch, aes, mac) != 0)
+    if (cached_ticket_keys(s, epoch, aes, mac) != 0)
         return -1;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, sizeof(mac)),
@@ -572,9 +599,22 @@ SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, int fd, struct pqm_tls_peer *
     return ssl;
 }
 
-/* The first spiffe:// URI SAN, and the DNS SANs (NUL-separated, "" at the end). */
-static void sans_of(X509 *x, struct pqm_tls_peer *peer)
+/* 1 when D holds only printable ASCII without spaces (RFC 3986 characters and
+ * anything else a header value can carry safely). */
+static int uri_text_ok(const unsigned char *d, int len)
 {
+    for (int i = 0; i < len; i++)
+        if (d[i] <= 0x20 || d[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The first spiffe:// URI SAN, and the DNS SANs (NUL-separated, "" at the end). Returns
+ * -1 when a URI SAN holds a control character, a space or a non-ASCII byte: such an ID
+ * could not go into a header unchanged, and no CA should have signed it. */
+static int sans_of(X509 *x, struct pqm_tls_peer *peer)
+{
+    int rc = 0;
     peer->spiffe[0] = '\0';
     size_t used = 0;
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
@@ -585,6 +625,10 @@ static void sans_of(X509 *x, struct pqm_tls_peer *peer)
         const ASN1_STRING *str = g->type == GEN_URI ? g->d.uniformResourceIdentifier : g->d.dNSName;
         const unsigned char *d = ASN1_STRING_get0_data(str);
         int len = ASN1_STRING_length(str);
+        if (g->type == GEN_URI && !uri_text_ok(d, len)) {
+            rc = -1;
+            break;
+        }
         if (len <= 0 || memchr(d, '\0', (size_t)len) != NULL)
             continue;
         if (g->type == GEN_URI && peer->spiffe[0] == '\0' && len > 9 &&
@@ -599,6 +643,7 @@ static void sans_of(X509 *x, struct pqm_tls_peer *peer)
     }
     peer->dns[used] = '\0';
     GENERAL_NAMES_free(gens);
+    return rc;
 }
 
 /* The text of the first NID entry of NAME, "" when there is none. */
@@ -641,14 +686,21 @@ int pqm__tls_peer_read(struct pqm_tls_server *s, SSL *ssl, struct pqm_tls_peer *
     name_text(X509_get_issuer_name(leaf), peer->issuer, sizeof(peer->issuer));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-    snprintf(peer->serial, sizeof(peer->serial), "%s", hex != NULL ? hex : "");
+    /* Whole bytes, as openssl x509 -serial prints them (0 is "00"). */
+    snprintf(peer->serial, sizeof(peer->serial), "%s%s",
+             hex != NULL && strlen(hex) % 2 == 1 ? "0" : "", hex != NULL ? hex : "");
     OPENSSL_free(hex);
     BN_free(bn);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (X509_digest(leaf, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32)
         pqm__hex(md, mdlen, peer->fingerprint);
-    sans_of(leaf, peer);
+    if (sans_of(leaf, peer) != 0) {
+        set_reason(peer, "bad_certificate",
+                   "the client certificate has a URI SAN with a control character, a space or a "
+                   "non-ASCII byte");
+        return -1;
+    }
     name_entry(X509_get_subject_name(leaf), NID_commonName, peer->cn, sizeof(peer->cn));
     name_entry(X509_get_subject_name(leaf), NID_organizationName, peer->org, sizeof(peer->org));
     int days = 0, secs = 0;
