@@ -52,13 +52,25 @@ struct exchange {
     int up_eof;
 };
 
+/* The verified client, kept for the connection's life in one allocation: an idle
+ * keep-alive connection should cost little beyond what TLS itself keeps. */
+struct identity {
+    const char *subject, *issuer, *serial, *fingerprint, *spiffe, *cn, *org, *group, *sigalg,
+        *version;
+    const char *dns; /* NUL-separated, an empty one at the end */
+    int64_t not_after;
+    int resumed;
+    char data[];
+};
+
 struct conn {
     struct worker *w;
     struct conn *prev, *next;
     struct pqm_tls_server *tls;
     int fd;
     SSL *ssl;
-    struct pqm_tls_peer peer;
+    struct pqm_tls_peer *hs; /* during the handshake: what TLS learns, why it refuses */
+    struct identity *id;     /* after it: the client's identity, compact */
     char *client_cert; /* RFC 9440 ":base64(DER):", when configured */
     char client[64];
     enum phase phase;
@@ -93,16 +105,16 @@ static void iso_time(int64_t t, char *out, size_t len)
 static void log_handshake_refused(struct conn *c)
 {
     pqm__metrics_handshake(&c->w->metrics,
-                           c->peer.reason_code != NULL ? c->peer.reason_code : "handshake", NULL,
+                           c->hs->reason_code != NULL ? c->hs->reason_code : "handshake", NULL,
                            0, 0);
     char when[40];
     iso_time((int64_t)time(NULL), when, sizeof(when));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "event", "handshake_refused",
                           "client", c->client, "reason_code",
-                          c->peer.reason_code ? c->peer.reason_code : "handshake", "reason",
-                          c->peer.reason);
-    if (o != NULL && c->peer.resume_refused[0] != '\0')
-        json_object_set_new(o, "resumption_refused", json_string(c->peer.resume_refused));
+                          c->hs->reason_code ? c->hs->reason_code : "handshake", "reason",
+                          c->hs->reason);
+    if (o != NULL && c->hs->resume_refused[0] != '\0')
+        json_object_set_new(o, "resumption_refused", json_string(c->hs->resume_refused));
     char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (line != NULL)
         pqm__gw_log_line(c->w->gw, line);
@@ -115,7 +127,7 @@ static void log_request(struct conn *c, int status, uint64_t bytes, const char *
     struct exchange *x = c->x;
     char when[40], not_after[40], method[16], path[1024];
     iso_time((int64_t)time(NULL), when, sizeof(when));
-    iso_time(c->peer.not_after, not_after, sizeof(not_after));
+    iso_time(c->id->not_after, not_after, sizeof(not_after));
     method[0] = path[0] = '\0';
     if (x->req.url_len > 0)
         pqm__relay_target(&x->req, method, sizeof(method), path, sizeof(path));
@@ -128,11 +140,11 @@ static void log_request(struct conn *c, int status, uint64_t bytes, const char *
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:i, "
         "s:I, s:f, s:f}",
-        "time", when, "client", c->client, "subject", c->peer.subject, "issuer",
-        c->peer.issuer, "serial", c->peer.serial, "sha256", c->peer.fingerprint, "not_after",
-        not_after, "spiffe_id", c->peer.spiffe, "tls_version", c->peer.version, "group",
-        c->peer.group, "sigalg", c->peer.sigalg, "event", "request", "resumed",
-        c->peer.resumed, "method", method, "path", path, "status", status, "bytes",
+        "time", when, "client", c->client, "subject", c->id->subject, "issuer",
+        c->id->issuer, "serial", c->id->serial, "sha256", c->id->fingerprint, "not_after",
+        not_after, "spiffe_id", c->id->spiffe, "tls_version", c->id->version, "group",
+        c->id->group, "sigalg", c->id->sigalg, "event", "request", "resumed",
+        c->id->resumed, "method", method, "path", path, "status", status, "bytes",
         (json_int_t)bytes, "upstream_ms", up_ms, "total_ms", (end - x->t_start) * 1e3);
     if (o != NULL && error != NULL)
         json_object_set_new(o, "error", json_string(error));
@@ -149,26 +161,26 @@ static void check_expiry(struct conn *c)
 {
     struct pqm_gateway *gw = c->w->gw;
     int64_t now = (int64_t)time(NULL);
-    int64_t left = c->peer.not_after - now;
-    if (gw->cfg.expiry_warning_days <= 0 || c->peer.fingerprint[0] == '\0' ||
+    int64_t left = c->id->not_after - now;
+    if (gw->cfg.expiry_warning_days <= 0 || c->id->fingerprint[0] == '\0' ||
         left > (int64_t)gw->cfg.expiry_warning_days * 86400 ||
-        !pqm__gw_expiry_should_warn(gw, c->peer.fingerprint, now))
+        !pqm__gw_expiry_should_warn(gw, c->id->fingerprint, now))
         return;
     char when[40], not_after[40];
     iso_time(now, when, sizeof(when));
-    iso_time(c->peer.not_after, not_after, sizeof(not_after));
+    iso_time(c->id->not_after, not_after, sizeof(not_after));
     double days = (double)left / 86400.0;
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f}", "time", when, "event",
-                          "certificate_expiring", "subject", c->peer.subject, "serial",
-                          c->peer.serial, "sha256", c->peer.fingerprint, "spiffe_id",
-                          c->peer.spiffe, "not_after", not_after, "days_left", days);
+                          "certificate_expiring", "subject", c->id->subject, "serial",
+                          c->id->serial, "sha256", c->id->fingerprint, "spiffe_id",
+                          c->id->spiffe, "not_after", not_after, "days_left", days);
     char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (line != NULL)
         pqm__gw_log_line(gw, line);
     free(line);
     json_decref(o);
     pqm__gw_say("warning", "client certificate '%s' (serial %s) expires %s, in %.1f days",
-                c->peer.subject, c->peer.serial, not_after, days);
+                c->id->subject, c->id->serial, not_after, days);
 }
 
 /* --- upstream connections ---------------------------------------------------------- */
@@ -339,7 +351,7 @@ static int authorize_with(struct pqm_relay *r, struct conn *c, const struct pqm_
         return pqm__relay_fail(r, 400, "the request path is not in normal form (dot segments, "
                                        "empty segments or encoded '.', '/', '\\')");
     struct pqm_policy_subject s = {
-        .spiffe = c->peer.spiffe, .cn = c->peer.cn, .o = c->peer.org, .dns = c->peer.dns,
+        .spiffe = c->id->spiffe, .cn = c->id->cn, .o = c->id->org, .dns = c->id->dns,
         .method = method, .path = target,
     };
     char why[512];
@@ -361,7 +373,7 @@ static int authorize(struct pqm_relay *r, struct conn *c)
 static int add_identity(struct pqm_relay *r, struct pqm_buf *out, void *arg)
 {
     struct conn *c = arg;
-    const struct pqm_tls_peer *p = &c->peer;
+    const struct identity *p = c->id;
     if (authorize(r, c) != 0)
         return -1;
     int rc = pqm__buf_addf(out, "X-Client-Cert-Subject: %s\r\n", p->subject);
@@ -742,6 +754,40 @@ static void arm(struct conn *c)
     ev_timer_start(w->loop, &c->timer);
 }
 
+static size_t dns_len(const char *dns)
+{
+    size_t n = 0;
+    while (dns[n] != '\0')
+        n += strlen(dns + n) + 1;
+    return n + 1;
+}
+
+static struct identity *identity_of(const struct pqm_tls_peer *p)
+{
+    const char *const src[] = {p->subject, p->issuer, p->serial, p->fingerprint, p->spiffe,
+                               p->cn,      p->org,    p->group,  p->sigalg,      p->version};
+    size_t total = dns_len(p->dns);
+    for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+        total += strlen(src[i]) + 1;
+    struct identity *id = malloc(sizeof(*id) + total);
+    if (id == NULL)
+        return NULL;
+    const char **dst[] = {&id->subject, &id->issuer, &id->serial, &id->fingerprint, &id->spiffe,
+                          &id->cn,      &id->org,    &id->group,  &id->sigalg,      &id->version};
+    char *w = id->data;
+    for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
+        size_t n = strlen(src[i]) + 1;
+        memcpy(w, src[i], n);
+        *dst[i] = w;
+        w += n;
+    }
+    memcpy(w, p->dns, dns_len(p->dns));
+    id->dns = w;
+    id->not_after = p->not_after;
+    id->resumed = p->resumed;
+    return id;
+}
+
 /* RFC 9440 2.1: the DER certificate as a Structured Field Byte Sequence. */
 static char *client_cert_value(X509 *leaf)
 {
@@ -768,13 +814,21 @@ static void handshake(struct conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->phase = P_ACTIVE;
-        if (pqm__tls_peer_read(c->tls, c->ssl, &c->peer) != 0) {
+        if (pqm__tls_peer_read(c->tls, c->ssl, c->hs) != 0) {
             log_handshake_refused(c);
             conn_close(c);
             return;
         }
-        pqm__metrics_handshake(&c->w->metrics, NULL, c->peer.group, c->peer.resumed,
-                               c->peer.not_after);
+        c->id = identity_of(c->hs);
+        if (c->id == NULL) {
+            conn_close(c);
+            return;
+        }
+        SSL_set_app_data(c->ssl, NULL); /* nothing of the handshake is written any more */
+        free(c->hs);
+        c->hs = NULL;
+        pqm__metrics_handshake(&c->w->metrics, NULL, c->id->group, c->id->resumed,
+                               c->id->not_after);
         check_expiry(c);
         if (c->w->gw->cfg.client_cert_header)
             c->client_cert = client_cert_value(SSL_get0_peer_certificate(c->ssl));
@@ -787,7 +841,7 @@ static void handshake(struct conn *c)
         arm(c);
         return;
     }
-    pqm__tls_peer_failed(c->ssl, &c->peer, ERR_peek_error());
+    pqm__tls_peer_failed(c->ssl, c->hs, ERR_peek_error());
     ERR_clear_error();
     log_handshake_refused(c);
     conn_close(c);
@@ -848,9 +902,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     struct conn *c = t->data;
     if (c->phase == P_HANDSHAKE) {
-        snprintf(c->peer.reason, sizeof(c->peer.reason), "no TLS handshake within %g s",
+        snprintf(c->hs->reason, sizeof(c->hs->reason), "no TLS handshake within %g s",
                  c->w->gw->cfg.handshake_timeout);
-        c->peer.reason_code = "timeout";
+        c->hs->reason_code = "timeout";
         log_handshake_refused(c);
         conn_close(c);
         return;
@@ -889,6 +943,8 @@ static void conn_close(struct conn *c)
     pqm__buf_free(&c->in);
     pqm__buf_free(&c->to_client);
     free(c->client_cert);
+    free(c->hs);
+    free(c->id);
     pqm__tls_server_free(c->tls);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -926,8 +982,10 @@ static void conn_start(struct worker *w, int fd, const struct sockaddr_storage *
     pqm__buf_init(&c->in, PQM_IN_MAX);
     pqm__buf_init(&c->to_client, PQM_OUT_MAX);
     c->tls = pqm__gw_tls_take(w->gw);
-    c->ssl = pqm__tls_server_ssl(c->tls, fd, &c->peer);
+    c->hs = calloc(1, sizeof(*c->hs));
+    c->ssl = c->hs != NULL ? pqm__tls_server_ssl(c->tls, fd, c->hs) : NULL;
     if (c->ssl == NULL) {
+        free(c->hs);
         pqm__tls_server_free(c->tls);
         close(fd);
         free(c);

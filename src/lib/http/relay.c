@@ -28,7 +28,8 @@ int pqm__relay_fail(struct pqm_relay *r, int status, const char *reason)
 static int head_add(struct pqm_relay *r, const char *at, size_t len)
 {
     if (len > sizeof(r->head) - r->head_len)
-        return pqm__relay_fail(r, 431, "request head too large");
+        return r->kind == PQM_RELAY_REQUEST ? pqm__relay_fail(r, 431, "request head too large")
+                                            : pqm__relay_fail(r, 502, "response head too large");
     memcpy(r->head + r->head_len, at, len);
     r->head_len += len;
     return 0;
@@ -132,8 +133,9 @@ int pqm__http_is_identity_header(const char *name, size_t len)
 {
     return name_prefix(name, len, "x-client-cert") || name_eq(name, len, "client-cert") ||
            name_eq(name, len, "client-cert-chain") ||
-           name_eq(name, len, "x-forwarded-client-cert") || name_prefix(name, len, "x-ssl-client") ||
-           name_eq(name, len, "x-forwarded-for") || name_eq(name, len, "x-forwarded-proto");
+           name_eq(name, len, "x-forwarded-client-cert") || name_prefix(name, len, "x-ssl-") ||
+           name_eq(name, len, "x-forwarded-for") || name_eq(name, len, "x-forwarded-proto") ||
+           name_eq(name, len, "forwarded") || name_eq(name, len, "x-real-ip");
 }
 
 /* RFC 9110 7.6.1: connection-specific fields, and those the Connection field names. */
@@ -211,21 +213,53 @@ static int write_start_line(struct pqm_relay *r)
 /* Transfer-Encoding as received (its codings, such as gzip, are the payload's and
  * stay), with chunked last; or just chunked when the body goes out chunked because it
  * was delimited by the close. */
+static int token_eq(const char *t, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(t, word, n) == 0;
+}
+
+/* Transfer-Encoding as received, without chunked and identity: its other codings (gzip)
+ * are the payload's and stay; chunked is stated once, last. Only fields spelled exactly
+ * Transfer-Encoding count, as for llhttp (a Transfer_Encoding field is dropped as
+ * hop-by-hop, never read as framing). A chunked that is not last is refused. */
 static int write_transfer_encoding(struct pqm_relay *r)
 {
     struct pqm_buf *o = r->out;
-    int rc = pqm__buf_add(o, "Transfer-Encoding: ", 19), first = 1;
+    int rc = pqm__buf_add(o, "Transfer-Encoding: ", 19);
+    size_t seen_chunked = 0, tokens = 0;
     for (size_t i = 0; i < r->nhdr; i++) {
         const struct pqm_relay_hdr *h = &r->hdr[i];
-        if (!name_eq(r->head + h->name, h->name_len, "transfer-encoding"))
+        if (h->name_len != 17 || strncasecmp(r->head + h->name, "transfer-encoding", 17) != 0)
             continue;
-        rc |= first ? 0 : pqm__buf_add(o, ", ", 2);
-        rc |= pqm__buf_add(o, r->head + h->value, h->value_len);
-        first = 0;
+        const char *v = r->head + h->value, *end = v + h->value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *t = v;
+            while (v < end && *v != ',')
+                v++;
+            size_t n = (size_t)(v - t);
+            while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+                n--;
+            if (n == 0)
+                continue;
+            tokens++;
+            if (token_eq(t, n, "chunked")) {
+                seen_chunked = tokens;
+                continue;
+            }
+            if (seen_chunked || token_eq(t, n, "identity"))
+                continue;
+            rc |= pqm__buf_add(o, t, n);
+            rc |= pqm__buf_add(o, ", ", 2);
+        }
     }
-    if (first || !(r->parser.flags & F_CHUNKED))
-        rc |= first ? pqm__buf_add(o, "chunked", 7) : pqm__buf_add(o, ", chunked", 9);
-    return rc | pqm__buf_add(o, "\r\n", 2);
+    if (seen_chunked != 0 && seen_chunked != tokens)
+        return pqm__relay_fail(r, r->kind == PQM_RELAY_REQUEST ? 400 : 502,
+                               "Transfer-Encoding has a coding after chunked");
+    if ((rc | pqm__buf_add(o, "chunked\r\n", 9)) != 0)
+        return pqm__relay_fail(r, 500, "forwarded head too large");
+    return 0;
 }
 
 /* The forwarded head: start line, the kept fields as received, the caller's fields,
@@ -253,8 +287,10 @@ static int write_head(struct pqm_relay *r)
     /* RFC 9110 8.6: no Content-Length in a 1xx or 204; a response to HEAD and a 304
      * keep the one they announce. */
     int cl_allowed = r->kind == PQM_RELAY_REQUEST || (!r->interim && r->status != 204);
-    if (rc == 0 && r->chunked_out)
-        rc = write_transfer_encoding(r);
+    if (rc == 0 && r->chunked_out && write_transfer_encoding(r) != 0) {
+        r->out->len = mark;
+        return -1;
+    }
     else if (rc == 0 && cl_allowed && (p->flags & F_CONTENT_LENGTH))
         rc = pqm__buf_addf(r->out, "Content-Length: %llu\r\n",
                            (unsigned long long)p->content_length);
@@ -349,8 +385,10 @@ static int on_message_complete(llhttp_t *p)
         return pqm__relay_fail(r, 500, "output buffer full");
     if (r->interim) {
         r->state = PQM_RELAY_IDLE; /* the final response follows */
+        r->awaiting_final = 1;
         return 0;
     }
+    r->awaiting_final = 0;
     r->state = PQM_RELAY_DONE;
     return HPE_PAUSED; /* one message at a time: pipelined ones wait their turn */
 }
@@ -396,6 +434,10 @@ size_t pqm__relay_feed(struct pqm_relay *r, const unsigned char *p, size_t n)
 {
     if (r->state == PQM_RELAY_DONE || r->state == PQM_RELAY_ERROR || n == 0)
         return 0;
+    if (r->state == PQM_RELAY_HEAD) { /* a head under way has written nothing yet */
+        r->msg_mark = r->out->len;
+        r->msg_mark_valid = 1;
+    }
     llhttp_errno_t err = llhttp_execute(&r->parser, (const char *)p, n);
     size_t used = n;
     if (err == HPE_PAUSED && r->state == PQM_RELAY_DONE) {
@@ -409,6 +451,10 @@ size_t pqm__relay_feed(struct pqm_relay *r, const unsigned char *p, size_t n)
 
 int pqm__relay_eof(struct pqm_relay *r)
 {
+    if (r->state == PQM_RELAY_IDLE && r->awaiting_final) {
+        pqm__relay_fail(r, 502, "the connection closed after an interim response");
+        return -1;
+    }
     if (r->state == PQM_RELAY_IDLE || r->state == PQM_RELAY_DONE)
         return 0;
     if (r->state == PQM_RELAY_ERROR)

@@ -68,6 +68,7 @@ struct pqm_relay {
     char error_reason[160];
     size_t msg_mark;      /* output length when this message began */
     int msg_mark_valid;   /* nothing of it can have been sent yet (same feed) */
+    int awaiting_final;   /* responses: a 1xx came, the final response has not */
 };
 
 void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_buf *out,

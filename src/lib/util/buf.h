@@ -16,6 +16,8 @@ void pqm__buf_free(struct pqm_buf *b);
 size_t pqm__buf_room(const struct pqm_buf *b);
 /* Appends N bytes; -1 (nothing appended) when that would pass MAX or memory runs out. */
 int pqm__buf_add(struct pqm_buf *b, const void *p, size_t n);
+/* Appends formatted text of less than 1024 bytes (longer output fails: use pqm__buf_add
+ * for pieces that may be long, such as a request target). */
 int pqm__buf_addf(struct pqm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops N bytes from the front. */
 void pqm__buf_consume(struct pqm_buf *b, size_t n);

@@ -150,13 +150,15 @@ port_in_use() {
     return 1
 }
 
-# free_port: print a TCP port on 127.0.0.1 with no listener, from a random base.
+# free_port: print a TCP port on 127.0.0.1 with no listener, from a random base below
+# the ephemeral range (32768-60999 on Linux): a port some client connection took as its
+# local port cannot be listened on, and parallel tests make many connections.
 free_port() {
-    local base p i
-    base=$(( 20000 + (RANDOM * 32768 + RANDOM) % 30000 ))
+    local base p i lo=20000 hi=32767
+    base=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo) ))
     for ((i = 0; i < 500; i++)); do
         p=$(( base + i ))
-        (( p > 60999 )) && p=$(( 20000 + p % 41000 ))
+        (( p > hi )) && p=$(( lo + p % (hi - lo) ))
         if ! port_in_use "$p"; then echo "$p"; return 0; fi
     done
     fail "no free loopback port found"
