@@ -4,6 +4,7 @@
 #include "gateway/gateway.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include "util/sdnotify.h"
 
 #define PQM_PASSPHRASE_MAX 4096
+#define PQM_TRIM_INTERVAL 5.0 /* seconds between heap trims (at most) */
 
 void pqm__gw_say(const char *level, const char *fmt, ...)
 {
@@ -522,6 +524,21 @@ refused:
     pqm_gateway_config_free(next);
 }
 
+/* A handshake allocates and frees far more (ML-DSA and ML-KEM work areas) than the
+ * connection keeps, between allocations that live as long as the connection: the heap
+ * keeps the freed pages. Giving them back now and then keeps the memory of idle
+ * connections what they use. Only after handshakes happened since the last time. */
+static void trim_heap(struct pqm_gateway *gw)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < gw->nworkers; i++)
+        n += atomic_load_explicit(&gw->workers[i].metrics.handshakes_ok, memory_order_relaxed);
+    if (n == gw->trimmed_at)
+        return;
+    gw->trimmed_at = n;
+    malloc_trim(0);
+}
+
 int pqm_gateway_run(struct pqm_gateway *gw)
 {
     sigset_t set, old;
@@ -549,13 +566,17 @@ int pqm_gateway_run(struct pqm_gateway *gw)
         pqm__sd_notify("READY=1");
     }
     for (int sig = 0; rc == 0;) {
-        double iv = gw->cfg.watch_interval > 0 ? gw->cfg.watch_interval : 3600;
+        double iv = gw->cfg.watch_interval > 0 ? gw->cfg.watch_interval : PQM_TRIM_INTERVAL;
+        if (iv > PQM_TRIM_INTERVAL)
+            iv = PQM_TRIM_INTERVAL;
         struct timespec ts = {(time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9)};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig < 0) {
             if (errno == EAGAIN && gw->cfg.watch_interval > 0 &&
                 files_stamp(&gw->cfg) != gw->files_stamp)
                 reload(gw, "a file changed");
+            if (errno == EAGAIN)
+                trim_heap(gw);
             continue;
         }
         if (sig == SIGHUP) {

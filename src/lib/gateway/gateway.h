@@ -49,6 +49,7 @@ struct pqm_gateway {
     } expiry_notes[PQM_GW_EXPIRY_NOTES];
     pthread_mutex_t expiry_mu;
     atomic_int draining;
+    uint64_t trimmed_at; /* handshakes counted at the last heap trim */
     /* The admin listener (-1: off) and its thread. */
     int admin_fd;
     pthread_t admin_thread;
