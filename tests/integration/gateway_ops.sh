@@ -191,6 +191,19 @@ assert_contains "bench --mode idle holds its connections open (the gateway count
 wait "$BPID"
 assert_contains "bench --mode idle: every connection was held" "$(cat "$T/idle.json")" '"held":5'
 
+# ---- reload under load drops no request ---------------------------------------------------
+bench --mode keepalive --connections 4 --duration 3 > "$T/load-ka.json" &
+KPID=$!
+bench --mode handshake --connections 2 --duration 3 > "$T/load-hs.json" &
+HPID=$!
+for _ in 1 2 3 4 5; do sleep 0.4; kill -HUP "$GWPID"; done
+wait "$KPID" || fail "bench keepalive under reloads failed: $(cat "$T/load-ka.json")"
+wait "$HPID" || fail "bench handshake under reloads failed: $(cat "$T/load-hs.json")"
+assert_match "five reloads under keep-alive load: no request lost" "$(cat "$T/load-ka.json")" '"requests":[1-9][0-9]*,"errors":0,"non_200":0'
+assert_match "five reloads under handshake load: no request lost" "$(cat "$T/load-hs.json")" '"requests":[1-9][0-9]*,"errors":0,"non_200":0'
+n=$(grep -c 'reloaded' "$T/gw.err" || true)
+[[ $n -ge 5 ]] || fail "the gateway reloaded $n times, expected 5: $(cat "$T/gw.err")"
+
 # ---- the policy reloads with the configuration file ---------------------------------------
 wait_log() { # PATTERN: wait for a line of the gateway's stderr
     for _ in $(seq 1 100); do grep -q -- "$1" "$T/gw.err" && return 0; sleep 0.05; done
@@ -215,6 +228,33 @@ code=$(curl_as client1 /api/orders)
 code=$(curl_as mallory /public/doc)
 [[ $code == 403 ]] || fail "after a refused reload mallory got $code, expected 403"
 pass "a refused reload keeps the running policy"
+
+# ---- as a user without privileges (a container's non-root user) -----------------------
+if command -v setpriv > /dev/null && [[ $(id -u) -eq 0 ]]; then
+    U="$T/nobody"
+    mkdir -p "$U"
+    cp "$I/api.example.com.chain.pem" "$I/api.example.com.key.pem" "$P/client-ca-chain.pem" "$U/"
+    chown -R nobody "$U"
+    chmod 711 "$T"
+    GW2=$(free_port)
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$PQMTLS_BIN" gateway \
+        --listen "127.0.0.1:$GW2" --upstream "127.0.0.1:$UP" --cert "$U/api.example.com.chain.pem" \
+        --key "$U/api.example.com.key.pem" --client-ca "$U/client-ca-chain.pem" --workers 1 \
+        --access-log - > "$T/nobody.out" 2> "$T/nobody.err" &
+    NPID=$!
+    track_pid $NPID
+    wait_port "$GW2" 10 "$NPID" || fail "the gateway as nobody did not start: $(cat "$T/nobody.err")"
+    code=$(LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o /dev/null -w '%{http_code}' \
+        --cacert "$P/server-ca-chain.pem" --cert "$I/client1.crt.pem" --key "$I/client1.key.pem" \
+        --resolve "api.example.com:$GW2:127.0.0.1" "https://api.example.com:$GW2/public/x")
+    [[ $code == 200 ]] || fail "the gateway running as nobody answered $code"
+    [[ "$(ps -o user= -p "$NPID")" == nobody ]] || fail "the gateway does not run as nobody"
+    pass "the gateway runs without privileges (as nobody) and serves"
+    kill -TERM "$NPID"
+    wait "$NPID" || fail "the gateway as nobody did not exit 0 on SIGTERM"
+else
+    info "not root or no setpriv: the unprivileged run is skipped"
+fi
 
 # ---- drain -----------------------------------------------------------------------------
 kill -TERM "$GWPID"
