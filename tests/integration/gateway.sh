@@ -873,6 +873,17 @@ pass "with both CAs' CRLs: client1 (not revoked) accepted"
 gcurl "$GE" "$c2" "$k2" /case10/client2
 [[ "$CODE" == 200 ]] || fail "CRLs of both CAs: client2: expected 200, got '$CODE'"
 pass "with both CAs' CRLs: client2 accepted"
+# A session of client1's, made before the revocation, to offer again after it.
+printf 'GET /case10/session HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n' > "$T/req"
+sclient "$GE" "$c1" "$k1" "$T/req" "$T/resp" -sess_out "$T/c1.sess"
+[[ -s "$T/c1.sess" ]] || fail "no session saved for client1 (s_client -sess_out)"
+printf 'GET /case10/resumed HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n' > "$T/req"
+set +e
+timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
+    -sess_in "$T/c1.sess" -ign_eof < "$T/req" > "$T/resume-before.out" 2>&1
+set -e
+assert_contains "before the revocation, client1's session resumes" "$(cat "$T/resume-before.out")" "Reused, TLSv1.3"
 replace "$C/int-revoked.crl.pem" "$T/live/int.crl.pem"
 kill -HUP "$GE_PID"
 for ((i = 0; i < 50; i++)); do
@@ -884,6 +895,14 @@ done
 [[ $RC -ne 0 && "$CODE" != 200 ]] || fail "client1 revoked by the new CRL + SIGHUP: still accepted (HTTP '$CODE')"
 pass "client1 revoked in the new CRL, SIGHUP: curl refused"
 refused_as "client1 revoked" "$LE" "$skip" revoked
+set +e
+timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
+    -sess_in "$T/c1.sess" -ign_eof < "$T/req" > "$T/resume-after.out" 2>&1
+set -e
+ra="$(cat "$T/resume-after.out")"
+assert_not_contains "after the revocation, client1's session does not resume" "$ra" "Reused, TLSv1.3"
+assert_not_contains "after the revocation, client1's offered session gets no answer" "$ra" "HTTP/1.1 200"
 gcurl "$GE" "$c2" "$k2" /case10/client2-after
 [[ "$CODE" == 200 ]] || fail "after client1's revocation, client2: expected 200, got '$CODE': $(cat "$T/curl.err")"
 pass "after client1's revocation, client2 is still accepted"
