@@ -86,6 +86,7 @@ key: $I/api.example.com.key.pem
 client_ca: $P/client-ca-chain.pem
 admin: 127.0.0.1:$ADMIN
 workers: 2
+max_header_size: 4096
 allow:
   - principal=cluster.local/ns/production/sa/frontend-service path=/api/ method=GET,POST
   - cn=client1,mallory,soon path=/public
@@ -134,6 +135,13 @@ assert_not_contains "no refused request reached the upstream" "$seen" "DELETE"
 [[ $(grep -c . "$T/seen") -eq 2 ]] || fail "the upstream saw $(grep -c . "$T/seen") requests, expected 2: $seen"
 log=$(cat "$T/access.log")
 assert_contains "the access log says which rule refused" "$log" "denied by rule 'cn=mallory'"
+
+# ---- max_header_size (4096 in this configuration) ----------------------------------------
+code=$(curl_as client1 /public/doc -H "X-Big: $(head -c 5000 /dev/zero | tr '\0' a)")
+[[ $code == 431 ]] || fail "a 5000-byte header with max_header_size 4096: $code, expected 431"
+code=$(curl_as client1 /public/doc -H "X-Big: $(head -c 3000 /dev/zero | tr '\0' a)")
+[[ $code == 200 ]] || fail "a 3000-byte header with max_header_size 4096: $code, expected 200"
+pass "max_header_size: a larger head gets 431, a smaller one passes"
 
 # ---- expiry warning: once per certificate per hour ---------------------------------------
 curl_as soon /public/x > /dev/null || true

@@ -68,6 +68,9 @@ static const struct opt opts[] = {
     {"workers", T_INT, F(workers), 0, 256, "N", "worker threads (default: one per core)"},
     {"max_connections", T_INT, F(max_connections), 1, 1000000, "N",
      "open client connections per worker (default 10000)"},
+    {"max_header_size", T_INT, F(max_header_size), 1024, 32768, "BYTES",
+     "the largest request head (request line and fields) accepted; larger ones get 431 "
+     "(default 32768)"},
     {"access_log", T_STRING, F(access_log), 0, 0, "FILE|-|off",
      "one JSON line per request and per refused handshake (default - : stdout)"},
     {"handshake_timeout", T_SECONDS, F(handshake_timeout), 1, 3600, "SECONDS",
@@ -95,6 +98,7 @@ struct pqm_gateway_config *pqm_gateway_config_new(void)
     snprintf(c->access_log, sizeof(c->access_log), "-");
     c->verify_depth = 2;
     c->max_connections = 10000;
+    c->max_header_size = 32768;
     c->handshake_timeout = 10;
     c->header_timeout = 30;
     c->idle_timeout = 60;

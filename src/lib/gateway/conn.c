@@ -402,6 +402,7 @@ static struct exchange *exchange_new(struct conn *c)
     pqm__buf_init(&x->to_up, PQM_OUT_MAX);
     pqm__buf_init(&x->up_in, PQM_IN_MAX);
     pqm__relay_init(&x->req, PQM_RELAY_REQUEST, &x->to_up, add_identity, c);
+    x->req.head_max = (size_t)c->w->gw->cfg.max_header_size;
     pqm__relay_init(&x->resp, PQM_RELAY_RESPONSE, &c->to_client, NULL, NULL);
     x->t_start = now_s();
     return x;

@@ -444,6 +444,7 @@ static void note_restart_only(const struct pqm_gateway_config *now,
     } fields[] = {
 #define FIELD(f) {#f, offsetof(struct pqm_gateway_config, f), sizeof(((struct pqm_gateway_config *)0)->f)}
         FIELD(listen),           FIELD(upstream),          FIELD(admin),
+        FIELD(max_header_size),
         FIELD(access_log),       FIELD(workers),           FIELD(max_connections),
         FIELD(handshake_timeout), FIELD(header_timeout),   FIELD(idle_timeout),
         FIELD(upstream_connect_timeout), FIELD(upstream_timeout), FIELD(drain_timeout),

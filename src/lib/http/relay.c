@@ -27,7 +27,7 @@ int pqm__relay_fail(struct pqm_relay *r, int status, const char *reason)
 /* Appends AT to the head storage; *START is set when the piece begins an item. */
 static int head_add(struct pqm_relay *r, const char *at, size_t len)
 {
-    if (len > sizeof(r->head) - r->head_len)
+    if (len > r->head_max - r->head_len)
         return r->kind == PQM_RELAY_REQUEST ? pqm__relay_fail(r, 431, "request head too large")
                                             : pqm__relay_fail(r, 502, "response head too large");
     memcpy(r->head + r->head_len, at, len);
@@ -401,6 +401,7 @@ void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_b
     r->out = out;
     r->on_head = on_head;
     r->arg = arg;
+    r->head_max = sizeof(r->head);
     llhttp_settings_init(&r->settings);
     r->settings.on_message_begin = on_message_begin;
     r->settings.on_url = on_url;

@@ -69,6 +69,7 @@ struct pqm_relay {
     size_t msg_mark;      /* output length when this message began */
     int msg_mark_valid;   /* nothing of it can have been sent yet (same feed) */
     int awaiting_final;   /* responses: a 1xx came, the final response has not */
+    size_t head_max;      /* the largest head accepted, at most PQM_HTTP_HEAD_MAX */
 };
 
 void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_buf *out,
