@@ -71,6 +71,8 @@ static const struct opt opts[] = {
     {"max_header_size", T_INT, F(max_header_size), 1024, 32768, "BYTES",
      "the largest request head (request line and fields) accepted; larger ones get 431 "
      "(default 32768)"},
+    {"upstream_keepalive", T_INT, F(upstream_keepalive), 0, 100000, "N",
+     "idle connections to the upstream each worker keeps for reuse (default 64; 0: none)"},
     {"access_log", T_STRING, F(access_log), 0, 0, "FILE|-|off",
      "one JSON line per request and per refused handshake (default - : stdout)"},
     {"handshake_timeout", T_SECONDS, F(handshake_timeout), 1, 3600, "SECONDS",
@@ -99,6 +101,7 @@ struct pqm_gateway_config *pqm_gateway_config_new(void)
     c->verify_depth = 2;
     c->max_connections = 10000;
     c->max_header_size = 32768;
+    c->upstream_keepalive = 64;
     c->handshake_timeout = 10;
     c->header_timeout = 30;
     c->idle_timeout = 60;

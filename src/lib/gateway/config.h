@@ -33,6 +33,7 @@ struct pqm_gateway_config {
     int workers;           /* 0: one per core */
     int max_connections;   /* per worker */
     int max_header_size;   /* bytes of a request head */
+    int upstream_keepalive; /* idle upstream connections kept per worker */
     double handshake_timeout, header_timeout, idle_timeout;
     double upstream_connect_timeout, upstream_timeout, drain_timeout;
     double watch_interval; /* 0: files are read again on SIGHUP only */

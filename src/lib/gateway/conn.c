@@ -29,6 +29,9 @@
 #define PQM_IN_MAX (64 * 1024)    /* received, not yet parsed */
 #define PQM_OUT_MAX (256 * 1024)  /* parsed, not yet sent */
 #define PQM_READ_CHUNK (16 * 1024)
+#define PQM_SPARE_EXCHANGES 32           /* ended exchanges a worker keeps for reuse */
+#define PQM_SPARE_BUF_MAX (32 * 1024)    /* larger buffers are not kept with them */
+#define PQM_BUF_KEEP_SECONDS 2.0         /* an idle connection's buffers go after this */
 
 enum phase { P_HANDSHAKE, P_ACTIVE, P_CLOSING };
 
@@ -44,6 +47,7 @@ struct upconn {
 /* One request and its response: allocated when a request starts, so that an idle
  * keep-alive connection holds no parser and no buffers. */
 struct exchange {
+    struct exchange *next_spare;
     struct pqm_relay req, resp;
     struct pqm_buf to_up, up_in, to_client_err;
     struct upconn *up;
@@ -82,6 +86,7 @@ struct conn {
     int client_eof;
     int close_after;       /* close once to_client is flushed */
     int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
+    double idle_spent;     /* of the idle timeout, already waited before the buffers went */
     uint64_t requests;
 };
 
@@ -122,37 +127,68 @@ static void log_handshake_refused(struct conn *c)
     json_decref(o);
 }
 
+/* A JSON string member ,"KEY":"VALUE" with VALUE escaped (RFC 8259 7). */
+static void jstr(struct pqm_buf *b, const char *key, const char *v)
+{
+    char tmp[8];
+    pqm__buf_addf(b, ",\"%s\":\"", key);
+    const char *run = v;
+    for (const char *p = v;; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch != '\0' && ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        pqm__buf_add(b, run, (size_t)(p - run));
+        if (ch == '\0')
+            break;
+        int n = ch == '"' || ch == '\\' ? snprintf(tmp, sizeof(tmp), "\\%c", ch)
+                                          : snprintf(tmp, sizeof(tmp), "\\u%04x", ch);
+        pqm__buf_add(b, tmp, (size_t)n);
+        run = p + 1;
+    }
+    pqm__buf_add(b, "\"", 1);
+}
+
+/* One access log line per request, written without a JSON library: it is on the path of
+ * every request. */
 static void log_request(struct conn *c, int status, uint64_t bytes, const char *error)
 {
     struct exchange *x = c->x;
     char when[40], not_after[40], method[16], path[1024];
     iso_time((int64_t)time(NULL), when, sizeof(when));
+    double end = now_s();
+    double up_s = x->t_up_start > 0 && x->t_up_first > 0 ? x->t_up_first - x->t_up_start : -1;
+    pqm__metrics_request(&c->w->metrics, status, up_s);
+    struct pqm_gateway *gw = c->w->gw;
+    if (gw->access_log_fd < 0)
+        return;
     iso_time(c->id->not_after, not_after, sizeof(not_after));
     method[0] = path[0] = '\0';
     if (x->req.url_len > 0)
         pqm__relay_target(&x->req, method, sizeof(method), path, sizeof(path));
-    double end = now_s();
-    pqm__metrics_request(&c->w->metrics, status,
-                         x->t_up_start > 0 && x->t_up_first > 0 ? x->t_up_first - x->t_up_start
-                                                                : -1);
-    double up_ms = x->t_up_start > 0 && x->t_up_first > 0 ? (x->t_up_first - x->t_up_start) * 1e3
-                                                          : -1;
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:i, "
-        "s:I, s:f, s:f}",
-        "time", when, "client", c->client, "subject", c->id->subject, "issuer",
-        c->id->issuer, "serial", c->id->serial, "sha256", c->id->fingerprint, "not_after",
-        not_after, "spiffe_id", c->id->spiffe, "tls_version", c->id->version, "group",
-        c->id->group, "sigalg", c->id->sigalg, "event", "request", "resumed",
-        c->id->resumed, "method", method, "path", path, "status", status, "bytes",
-        (json_int_t)bytes, "upstream_ms", up_ms, "total_ms", (end - x->t_start) * 1e3);
-    if (o != NULL && error != NULL)
-        json_object_set_new(o, "error", json_string(error));
-    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (line != NULL)
-        pqm__gw_log_line(c->w->gw, line);
-    free(line);
-    json_decref(o);
+    struct pqm_buf b;
+    pqm__buf_init(&b, 16384);
+    pqm__buf_addf(&b, "{\"time\":\"%s\"", when);
+    jstr(&b, "client", c->client);
+    jstr(&b, "subject", c->id->subject);
+    jstr(&b, "issuer", c->id->issuer);
+    jstr(&b, "serial", c->id->serial);
+    jstr(&b, "sha256", c->id->fingerprint);
+    jstr(&b, "not_after", not_after);
+    jstr(&b, "spiffe_id", c->id->spiffe);
+    jstr(&b, "tls_version", c->id->version);
+    jstr(&b, "group", c->id->group);
+    jstr(&b, "sigalg", c->id->sigalg);
+    pqm__buf_addf(&b, ",\"event\":\"request\",\"resumed\":%s", c->id->resumed ? "true" : "false");
+    jstr(&b, "method", method);
+    jstr(&b, "path", path);
+    pqm__buf_addf(&b, ",\"status\":%d,\"bytes\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f",
+                  status, (unsigned long long)bytes, up_s >= 0 ? up_s * 1e3 : -1.0,
+                  (end - x->t_start) * 1e3);
+    if (error != NULL)
+        jstr(&b, "error", error);
+    if (pqm__buf_add(&b, "}", 1) == 0 && b.len > 0)
+        pqm__gw_log_bytes(gw, (const char *)pqm__buf_head(&b), b.len);
+    pqm__buf_free(&b);
 }
 
 /* A client certificate close to its end: one warning an hour per certificate, in the
@@ -200,6 +236,7 @@ static void pool_remove(struct worker *w, struct upconn *u)
     for (struct upconn **p = &w->idle; *p != NULL; p = &(*p)->next)
         if (*p == u) {
             *p = u->next;
+            w->nidle--;
             return;
         }
 }
@@ -227,6 +264,11 @@ static void idle_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void pool_put(struct worker *w, struct upconn *u)
 {
+    if (w->nidle >= w->gw->cfg.upstream_keepalive) {
+        up_free(u); /* as many idle upstream connections as configured, no more */
+        return;
+    }
+    w->nidle++;
     ev_io_stop(w->loop, &u->io);
     ev_io_init(&u->io, idle_cb, u->fd, EV_READ);
     u->io.data = u;
@@ -246,6 +288,7 @@ static struct upconn *up_get(struct conn *c)
     while (w->idle != NULL) {
         struct upconn *u = w->idle;
         w->idle = u->next;
+        w->nidle--;
         ev_io_stop(w->loop, &u->io);
         ev_timer_stop(w->loop, &u->idle_timer);
         char b;
@@ -362,6 +405,8 @@ static int authorize_with(struct pqm_relay *r, struct conn *c, const struct pqm_
 
 static int authorize(struct pqm_relay *r, struct conn *c)
 {
+    if (atomic_load_explicit(&c->w->gw->policy, memory_order_acquire) == NULL)
+        return 0; /* no rules: no lock */
     struct gw_policy *pol = pqm__gw_policy_take(c->w->gw);
     if (pol == NULL)
         return 0;
@@ -394,18 +439,46 @@ static int add_identity(struct pqm_relay *r, struct pqm_buf *out, void *arg)
     return 0;
 }
 
+/* Exchanges are reused: a worker keeps a few that ended, with their parsers' head
+ * storage, so that a keep-alive request allocates nothing. */
 static struct exchange *exchange_new(struct conn *c)
 {
-    struct exchange *x = calloc(1, sizeof(*x));
-    if (x == NULL)
-        return NULL;
-    pqm__buf_init(&x->to_up, PQM_OUT_MAX);
-    pqm__buf_init(&x->up_in, PQM_IN_MAX);
+    struct worker *w = c->w;
+    struct exchange *x = w->spare;
+    if (x != NULL) {
+        w->spare = x->next_spare;
+        w->nspare--;
+        struct pqm_relay req = x->req, resp = x->resp;
+        struct pqm_buf to_up = x->to_up, up_in = x->up_in;
+        memset(x, 0, sizeof(*x));
+        x->req.head = req.head;
+        x->req.head_cap = req.head_cap;
+        x->resp.head = resp.head;
+        x->resp.head_cap = resp.head_cap;
+        x->to_up = to_up;
+        x->up_in = up_in;
+    } else {
+        x = calloc(1, sizeof(*x));
+        if (x == NULL)
+            return NULL;
+        pqm__buf_init(&x->to_up, PQM_OUT_MAX);
+        pqm__buf_init(&x->up_in, PQM_IN_MAX);
+    }
     pqm__relay_init(&x->req, PQM_RELAY_REQUEST, &x->to_up, add_identity, c);
     x->req.head_max = (size_t)c->w->gw->cfg.max_header_size;
     pqm__relay_init(&x->resp, PQM_RELAY_RESPONSE, &c->to_client, NULL, NULL);
     x->t_start = now_s();
+    c->idle_spent = 0;
     return x;
+}
+
+static void exchange_destroy(struct exchange *x)
+{
+    pqm__relay_free(&x->req);
+    pqm__relay_free(&x->resp);
+    pqm__buf_free(&x->to_up);
+    pqm__buf_free(&x->up_in);
+    free(x);
 }
 
 static void exchange_free(struct conn *c)
@@ -413,12 +486,24 @@ static void exchange_free(struct conn *c)
     struct exchange *x = c->x;
     if (x == NULL)
         return;
+    c->x = NULL;
     if (x->up != NULL)
         up_free(x->up);
-    pqm__buf_free(&x->to_up);
-    pqm__buf_free(&x->up_in);
-    free(x);
-    c->x = NULL;
+    struct worker *w = c->w;
+    if (w->nspare >= PQM_SPARE_EXCHANGES) {
+        exchange_destroy(x);
+        return;
+    }
+    /* Kept small: a large upload or download leaves no large buffer behind. */
+    x->to_up.off = x->to_up.len = 0;
+    x->up_in.off = x->up_in.len = 0;
+    if (x->to_up.cap > PQM_SPARE_BUF_MAX)
+        pqm__buf_free(&x->to_up);
+    if (x->up_in.cap > PQM_SPARE_BUF_MAX)
+        pqm__buf_free(&x->up_in);
+    x->next_spare = w->spare;
+    w->spare = x;
+    w->nspare++;
 }
 
 /* The response ended: log it, give the upstream connection back, and go on with the
@@ -560,6 +645,8 @@ static int read_upstream(struct conn *c)
             if (x->t_up_first == 0)
                 x->t_up_first = now_s();
             pqm__buf_commit(&x->up_in, (size_t)n);
+            if ((size_t)n < want)
+                return 0; /* drained: readiness says if more comes */
             continue;
         }
         if (n == 0) {
@@ -683,6 +770,8 @@ static int read_client(struct conn *c)
         int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
         if (r > 0) {
             pqm__buf_commit(&c->in, (size_t)r);
+            if (r < PQM_READ_CHUNK && SSL_pending(c->ssl) == 0)
+                return 0; /* the socket is most likely drained: readiness says if not */
             continue;
         }
         int rc = ssl_error_fatal(c, r);
@@ -695,14 +784,16 @@ static int read_client(struct conn *c)
 
 /* --- the pump ------------------------------------------------------------------------ */
 
+/* How long an idle connection keeps its buffers for the next request. */
+static double buf_keep(const struct pqm_gateway_config *cfg)
+{
+    return PQM_BUF_KEEP_SECONDS < cfg->idle_timeout ? PQM_BUF_KEEP_SECONDS : cfg->idle_timeout;
+}
+
 static void arm(struct conn *c)
 {
     struct worker *w = c->w;
-    /* Between requests a connection keeps no buffer memory. */
-    if (c->x == NULL && c->in.len == 0 && c->in.data != NULL)
-        pqm__buf_free(&c->in);
-    if (c->x == NULL && c->to_client.len == 0 && c->to_client.data != NULL)
-        pqm__buf_free(&c->to_client);
+
     const struct pqm_gateway_config *cfg = &w->gw->cfg;
     int ev = 0;
     if (c->phase == P_HANDSHAKE) {
@@ -740,8 +831,11 @@ static void arm(struct conn *c)
     double t;
     if (c->phase == P_HANDSHAKE)
         t = cfg->handshake_timeout;
+    else if (x == NULL && c->requests > 0 && (c->in.data != NULL || c->to_client.data != NULL) &&
+             c->in.len == 0 && c->to_client.len == 0)
+        t = buf_keep(cfg); /* then the buffers go (timer_cb), and the idle wait goes on */
     else if (x == NULL)
-        t = c->requests == 0 ? cfg->header_timeout : cfg->idle_timeout;
+        t = c->requests == 0 ? cfg->header_timeout : cfg->idle_timeout - c->idle_spent;
     else if (x->up == NULL || x->req.state == PQM_RELAY_HEAD || x->req.state == PQM_RELAY_IDLE)
         t = cfg->header_timeout;
     else if (x->up->connecting)
@@ -923,6 +1017,16 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         pump(c);
         return;
     }
+    if (x == NULL && !c->close_after && c->requests > 0 && c->in.len == 0 &&
+        c->to_client.len == 0 && (c->in.data != NULL || c->to_client.data != NULL) &&
+        buf_keep(&c->w->gw->cfg) < c->w->gw->cfg.idle_timeout) {
+        /* Idle for a while: the connection keeps no buffer memory while it waits. */
+        pqm__buf_free(&c->in);
+        pqm__buf_free(&c->to_client);
+        c->idle_spent = buf_keep(&c->w->gw->cfg);
+        arm(c);
+        return;
+    }
     conn_close(c); /* idle, slow head, or a last answer that does not leave */
 }
 
@@ -1046,4 +1150,10 @@ void pqm__gw_worker_close_all(struct worker *w)
         w->idle = u->next;
         up_free(u);
     }
+    while (w->spare != NULL) {
+        struct exchange *x = w->spare;
+        w->spare = x->next_spare;
+        exchange_destroy(x);
+    }
+    w->nspare = 0;
 }

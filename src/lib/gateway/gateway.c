@@ -4,6 +4,7 @@
 #include "gateway/gateway.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <arpa/inet.h>
@@ -36,15 +37,34 @@ void pqm__gw_say(const char *level, const char *fmt, ...)
     fprintf(stderr, "pqmtls gateway: %s: %s\n", level, msg);
 }
 
+void pqm__gw_log_bytes(struct pqm_gateway *gw, const char *line, size_t len)
+{
+    if (gw->access_log_fd < 0)
+        return;
+    char stackbuf[4096];
+    char *b = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
+    if (b == NULL)
+        return;
+    memcpy(b, line, len);
+    b[len] = '\n';
+    /* One write per line (O_APPEND for files); the lock keeps lines whole on a pipe too. */
+    pthread_mutex_lock(&gw->log_mu);
+    for (size_t off = 0; off < len + 1;) {
+        ssize_t n = write(gw->access_log_fd, b + off, len + 1 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    pthread_mutex_unlock(&gw->log_mu);
+    if (b != stackbuf)
+        free(b);
+}
+
 void pqm__gw_log_line(struct pqm_gateway *gw, const char *json)
 {
-    if (gw->access_log == NULL)
-        return;
-    pthread_mutex_lock(&gw->log_mu);
-    fputs(json, gw->access_log);
-    fputc('\n', gw->access_log);
-    fflush(gw->access_log);
-    pthread_mutex_unlock(&gw->log_mu);
+    pqm__gw_log_bytes(gw, json, strlen(json));
 }
 
 int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, int64_t now)
@@ -187,14 +207,15 @@ static struct pqm_tls_server *build_tls(const struct pqm_gateway_config *c,
 static int open_access_log(struct pqm_gateway *gw, struct pqm_err *e)
 {
     const char *a = gw->cfg.access_log;
+    gw->access_log_fd = -1;
     if (strcmp(a, "off") == 0)
         return 0;
     if (strcmp(a, "-") == 0) {
-        gw->access_log = stdout;
+        gw->access_log_fd = STDOUT_FILENO;
         return 0;
     }
-    gw->access_log = fopen(a, "ae");
-    if (gw->access_log == NULL)
+    gw->access_log_fd = open(a, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (gw->access_log_fd < 0)
         return pqm__err_set(e, "access_log %s: %s", a, strerror(errno));
     return 0;
 }
@@ -326,6 +347,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     gw->cfg.policy = NULL; /* the caller's; the gateway keeps a copy of its own */
     memset(&gw->cfg.ops, 0, sizeof(gw->cfg.ops));
     gw->admin_fd = -1;
+    gw->access_log_fd = -1;
     pqm__err_clear(&gw->cfg.err);
     pthread_mutex_init(&gw->log_mu, NULL);
     pthread_mutex_init(&gw->tls_mu, NULL);
@@ -444,7 +466,7 @@ static void note_restart_only(const struct pqm_gateway_config *now,
     } fields[] = {
 #define FIELD(f) {#f, offsetof(struct pqm_gateway_config, f), sizeof(((struct pqm_gateway_config *)0)->f)}
         FIELD(listen),           FIELD(upstream),          FIELD(admin),
-        FIELD(max_header_size),
+        FIELD(max_header_size),  FIELD(upstream_keepalive),
         FIELD(access_log),       FIELD(workers),           FIELD(max_connections),
         FIELD(handshake_timeout), FIELD(header_timeout),   FIELD(idle_timeout),
         FIELD(upstream_connect_timeout), FIELD(upstream_timeout), FIELD(drain_timeout),
@@ -622,8 +644,8 @@ void pqm_gateway_free(struct pqm_gateway *gw)
     pqm__strlist_free(&gw->cfg.ops);
     pqm__tls_server_free(atomic_load(&gw->tls));
     pqm__secret_clear(&gw->key_pass);
-    if (gw->access_log != NULL && gw->access_log != stdout)
-        fclose(gw->access_log);
+    if (gw->access_log_fd > STDERR_FILENO)
+        close(gw->access_log_fd);
     pthread_mutex_destroy(&gw->log_mu);
     pthread_mutex_destroy(&gw->tls_mu);
     pthread_mutex_destroy(&gw->expiry_mu);

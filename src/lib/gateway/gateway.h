@@ -19,6 +19,7 @@
 
 struct worker;
 struct conn;
+struct exchange;
 
 /* A policy shared by the requests that check it: each takes a reference, and a reload
  * replaces the gateway's. */
@@ -38,7 +39,7 @@ struct pqm_gateway {
     char upstream_text[256];
     struct worker *workers;
     int nworkers;
-    FILE *access_log;
+    int access_log_fd; /* -1: off */
     pthread_mutex_t log_mu;
     uint64_t files_stamp; /* of the files the TLS configuration was built from */
     _Atomic(struct gw_policy *) policy; /* NULL: every verified client passes */
@@ -71,6 +72,9 @@ struct worker {
     int draining;
     struct conn *conns;  /* every open client connection */
     struct upconn *idle; /* idle upstream connections, newest first */
+    int nidle;
+    struct exchange *spare; /* ended exchanges kept for reuse */
+    int nspare;
     struct pqm_metrics metrics;
 };
 
@@ -94,6 +98,8 @@ int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, 
 int pqm__gw_admin_start(struct pqm_gateway *gw);
 void pqm__gw_admin_stop(struct pqm_gateway *gw);
 
+/* One line (without its newline) into the access log, in one write. */
+void pqm__gw_log_bytes(struct pqm_gateway *gw, const char *line, size_t len);
 /* One JSON line (already serialised, without the newline) into the access log. */
 void pqm__gw_log_line(struct pqm_gateway *gw, const char *json);
 /* A line on stderr for the operator: "pqmtls gateway: LEVEL: message". */

@@ -2,6 +2,7 @@
 #include "http/relay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -24,12 +25,24 @@ int pqm__relay_fail(struct pqm_relay *r, int status, const char *reason)
     return -1;
 }
 
-/* Appends AT to the head storage; *START is set when the piece begins an item. */
+/* Appends AT to the head storage, growing it (doubling) up to head_max. */
 static int head_add(struct pqm_relay *r, const char *at, size_t len)
 {
     if (len > r->head_max - r->head_len)
         return r->kind == PQM_RELAY_REQUEST ? pqm__relay_fail(r, 431, "request head too large")
                                             : pqm__relay_fail(r, 502, "response head too large");
+    if (r->head_len + len > r->head_cap) {
+        size_t cap = r->head_cap ? r->head_cap : 1024;
+        while (cap < r->head_len + len)
+            cap *= 2;
+        if (cap > r->head_max)
+            cap = r->head_max;
+        char *h = realloc(r->head, cap);
+        if (h == NULL)
+            return pqm__relay_fail(r, 500, "out of memory");
+        r->head = h;
+        r->head_cap = cap;
+    }
     memcpy(r->head + r->head_len, at, len);
     r->head_len += len;
     return 0;
@@ -38,6 +51,12 @@ static int head_add(struct pqm_relay *r, const char *at, size_t len)
 static int on_message_begin(llhttp_t *p)
 {
     struct pqm_relay *r = relay_of(p);
+    if (r->head == NULL) { /* offsets into the head always point into storage */
+        r->head = malloc(1024);
+        if (r->head == NULL)
+            return pqm__relay_fail(r, 500, "out of memory");
+        r->head_cap = 1024;
+    }
     r->state = PQM_RELAY_HEAD;
     r->head_len = 0;
     r->nhdr = 0;
@@ -396,12 +415,16 @@ static int on_message_complete(llhttp_t *p)
 void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_buf *out,
                      pqm_relay_head_cb on_head, void *arg)
 {
+    char *head = r->head;
+    size_t cap = r->head_cap;
     memset(r, 0, sizeof(*r));
+    r->head = head;
+    r->head_cap = cap;
     r->kind = kind;
     r->out = out;
     r->on_head = on_head;
     r->arg = arg;
-    r->head_max = sizeof(r->head);
+    r->head_max = PQM_HTTP_HEAD_MAX;
     llhttp_settings_init(&r->settings);
     r->settings.on_message_begin = on_message_begin;
     r->settings.on_url = on_url;
@@ -465,6 +488,13 @@ int pqm__relay_eof(struct pqm_relay *r)
         return 0;
     pqm__relay_fail(r, 502, "the connection closed in the middle of a message");
     return -1;
+}
+
+void pqm__relay_free(struct pqm_relay *r)
+{
+    free(r->head);
+    r->head = NULL;
+    r->head_len = r->head_cap = 0;
 }
 
 void pqm__relay_next(struct pqm_relay *r)

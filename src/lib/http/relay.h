@@ -47,9 +47,10 @@ struct pqm_relay {
     struct pqm_buf *out;
     pqm_relay_head_cb on_head;
     void *arg;
-    /* The current head, as received. */
-    char head[PQM_HTTP_HEAD_MAX];
-    size_t head_len;
+    /* The current head, as received: allocated on first use, grown up to head_max, kept
+     * for the relay's next messages. */
+    char *head;
+    size_t head_len, head_cap;
     uint32_t url, url_len, reason, reason_len; /* request target / response reason */
     struct pqm_relay_hdr hdr[PQM_HTTP_MAX_HEADERS];
     size_t nhdr;
@@ -72,8 +73,11 @@ struct pqm_relay {
     size_t head_max;      /* the largest head accepted, at most PQM_HTTP_HEAD_MAX */
 };
 
+/* R must be zeroed, or a relay initialised before (its head storage is kept). */
 void pqm__relay_init(struct pqm_relay *r, enum pqm_relay_kind kind, struct pqm_buf *out,
                      pqm_relay_head_cb on_head, void *arg);
+/* Frees R's head storage. */
+void pqm__relay_free(struct pqm_relay *r);
 /* Parses up to N bytes; returns how many were consumed. Stops early at the end of a
  * message (state DONE) or on an error (state ERROR). The caller feeds only while OUT has
  * room for PQM_HTTP_OUT_RESERVE + N bytes. */
