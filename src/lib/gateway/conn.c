@@ -40,6 +40,7 @@ struct upconn {
     struct upconn *next;
     int fd;
     int connecting;
+    int readable; /* reported readable and not yet read dry: a recv is worth a syscall */
     ev_io io;
     ev_timer idle_timer;
 };
@@ -63,6 +64,7 @@ struct identity {
         *version;
     const char *dns; /* NUL-separated, an empty one at the end */
     int64_t not_after;
+    char not_after_text[32];
     int resumed;
     char data[];
 };
@@ -86,6 +88,7 @@ struct conn {
     int client_eof;
     int close_after;       /* close once to_client is flushed */
     int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
+    int readable;          /* the client socket was reported readable and not read dry */
     double idle_spent;     /* of the idle timeout, already waited before the buffers went */
     uint64_t requests;
 };
@@ -130,8 +133,9 @@ static void log_handshake_refused(struct conn *c)
 /* A JSON string member ,"KEY":"VALUE" with VALUE escaped (RFC 8259 7). */
 static void jstr(struct pqm_buf *b, const char *key, const char *v)
 {
-    char tmp[8];
-    pqm__buf_addf(b, ",\"%s\":\"", key);
+    pqm__buf_add(b, ",\"", 2);
+    pqm__buf_add(b, key, strlen(key));
+    pqm__buf_add(b, "\":\"", 3);
     const char *run = v;
     for (const char *p = v;; p++) {
         unsigned char ch = (unsigned char)*p;
@@ -140,6 +144,7 @@ static void jstr(struct pqm_buf *b, const char *key, const char *v)
         pqm__buf_add(b, run, (size_t)(p - run));
         if (ch == '\0')
             break;
+        char tmp[8];
         int n = ch == '"' || ch == '\\' ? snprintf(tmp, sizeof(tmp), "\\%c", ch)
                                           : snprintf(tmp, sizeof(tmp), "\\u%04x", ch);
         pqm__buf_add(b, tmp, (size_t)n);
@@ -148,47 +153,75 @@ static void jstr(struct pqm_buf *b, const char *key, const char *v)
     pqm__buf_add(b, "\"", 1);
 }
 
-/* One access log line per request, written without a JSON library: it is on the path of
- * every request. */
+/* The current time as text, formatted once a second per worker. */
+static const char *worker_now_text(struct worker *w)
+{
+    time_t now = time(NULL);
+    if (now != w->now_text_at) {
+        iso_time((int64_t)now, w->now_text, sizeof(w->now_text));
+        w->now_text_at = now;
+    }
+    return w->now_text;
+}
+
+/* One access log line per request, written without a JSON library or an allocation: it
+ * is on the path of every request. */
 static void log_request(struct conn *c, int status, uint64_t bytes, const char *error)
 {
     struct exchange *x = c->x;
-    char when[40], not_after[40], method[16], path[1024];
-    iso_time((int64_t)time(NULL), when, sizeof(when));
+    struct worker *w = c->w;
     double end = now_s();
     double up_s = x->t_up_start > 0 && x->t_up_first > 0 ? x->t_up_first - x->t_up_start : -1;
-    pqm__metrics_request(&c->w->metrics, status, up_s);
-    struct pqm_gateway *gw = c->w->gw;
-    if (gw->access_log_fd < 0)
+    pqm__metrics_request(&w->metrics, status, up_s);
+    if (w->gw->access_log_fd < 0)
         return;
-    iso_time(c->id->not_after, not_after, sizeof(not_after));
+    char method[16], path[1024], tail[160];
     method[0] = path[0] = '\0';
     if (x->req.url_len > 0)
         pqm__relay_target(&x->req, method, sizeof(method), path, sizeof(path));
-    struct pqm_buf b;
-    pqm__buf_init(&b, 16384);
-    pqm__buf_addf(&b, "{\"time\":\"%s\"", when);
-    jstr(&b, "client", c->client);
-    jstr(&b, "subject", c->id->subject);
-    jstr(&b, "issuer", c->id->issuer);
-    jstr(&b, "serial", c->id->serial);
-    jstr(&b, "sha256", c->id->fingerprint);
-    jstr(&b, "not_after", not_after);
-    jstr(&b, "spiffe_id", c->id->spiffe);
-    jstr(&b, "tls_version", c->id->version);
-    jstr(&b, "group", c->id->group);
-    jstr(&b, "sigalg", c->id->sigalg);
-    pqm__buf_addf(&b, ",\"event\":\"request\",\"resumed\":%s", c->id->resumed ? "true" : "false");
-    jstr(&b, "method", method);
-    jstr(&b, "path", path);
-    pqm__buf_addf(&b, ",\"status\":%d,\"bytes\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f",
-                  status, (unsigned long long)bytes, up_s >= 0 ? up_s * 1e3 : -1.0,
-                  (end - x->t_start) * 1e3);
+    struct pqm_buf *b = &w->logbuf;
+    b->off = b->len = 0;
+    pqm__buf_add(b, "{\"time\":\"", 9);
+    const char *now = worker_now_text(w);
+    pqm__buf_add(b, now, strlen(now));
+    pqm__buf_add(b, "\"", 1);
+    jstr(b, "client", c->client);
+    jstr(b, "subject", c->id->subject);
+    jstr(b, "issuer", c->id->issuer);
+    jstr(b, "serial", c->id->serial);
+    jstr(b, "sha256", c->id->fingerprint);
+    jstr(b, "not_after", c->id->not_after_text);
+    jstr(b, "spiffe_id", c->id->spiffe);
+    jstr(b, "tls_version", c->id->version);
+    jstr(b, "group", c->id->group);
+    jstr(b, "sigalg", c->id->sigalg);
+    pqm__buf_add(b, ",\"event\":\"request\"", 18);
+    jstr(b, "method", method);
+    jstr(b, "path", path);
+    int n = snprintf(tail, sizeof(tail),
+                     ",\"resumed\":%s,\"status\":%d,\"bytes\":%llu,\"upstream_ms\":%.3f,"
+                     "\"total_ms\":%.3f",
+                     c->id->resumed ? "true" : "false", status, (unsigned long long)bytes,
+                     up_s >= 0 ? up_s * 1e3 : -1.0, (end - x->t_start) * 1e3);
+    pqm__buf_add(b, tail, (size_t)n);
     if (error != NULL)
-        jstr(&b, "error", error);
-    if (pqm__buf_add(&b, "}", 1) == 0 && b.len > 0)
-        pqm__gw_log_bytes(gw, (const char *)pqm__buf_head(&b), b.len);
-    pqm__buf_free(&b);
+        jstr(b, "error", error);
+    if (pqm__buf_add(b, "}\n", 2) != 0)
+        return;
+    /* Lines wait for the end of the loop iteration (pqm__gw_worker_flush_log): one write
+     * for all the requests answered in it. */
+    if (pqm__buf_room(&w->logout) < b->len)
+        pqm__gw_worker_flush_log(w);
+    if (pqm__buf_add(&w->logout, pqm__buf_head(b), b->len) != 0)
+        pqm__gw_log_bytes(w->gw, (const char *)pqm__buf_head(b), b->len - 1);
+}
+
+void pqm__gw_worker_flush_log(struct worker *w)
+{
+    if (w->logout.len == 0)
+        return;
+    pqm__gw_log_raw(w->gw, (const char *)pqm__buf_head(&w->logout), w->logout.len);
+    w->logout.off = w->logout.len = 0;
 }
 
 /* A client certificate close to its end: one warning an hour per certificate, in the
@@ -296,6 +329,7 @@ static struct upconn *up_get(struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             ev_io_init(&u->io, up_io_cb, u->fd, EV_READ);
             u->io.data = c;
+            u->readable = 0;
             return u;
         }
         up_free(u); /* closed by the upstream while idle */
@@ -631,7 +665,7 @@ static int flush_upstream(struct conn *c)
 static int read_upstream(struct conn *c)
 {
     struct exchange *x = c->x;
-    if (x == NULL || x->up == NULL || x->up->connecting || x->up_eof)
+    if (x == NULL || x->up == NULL || x->up->connecting || x->up_eof || !x->up->readable)
         return 0;
     while (pqm__buf_room(&x->up_in) > 0) {
         unsigned char *dst = pqm__buf_reserve(&x->up_in, PQM_READ_CHUNK < pqm__buf_room(&x->up_in)
@@ -645,16 +679,20 @@ static int read_upstream(struct conn *c)
             if (x->t_up_first == 0)
                 x->t_up_first = now_s();
             pqm__buf_commit(&x->up_in, (size_t)n);
-            if ((size_t)n < want)
-                return 0; /* drained: readiness says if more comes */
+            if ((size_t)n < want) {
+                x->up->readable = 0; /* drained: readiness says when more comes */
+                return 0;
+            }
             continue;
         }
         if (n == 0) {
             x->up_eof = 1;
             return 0;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            x->up->readable = 0;
             return 0;
+        }
         if (errno == EINTR)
             continue;
         return -1;
@@ -693,10 +731,13 @@ static void finish_connect(struct conn *c)
 static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
-    (void)revents;
     struct conn *c = io->data;
-    if (c->x != NULL && c->x->up != NULL && c->x->up->connecting)
-        finish_connect(c);
+    if (c->x != NULL && c->x->up != NULL) {
+        if (c->x->up->connecting)
+            finish_connect(c);
+        if (c->x != NULL && c->x->up != NULL && (revents & EV_READ))
+            c->x->up->readable = 1;
+    }
     pump(c);
 }
 
@@ -762,6 +803,11 @@ static int flush_client(struct conn *c)
 
 static int read_client(struct conn *c)
 {
+    /* Only when the socket said so, or TLS holds bytes already read: no read that can
+     * only say EAGAIN. A write may need a read (post-handshake messages), which SSL
+     * reports as SSL_ERROR_WANT_READ and arm() turns into a readiness wait. */
+    if (!c->readable && SSL_has_pending(c->ssl) == 0)
+        return 0;
     while (!c->client_eof && pqm__buf_room(&c->in) >= PQM_READ_CHUNK) {
         unsigned char *dst = pqm__buf_reserve(&c->in, PQM_READ_CHUNK);
         if (dst == NULL)
@@ -770,10 +816,13 @@ static int read_client(struct conn *c)
         int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
         if (r > 0) {
             pqm__buf_commit(&c->in, (size_t)r);
-            if (r < PQM_READ_CHUNK && SSL_pending(c->ssl) == 0)
-                return 0; /* the socket is most likely drained: readiness says if not */
+            if (r < PQM_READ_CHUNK && SSL_has_pending(c->ssl) == 0) {
+                c->readable = 0; /* most likely drained: readiness says if not */
+                return 0;
+            }
             continue;
         }
+        c->readable = 0;
         int rc = ssl_error_fatal(c, r);
         if (rc != 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL)
             c->client_eof = 1; /* a close without close_notify ends the input too */
@@ -879,6 +928,7 @@ static struct identity *identity_of(const struct pqm_tls_peer *p)
     memcpy(w, p->dns, dns_len(p->dns));
     id->dns = w;
     id->not_after = p->not_after;
+    pqm__format_time(p->not_after, id->not_after_text, sizeof(id->not_after_text));
     id->resumed = p->resumed;
     return id;
 }
@@ -987,8 +1037,10 @@ static void pump(struct conn *c)
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
-    (void)revents;
-    pump(io->data);
+    struct conn *c = io->data;
+    if (revents & EV_READ)
+        c->readable = 1;
+    pump(c);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -1150,6 +1202,9 @@ void pqm__gw_worker_close_all(struct worker *w)
         w->idle = u->next;
         up_free(u);
     }
+    pqm__gw_worker_flush_log(w);
+    pqm__buf_free(&w->logbuf);
+    pqm__buf_free(&w->logout);
     while (w->spare != NULL) {
         struct exchange *x = w->spare;
         w->spare = x->next_spare;

@@ -37,6 +37,22 @@ void pqm__gw_say(const char *level, const char *fmt, ...)
     fprintf(stderr, "pqmtls gateway: %s: %s\n", level, msg);
 }
 
+void pqm__gw_log_raw(struct pqm_gateway *gw, const char *data, size_t len)
+{
+    if (gw->access_log_fd < 0)
+        return;
+    pthread_mutex_lock(&gw->log_mu);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(gw->access_log_fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    pthread_mutex_unlock(&gw->log_mu);
+}
+
 void pqm__gw_log_bytes(struct pqm_gateway *gw, const char *line, size_t len)
 {
     if (gw->access_log_fd < 0)
@@ -48,16 +64,7 @@ void pqm__gw_log_bytes(struct pqm_gateway *gw, const char *line, size_t len)
     memcpy(b, line, len);
     b[len] = '\n';
     /* One write per line (O_APPEND for files); the lock keeps lines whole on a pipe too. */
-    pthread_mutex_lock(&gw->log_mu);
-    for (size_t off = 0; off < len + 1;) {
-        ssize_t n = write(gw->access_log_fd, b + off, len + 1 - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    pthread_mutex_unlock(&gw->log_mu);
+    pqm__gw_log_raw(gw, b, len + 1);
     if (b != stackbuf)
         free(b);
 }
@@ -394,6 +401,8 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
         struct worker *w = &gw->workers[i];
         w->gw = gw;
         w->id = i;
+        pqm__buf_init(&w->logbuf, 16384);
+        pqm__buf_init(&w->logout, 256 * 1024);
         w->lfd = listen_socket(&lss, llen, &e, cfg->listen);
         if (w->lfd < 0)
             goto fail_e;
@@ -427,6 +436,13 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void flush_log_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pqm__gw_worker_flush_log(p->data);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -447,6 +463,9 @@ static int start_worker(struct worker *w)
     w->stop_w.data = w;
     ev_async_start(w->loop, &w->stop_w);
     ev_timer_init(&w->drain_w, drain_timeout_cb, w->gw->cfg.drain_timeout, 0);
+    ev_prepare_init(&w->flush_w, flush_log_cb);
+    w->flush_w.data = w;
+    ev_prepare_start(w->loop, &w->flush_w);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     w->started = 1;

@@ -7,8 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <ev.h>
+
+#include "util/buf.h"
 
 #include "gateway/config.h"
 #include "gateway/metrics.h"
@@ -75,6 +78,11 @@ struct worker {
     int nidle;
     struct exchange *spare; /* ended exchanges kept for reuse */
     int nspare;
+    struct pqm_buf logbuf;  /* the access log line being written */
+    struct pqm_buf logout;  /* lines written this loop iteration, not yet in the log */
+    ev_prepare flush_w;     /* writes them before the loop waits */
+    char now_text[40];      /* the time as the access log writes it, and when */
+    time_t now_text_at;
     struct pqm_metrics metrics;
 };
 
@@ -98,6 +106,10 @@ int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, 
 int pqm__gw_admin_start(struct pqm_gateway *gw);
 void pqm__gw_admin_stop(struct pqm_gateway *gw);
 
+/* Writes the access log lines W gathered. */
+void pqm__gw_worker_flush_log(struct worker *w);
+/* LEN bytes of whole lines into the access log, in one write. */
+void pqm__gw_log_raw(struct pqm_gateway *gw, const char *data, size_t len);
 /* One line (without its newline) into the access log, in one write. */
 void pqm__gw_log_bytes(struct pqm_gateway *gw, const char *line, size_t len);
 /* One JSON line (already serialised, without the newline) into the access log. */

@@ -541,6 +541,8 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* One read for a record's header and body (and whatever follows), not two. */
+    SSL_CTX_set_read_ahead(s->ctx, 1);
     if (load_identity(s, o, e) != 0 || load_cas(s, o->client_ca_file, e) != 0 ||
         load_crls(s, o->crl_files, o->ncrl, e) != 0 || setup_tickets(s, o, e) != 0)
         goto fail;
