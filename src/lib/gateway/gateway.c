@@ -25,7 +25,8 @@
 #include "util/sdnotify.h"
 
 #define PQM_PASSPHRASE_MAX 4096
-#define PQM_TRIM_INTERVAL 5.0 /* seconds between heap trims (at most) */
+#define PQM_TRIM_INTERVAL 0.25 /* how often the main thread looks at the heap */
+#define PQM_TRIM_QUIET 0.5     /* seconds without a new handshake before a trim */
 
 void pqm__gw_say(const char *level, const char *fmt, ...)
 {
@@ -568,14 +569,23 @@ refused:
 
 /* A handshake allocates and frees far more (ML-DSA and ML-KEM work areas) than the
  * connection keeps, between allocations that live as long as the connection: the heap
- * keeps the freed pages. Giving them back now and then keeps the memory of idle
- * connections what they use. Only after handshakes happened since the last time. */
+ * keeps the freed pages. They are given back once a burst of handshakes is over (no new
+ * one for PQM_TRIM_QUIET seconds), so that the memory of idle connections is what they
+ * use. */
 static void trim_heap(struct pqm_gateway *gw)
 {
     uint64_t n = 0;
     for (int i = 0; i < gw->nworkers; i++)
         n += atomic_load_explicit(&gw->workers[i].metrics.handshakes_ok, memory_order_relaxed);
-    if (n == gw->trimmed_at)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (n != gw->handshakes_seen) {
+        gw->handshakes_seen = n;
+        gw->handshakes_changed = now;
+        return;
+    }
+    if (n == gw->trimmed_at || now - gw->handshakes_changed < PQM_TRIM_QUIET)
         return;
     gw->trimmed_at = n;
     malloc_trim(0);
@@ -614,9 +624,15 @@ int pqm_gateway_run(struct pqm_gateway *gw)
         struct timespec ts = {(time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9)};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig < 0) {
+            struct timespec mono;
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            double t = (double)mono.tv_sec + (double)mono.tv_nsec / 1e9;
             if (errno == EAGAIN && gw->cfg.watch_interval > 0 &&
-                files_stamp(&gw->cfg) != gw->files_stamp)
-                reload(gw, "a file changed");
+                t - gw->watched_at >= gw->cfg.watch_interval) {
+                gw->watched_at = t;
+                if (files_stamp(&gw->cfg) != gw->files_stamp)
+                    reload(gw, "a file changed");
+            }
             if (errno == EAGAIN)
                 trim_heap(gw);
             continue;

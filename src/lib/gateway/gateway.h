@@ -53,7 +53,10 @@ struct pqm_gateway {
     } expiry_notes[PQM_GW_EXPIRY_NOTES];
     pthread_mutex_t expiry_mu;
     atomic_int draining;
-    uint64_t trimmed_at; /* handshakes counted at the last heap trim */
+    uint64_t trimmed_at;       /* handshakes counted at the last heap trim */
+    uint64_t handshakes_seen;  /* ... at the last look, and when that count changed */
+    double handshakes_changed;
+    double watched_at;         /* when the files were last looked at */
     /* The admin listener (-1: off) and its thread. */
     int admin_fd;
     pthread_t admin_thread;
