@@ -63,7 +63,8 @@ struct bconn {
     llhttp_t parser;
     int done, status;
     double t0;
-    int idle_ready;
+    int first_answer_pending; /* handshake done, no answer yet on this connection */
+    int was_held;             /* idle mode: it was held, and is not reopened */
 };
 
 struct worker {
@@ -199,7 +200,9 @@ static int step(struct bconn *c)
                 }
                 return -1;
             }
-            w->st.handshakes++;
+            /* Counted when the first answer arrives: in TLS 1.3 the client finishes
+             * before the server has checked its certificate. */
+            c->first_answer_pending = 1;
             if (w->st.group[0] == '\0') {
                 const char *g = SSL_get0_group_name(c->ssl);
                 snprintf(w->st.group, sizeof(w->st.group), "%s", g != NULL ? g : "?");
@@ -241,11 +244,16 @@ static int step(struct bconn *c)
             if (!c->done)
                 break;
             w->st.requests++;
+            if (c->first_answer_pending) {
+                c->first_answer_pending = 0;
+                w->st.handshakes++;
+            }
             if (c->status != 200)
                 w->st.bad_status++;
             record_latency(&w->st, now_s() - c->t0);
             if (w->o->mode == M_IDLE) {
                 c->st = S_HOLD;
+                c->was_held = 1;
                 atomic_fetch_add(w->ready, 1);
                 watch(c, EPOLLIN, EPOLL_CTL_MOD);
                 return 0;
@@ -261,7 +269,8 @@ static int step(struct bconn *c)
             int r = SSL_read(c->ssl, &b, 1);
             if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ)
                 return 0;
-            return -1; /* the server closed it */
+            atomic_fetch_sub(w->ready, 1); /* the server closed it: no longer held */
+            return -1;
         }
         default:
             return -1;
@@ -278,17 +287,29 @@ static void *worker_main(void *arg)
     struct epoll_event evs[256];
     while (now_s() < w->end) {
         int n = epoll_wait(w->ep, evs, 256, 100);
+        int failures = 0;
         for (int i = 0; i < n; i++) {
             struct bconn *c = evs[i].data.ptr;
             ERR_clear_error();
             if (step(c) == 0)
                 continue;
             int clean = c->st == S_READ && c->done;
-            if (!clean && !(c->st == S_HOLD))
+            if (!clean && !(c->st == S_HOLD)) {
                 w->st.errors++;
-            if (now_s() < w->end && conn_open(c) != 0)
+                failures++;
+            }
+            if (c->was_held) {
+                conn_reset(c); /* a held connection the server closed stays closed */
+                continue;
+            }
+            if (now_s() < w->end && conn_open(c) != 0) {
                 w->st.errors++;
+                failures++;
+            }
         }
+        /* A server that is down or refusing: retry at a human pace, not in a spin. */
+        if (failures > 0 && failures == n)
+            usleep(10000);
     }
     for (int i = 0; i < w->n; i++)
         conn_reset(&w->conns[i]);
