@@ -11,6 +11,10 @@ P="$T/pki"
 pqm pki init "$P" --org Example --server-domain example.com --spiffe-trust-domain cluster.local \
     --no-passphrase > /dev/null
 pqm pki issue server --pki "$P" --name api.example.com --ip 127.0.0.1 --no-key-passphrase > /dev/null
+echo 'server key passphrase' > "$T/key.pass"
+echo 'not it' > "$T/wrong.pass"
+pqm pki issue server --pki "$P" --name enc.example.com --ip 127.0.0.1 \
+    --key-passphrase-file "$T/key.pass" > /dev/null
 pqm pki issue client --pki "$P" --name client1 --no-key-passphrase > /dev/null
 pqm pki issue client --pki "$P" --name mallory --no-key-passphrase > /dev/null
 pqm pki issue client --pki "$P" --name soon --days 5 --no-key-passphrase > /dev/null
@@ -27,6 +31,10 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         with open(sys.argv[2], "a") as f:
             f.write(self.command + " " + self.path + "\n")
+        cc = self.headers.get("Client-Cert")
+        if cc is not None:
+            with open(sys.argv[2] + ".client-cert", "w") as f:
+                f.write(cc)
         body = b"upstream says hello\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -236,6 +244,34 @@ code=$(curl_as client1 /api/orders)
 code=$(curl_as mallory /public/doc)
 [[ $code == 403 ]] || fail "after a refused reload mallory got $code, expected 403"
 pass "a refused reload keeps the running policy"
+
+# ---- an encrypted server key, and the RFC 9440 Client-Cert header ----------------------
+GW3=$(free_port)
+run pqm gateway --listen "127.0.0.1:$GW3" --upstream "127.0.0.1:$UP" \
+    --cert "$I/enc.example.com.chain.pem" --key "$I/enc.example.com.key.pem" \
+    --key-passphrase-file "$T/wrong.pass" --client-ca "$P/client-ca-chain.pem"
+[[ $RC -eq 1 ]] || fail "an encrypted key with the wrong passphrase: exit $RC, expected 1"
+assert_contains "a wrong key passphrase is refused, naming the key file" "$OUT" "enc.example.com.key.pem"
+assert_match "... and saying that the passphrase is wrong" "$OUT" "passphrase"
+"$PQMTLS_BIN" gateway --listen "127.0.0.1:$GW3" --upstream "127.0.0.1:$UP" \
+    --cert "$I/enc.example.com.chain.pem" --key "$I/enc.example.com.key.pem" \
+    --key-passphrase-file "$T/key.pass" --client-ca "$P/client-ca-chain.pem" --workers 1 \
+    --client-cert-header --access-log off 2> "$T/enc.err" &
+EPID=$!
+track_pid $EPID
+wait_port "$GW3" 10 "$EPID" || fail "the gateway with an encrypted key did not start: $(cat "$T/enc.err")"
+rm -f "$T/seen.client-cert"
+code=$(LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o /dev/null -w '%{http_code}' \
+    --cacert "$P/server-ca-chain.pem" --cert "$I/client1.crt.pem" --key "$I/client1.key.pem" \
+    --resolve "enc.example.com:$GW3:127.0.0.1" "https://enc.example.com:$GW3/public/cc" \
+    -H 'Client-Cert: :c3Bvb2Y=:')
+[[ $code == 200 ]] || fail "the gateway with an encrypted key (passphrase file) answered $code"
+pass "an encrypted server key is read with its passphrase file"
+want=":$(ossl x509 -in "$I/client1.crt.pem" -outform DER | base64 -w0):"
+[[ "$(cat "$T/seen.client-cert" 2>/dev/null)" == "$want" ]] \
+    || fail "Client-Cert at the upstream is not client1's certificate (RFC 9440): $(head -c 80 "$T/seen.client-cert" 2>/dev/null)"
+pass "client_cert_header: the upstream gets client1's DER certificate in Client-Cert, not the client's"
+kill -TERM "$EPID"; wait "$EPID" || true
 
 # ---- as a user without privileges (a container's non-root user) -----------------------
 if command -v setpriv > /dev/null && [[ $(id -u) -eq 0 ]]; then
