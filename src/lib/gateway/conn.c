@@ -89,12 +89,15 @@ struct conn {
     int close_after;       /* close once to_client is flushed */
     int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
     int readable;          /* the client socket was reported readable and not read dry */
+    struct conn *run_next; /* in the worker's run stack, when queued */
+    int queued;
     double idle_spent;     /* of the idle timeout, already waited before the buffers went */
     uint64_t requests;
 };
 
 static void conn_close(struct conn *c);
 static void pump(struct conn *c);
+static void enqueue(struct conn *c);
 
 static double now_s(void)
 {
@@ -738,7 +741,7 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (c->x != NULL && c->x->up != NULL && (revents & EV_READ))
             c->x->up->readable = 1;
     }
-    pump(c);
+    enqueue(c);
 }
 
 /* Moves the upstream side; 0 when the connection may go on. */
@@ -1034,13 +1037,51 @@ static void pump(struct conn *c)
     arm(c);
 }
 
+/* libev invokes the watchers made ready by one poll in the reverse of the kernel's
+ * order, so the connection ready first would be served last: under load that is the
+ * latency tail. Callbacks only queue the connection; the run stack, popped before the
+ * next poll, serves them in the kernel's order. */
+static void enqueue(struct conn *c)
+{
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->run_next = c->w->run;
+    c->w->run = c;
+}
+
+void pqm__gw_worker_run(struct worker *w)
+{
+    while (w->run != NULL) {
+        struct conn *c = w->run;
+        w->run = c->run_next;
+        c->queued = 0;
+        pump(c);
+    }
+}
+
+static void unqueue(struct conn *c)
+{
+    if (!c->queued)
+        return;
+    for (struct conn **p = &c->w->run; *p != NULL; p = &(*p)->run_next)
+        if (*p == c) {
+            *p = c->run_next;
+            break;
+        }
+    c->queued = 0;
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     struct conn *c = io->data;
     if (revents & EV_READ)
         c->readable = 1;
-    pump(c);
+    if (c->phase == P_HANDSHAKE)
+        pump(c); /* handshakes are not latency-bound: no need to wait */
+    else
+        enqueue(c);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -1085,6 +1126,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void conn_close(struct conn *c)
 {
     struct worker *w = c->w;
+    unqueue(c);
     ev_io_stop(w->loop, &c->io);
     ev_timer_stop(w->loop, &c->timer);
     exchange_free(c);

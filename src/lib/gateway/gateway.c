@@ -437,10 +437,12 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Before each poll: serve what the last one made ready, then write the log lines. */
 static void flush_log_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)loop;
     (void)revents;
+    pqm__gw_worker_run(p->data);
     pqm__gw_worker_flush_log(p->data);
 }
 

@@ -79,6 +79,7 @@ struct worker {
     struct conn *conns;  /* every open client connection */
     struct upconn *idle; /* idle upstream connections, newest first */
     int nidle;
+    struct conn *run;       /* connections made ready by the last poll, to serve */
     struct exchange *spare; /* ended exchanges kept for reuse */
     int nspare;
     struct pqm_buf logbuf;  /* the access log line being written */
@@ -109,6 +110,8 @@ int pqm__gw_expiry_should_warn(struct pqm_gateway *gw, const char *fingerprint, 
 int pqm__gw_admin_start(struct pqm_gateway *gw);
 void pqm__gw_admin_stop(struct pqm_gateway *gw);
 
+/* Serves the connections the last poll made ready, in the kernel's order. */
+void pqm__gw_worker_run(struct worker *w);
 /* Writes the access log lines W gathered. */
 void pqm__gw_worker_flush_log(struct worker *w);
 /* LEN bytes of whole lines into the access log, in one write. */
