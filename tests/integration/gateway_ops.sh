@@ -235,6 +235,7 @@ wait_log "reloaded the configuration"
 code=$(curl_as client1 /api/orders)
 [[ $code == 200 ]] || fail "client1 GET /api/orders after the policy reload: $code, expected 200"
 pass "a new allow rule applies after SIGHUP, without a restart"
+cp "$T/gw.yaml" "$T/gw.yaml.good"
 printf 'allow:\n  - user=nobody\n' >> "$T/gw.yaml"
 kill -HUP "$GWPID"
 wait_log "reload (SIGHUP) refused"
@@ -299,6 +300,25 @@ if command -v setpriv > /dev/null && [[ $(id -u) -eq 0 ]]; then
 else
     info "not root or no setpriv: the unprivileged run is skipped"
 fi
+
+# ---- a file that changes on disk reloads without a signal ----------------------------
+# (the configuration file, broken above, is put right: the watch reloads it, no signal)
+cp "$T/gw.yaml.good" "$T/gw.yaml.tmp" && mv "$T/gw.yaml.tmp" "$T/gw.yaml"
+for _ in $(seq 1 100); do
+    grep -q 'reloaded the configuration.*(a file changed)' "$T/gw.err" && break
+    sleep 0.05
+done
+assert_match "a configuration file changed on disk is reloaded without SIGHUP" \
+    "$(cat "$T/gw.err")" 'reloaded the configuration.*\(a file changed\)'
+before=$(grep -c 'reloaded.*(a file changed)' "$T/gw.err" || true)
+cp "$P/client-ca-chain.pem" "$T/ca.new" && cat "$T/ca.new" > "$P/client-ca-chain.pem"
+for _ in $(seq 1 100); do
+    [[ $(grep -c 'reloaded.*(a file changed)' "$T/gw.err" || true) -gt $before ]] && break
+    sleep 0.05
+done
+[[ $(grep -c 'reloaded.*(a file changed)' "$T/gw.err" || true) -gt $before ]] \
+    || fail "rewriting the client CA file did not reload the gateway within 5 s: $(tail -n 3 "$T/gw.err")"
+pass "a client CA file rewritten on disk is reloaded without SIGHUP"
 
 # ---- drain -----------------------------------------------------------------------------
 kill -TERM "$GWPID"
