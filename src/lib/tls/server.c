@@ -16,6 +16,7 @@
 
 #include "pki/keyfile.h"
 #include "pki/pemfile.h"
+#include "tls/trust.h"
 #include "util/digest.h"
 
 #define PQM_DEFAULT_DEPTH 2
@@ -23,12 +24,6 @@
 #define PQM_GROUPS_PQ_ONLY "X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024"
 
 /* A CRL whose signature was checked at load, with the CA that signed it. */
-struct crl_entry {
-    X509_CRL *crl;
-    X509 *issuer;
-    char file[256];
-};
-
 struct pqm_tls_server {
     atomic_int refs;
     /* Ticket keys are derived from this secret, drawn for each server: tickets made by
@@ -38,11 +33,8 @@ struct pqm_tls_server {
     uint64_t instance;
     int ticket_key_lifetime;
     SSL_CTX *ctx;
-    X509_STORE *store;
-    STACK_OF(X509) *cas;
-    struct crl_entry *crls;
-    size_t ncrl;
-    int depth, require_pq, crl_soft_fail;
+    struct pqm_trust trust; /* client certificates */
+    int require_pq;
 };
 
 int pqm__tls_group_is_pq(const char *name)
@@ -63,178 +55,17 @@ static void set_reason(struct pqm_tls_peer *peer, const char *code, const char *
     peer->reason_code = code;
 }
 
-/* RFC 2253 text of NAME for logs and headers: control characters never get through. */
-static void name_text(const X509_NAME *name, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b == NULL)
-        return;
-    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
-        int n = BIO_read(b, out, (int)outlen - 1);
-        out[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(b);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
-
-static void cert_who(X509 *x, char *out, size_t outlen)
-{
-    if (x == NULL) {
-        snprintf(out, outlen, "the client certificate");
-        return;
-    }
-    char subject[300];
-    name_text(X509_get_subject_name(x), subject, sizeof(subject));
-    snprintf(out, outlen, "'%s'", subject);
-}
-
-static const char *verify_code(int err)
-{
-    switch (err) {
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-        return "expired";
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-        return "not_yet_valid";
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_CERT_UNTRUSTED:
-    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
-        return "unknown_ca";
-    case X509_V_ERR_INVALID_PURPOSE:
-        return "wrong_eku";
-    case X509_V_ERR_PERMITTED_VIOLATION:
-    case X509_V_ERR_EXCLUDED_VIOLATION:
-    case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
-        return "name_constraints";
-    case X509_V_ERR_CERT_REVOKED:
-        return "revoked";
-    case X509_V_ERR_UNABLE_TO_GET_CRL:
-        return "crl_missing";
-    case X509_V_ERR_CRL_HAS_EXPIRED:
-        return "crl_expired";
-    default:
-        return "bad_certificate";
-    }
-}
-
-/* OpenSSL's purpose check lets a leaf without any EKU pass; here clientAuth must be
- * stated. */
-static int check_eku(X509 *leaf, struct pqm_tls_peer *peer)
-{
-    char who[320];
-    cert_who(leaf, who, sizeof(who));
-    if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) == 0) {
-        set_reason(peer, "wrong_eku", "%s has no extended key usage; clientAuth is required",
-                   who);
-        return -1;
-    }
-    if ((X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT) == 0) {
-        set_reason(peer, "wrong_eku", "%s lacks extended key usage clientAuth", who);
-        return -1;
-    }
-    return 0;
-}
-
-static const struct crl_entry *crl_for(const struct pqm_tls_server *s, const X509 *issuer)
-{
-    for (size_t i = 0; i < s->ncrl; i++)
-        if (X509_cmp(s->crls[i].issuer, issuer) == 0)
-            return &s->crls[i];
-    return NULL;
-}
-
-static X509 *issuer_in_store(const struct pqm_tls_server *s, X509 *x)
-{
-    for (int i = 0; i < sk_X509_num(s->cas); i++) {
-        X509 *ca = sk_X509_value(s->cas, i);
-        if (X509_check_issued(ca, x) == X509_V_OK)
-            return ca;
-    }
-    return NULL;
-}
-
-/* Revocation of every certificate of CHAIN below a self-signed root, from the CRLs
- * checked at load: nothing is verified again per handshake. */
-static int check_revocation(const struct pqm_tls_server *s, STACK_OF(X509) *chain,
-                            struct pqm_tls_peer *peer, int *err)
-{
-    time_t now = time(NULL);
-    for (int i = 0; i < sk_X509_num(chain); i++) {
-        X509 *x = sk_X509_value(chain, i);
-        if (X509_check_issued(x, x) == X509_V_OK)
-            break; /* a root is not revoked by a CRL */
-        X509 *issuer = i + 1 < sk_X509_num(chain) ? sk_X509_value(chain, i + 1)
-                                                   : issuer_in_store(s, x);
-        char who[320];
-        cert_who(x, who, sizeof(who));
-        const struct crl_entry *c = issuer != NULL ? crl_for(s, issuer) : NULL;
-        if (c == NULL) {
-            if (s->crl_soft_fail)
-                continue;
-            *err = X509_V_ERR_UNABLE_TO_GET_CRL;
-            set_reason(peer, "crl_missing", "no CRL is configured for the issuer of %s", who);
-            return -1;
-        }
-        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(c->crl);
-        if (next != NULL && X509_cmp_time(next, &now) < 0 && !s->crl_soft_fail) {
-            *err = X509_V_ERR_CRL_HAS_EXPIRED;
-            set_reason(peer, "crl_expired", "the CRL %s (for the issuer of %s) has expired",
-                       c->file, who);
-            return -1;
-        }
-        X509_REVOKED *rev = NULL;
-        if (X509_CRL_get0_by_cert(c->crl, &rev, x) == 1) {
-            *err = X509_V_ERR_CERT_REVOKED;
-            set_reason(peer, "revoked", "%s is revoked (%s)", who, c->file);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Replaces OpenSSL's chain verification for client certificates: the path is built from
- * the configured CAs only (certificates the client sends besides its leaf are ignored),
- * then EKU and revocation are checked. */
+/* Replaces OpenSSL's chain verification for client certificates (tls/trust.h). */
 static int verify_client(X509_STORE_CTX *xs, void *arg)
 {
     struct pqm_tls_server *s = arg;
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     struct pqm_tls_peer *peer = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
-
-    X509_STORE_CTX_set0_untrusted(xs, NULL);
-    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(xs);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
-    X509_VERIFY_PARAM_set_depth(param, s->depth);
-    if (X509_STORE_CTX_set_purpose(xs, X509_PURPOSE_SSL_CLIENT) != 1) {
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-        set_reason(peer, "bad_certificate", "cannot set the verification purpose");
-        return 0;
-    }
-    if (X509_verify_cert(xs) != 1) {
-        int err = X509_STORE_CTX_get_error(xs);
-        char who[320];
-        cert_who(X509_STORE_CTX_get_current_cert(xs), who, sizeof(who));
-        set_reason(peer, verify_code(err), "%s: %s (depth %d)", who,
-                   X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(xs));
-        return 0;
-    }
-    if (check_eku(leaf, peer) != 0) {
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_PURPOSE);
-        return 0;
-    }
-    int err = X509_V_OK;
-    if (s->ncrl > 0 &&
-        check_revocation(s, X509_STORE_CTX_get0_chain(xs), peer, &err) != 0) {
-        X509_STORE_CTX_set_error(xs, err);
-        return 0;
-    }
-    return 1;
+    struct pqm_verdict v = {NULL, ""};
+    if (pqm__trust_verify(&s->trust, xs, &v) == 1)
+        return 1;
+    set_reason(peer, v.code, "%s", v.reason);
+    return 0;
 }
 
 /* With require_pq, a client that offers no post-quantum group is refused at its
@@ -364,20 +195,18 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *ss,
     X509 *leaf = SSL_SESSION_get0_peer(ss);
     if (leaf == NULL || X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    if (s->ncrl > 0) {
+    if (s->trust.ncrl > 0) {
         STACK_OF(X509) *chain = sk_X509_new_null();
         int err = X509_V_OK, revoked = 0;
         struct pqm_tls_peer *peer = SSL_get_app_data(ssl);
-        struct pqm_tls_peer scratch;
-        memset(&scratch, 0, sizeof(scratch));
+        struct pqm_verdict v = {NULL, ""};
         if (chain == NULL || sk_X509_push(chain, leaf) <= 0 ||
-            check_revocation(s, chain, &scratch, &err) != 0)
+            pqm__trust_revocation(&s->trust, chain, &err, &v) != 0)
             revoked = 1;
         sk_X509_free(chain);
         if (revoked) {
             if (peer != NULL && err == X509_V_ERR_CERT_REVOKED)
-                snprintf(peer->resume_refused, sizeof(peer->resume_refused), "%s",
-                         scratch.reason);
+                snprintf(peer->resume_refused, sizeof(peer->resume_refused), "%s", v.reason);
             return SSL_TICKET_RETURN_IGNORE_RENEW;
         }
     }
@@ -411,78 +240,21 @@ static int setup_tickets(struct pqm_tls_server *s, const struct pqm_tls_server_o
     return 0;
 }
 
-static int load_cas(struct pqm_tls_server *s, const char *path, struct pqm_err *e)
+/* Tells clients which CAs to present a certificate from. */
+static int set_client_ca_list(struct pqm_tls_server *s, struct pqm_err *e)
 {
-    if (path == NULL)
-        return pqm__err_set(e, "a client CA file is required (client_ca)");
-    if (pqm__pemfile_load(path, &s->cas, NULL, e) != 0)
-        return -1;
-    if (sk_X509_num(s->cas) == 0)
-        return pqm__err_set(e, "%s: no certificate", path);
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
     if (names == NULL)
         return pqm__err_set(e, "out of memory");
-    for (int i = 0; i < sk_X509_num(s->cas); i++) {
-        X509 *x = sk_X509_value(s->cas, i);
-        if (!X509_check_ca(x)) {
-            sk_X509_NAME_pop_free(names, X509_NAME_free);
-            return pqm__err_set(e, "%s: certificate %d is not a CA certificate", path, i + 1);
-        }
-        X509_NAME *n = X509_NAME_dup(X509_get_subject_name(x));
-        if (X509_STORE_add_cert(s->store, x) != 1 || n == NULL ||
-            sk_X509_NAME_push(names, n) <= 0) {
+    for (int i = 0; i < sk_X509_num(s->trust.cas); i++) {
+        X509_NAME *n = X509_NAME_dup(X509_get_subject_name(sk_X509_value(s->trust.cas, i)));
+        if (n == NULL || sk_X509_NAME_push(names, n) <= 0) {
             X509_NAME_free(n);
             sk_X509_NAME_pop_free(names, X509_NAME_free);
-            return pqm__err_ossl(e, "%s: cannot add certificate %d", path, i + 1);
+            return pqm__err_set(e, "out of memory");
         }
     }
-    /* Tells clients which CAs to present a certificate from. */
     SSL_CTX_set_client_CA_list(s->ctx, names);
-    return 0;
-}
-
-static int load_crls(struct pqm_tls_server *s, const char *const *files, size_t n,
-                     struct pqm_err *e)
-{
-    for (size_t f = 0; f < n; f++) {
-        STACK_OF(X509_CRL) *crls = NULL;
-        if (pqm__pemfile_load(files[f], NULL, &crls, e) != 0)
-            return -1;
-        int rc = 0;
-        if (sk_X509_CRL_num(crls) == 0)
-            rc = pqm__err_set(e, "%s: no CRL", files[f]);
-        for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
-            X509_CRL *crl = sk_X509_CRL_value(crls, i);
-            X509 *issuer = NULL;
-            for (int j = 0; j < sk_X509_num(s->cas) && issuer == NULL; j++) {
-                X509 *ca = sk_X509_value(s->cas, j);
-                if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
-                    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
-                    issuer = ca;
-            }
-            ERR_clear_error();
-            if (issuer == NULL) {
-                char iss[300];
-                name_text(X509_CRL_get_issuer(crl), iss, sizeof(iss));
-                rc = pqm__err_set(e, "%s: CRL %d (issuer '%s') is not signed by any client CA",
-                                  files[f], i + 1, iss);
-                break;
-            }
-            struct crl_entry *grown = realloc(s->crls, (s->ncrl + 1) * sizeof(*grown));
-            if (grown == NULL || X509_CRL_up_ref(crl) != 1) {
-                rc = pqm__err_set(e, "out of memory");
-                break;
-            }
-            s->crls = grown;
-            s->crls[s->ncrl].crl = crl;
-            s->crls[s->ncrl].issuer = issuer;
-            snprintf(s->crls[s->ncrl].file, sizeof(s->crls[s->ncrl].file), "%s", files[f]);
-            s->ncrl++;
-        }
-        sk_X509_CRL_pop_free(crls, X509_CRL_free);
-        if (rc != 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -515,15 +287,15 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
         return NULL;
     }
     atomic_init(&s->refs, 1);
-    s->depth = o->verify_depth > 0 ? o->verify_depth : PQM_DEFAULT_DEPTH;
+    s->trust.depth = o->verify_depth > 0 ? o->verify_depth : PQM_DEFAULT_DEPTH;
+    s->trust.purpose = X509_PURPOSE_SSL_CLIENT;
+    s->trust.crl_soft_fail = o->crl_soft_fail;
     s->require_pq = o->require_pq;
-    s->crl_soft_fail = o->crl_soft_fail;
     const char *groups = o->groups != NULL ? o->groups
                          : o->require_pq   ? PQM_GROUPS_PQ_ONLY
                                            : PQM_GROUPS_DEFAULT;
     s->ctx = SSL_CTX_new_ex(NULL, NULL, TLS_server_method());
-    s->store = X509_STORE_new();
-    if (s->ctx == NULL || s->store == NULL) {
+    if (s->ctx == NULL) {
         pqm__err_ossl(e, "out of memory");
         goto fail;
     }
@@ -543,15 +315,16 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     /* One read for a record's header and body (and whatever follows), not two. */
     SSL_CTX_set_read_ahead(s->ctx, 1);
-    if (load_identity(s, o, e) != 0 || load_cas(s, o->client_ca_file, e) != 0 ||
-        load_crls(s, o->crl_files, o->ncrl, e) != 0 || setup_tickets(s, o, e) != 0)
+    if (load_identity(s, o, e) != 0 ||
+        pqm__trust_load(&s->trust, o->client_ca_file, o->crl_files, o->ncrl, "client_ca", e) != 0 ||
+        set_client_ca_list(s, e) != 0 || setup_tickets(s, o, e) != 0)
         goto fail;
-    if (SSL_CTX_set1_verify_cert_store(s->ctx, s->store) != 1) {
+    if (SSL_CTX_set1_verify_cert_store(s->ctx, s->trust.store) != 1) {
         pqm__err_ossl(e, "cannot set the client CA store");
         goto fail;
     }
     SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_verify_depth(s->ctx, s->depth);
+    SSL_CTX_set_verify_depth(s->ctx, s->trust.depth);
     SSL_CTX_set_cert_verify_callback(s->ctx, verify_client, s);
     if (s->require_pq)
         SSL_CTX_set_client_hello_cb(s->ctx, client_hello, s);
@@ -572,11 +345,7 @@ void pqm__tls_server_free(struct pqm_tls_server *s)
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) > 1)
         return;
     OPENSSL_cleanse(s->ticket_secret, sizeof(s->ticket_secret));
-    for (size_t i = 0; i < s->ncrl; i++)
-        X509_CRL_free(s->crls[i].crl);
-    free(s->crls);
-    sk_X509_pop_free(s->cas, X509_free);
-    X509_STORE_free(s->store);
+    pqm__trust_free(&s->trust);
     SSL_CTX_free(s->ctx);
     free(s);
 }
@@ -684,8 +453,8 @@ int pqm__tls_peer_read(struct pqm_tls_server *s, SSL *ssl, struct pqm_tls_peer *
         set_reason(peer, "no_certificate", "no client certificate");
         return -1;
     }
-    name_text(X509_get_subject_name(leaf), peer->subject, sizeof(peer->subject));
-    name_text(X509_get_issuer_name(leaf), peer->issuer, sizeof(peer->issuer));
+    pqm__name_text(X509_get_subject_name(leaf), peer->subject, sizeof(peer->subject));
+    pqm__name_text(X509_get_issuer_name(leaf), peer->issuer, sizeof(peer->issuer));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
     /* Whole bytes, as openssl x509 -serial prints them (0 is "00"). */

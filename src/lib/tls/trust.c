@@ -1,0 +1,295 @@
+/* Peer certificate verification shared by the gateway and the client (see trust.h). */
+#include "tls/trust.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "pki/pemfile.h"
+
+static void verdict(struct pqm_verdict *v, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void verdict(struct pqm_verdict *v, const char *code, const char *fmt, ...)
+{
+    if (v == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+    va_end(ap);
+    v->code = code;
+}
+
+void pqm__name_text(const X509_NAME *name, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return;
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(b, out, (int)outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+static void cert_who(X509 *x, const char *role, char *out, size_t outlen)
+{
+    if (x == NULL) {
+        snprintf(out, outlen, "the %s certificate", role);
+        return;
+    }
+    char subject[300];
+    pqm__name_text(X509_get_subject_name(x), subject, sizeof(subject));
+    snprintf(out, outlen, "'%s'", subject);
+}
+
+static const char *verify_code(int err)
+{
+    switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "not_yet_valid";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        return "unknown_ca";
+    case X509_V_ERR_INVALID_PURPOSE:
+        return "wrong_eku";
+    case X509_V_ERR_PERMITTED_VIOLATION:
+    case X509_V_ERR_EXCLUDED_VIOLATION:
+    case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+        return "name_constraints";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "name_mismatch";
+    case X509_V_ERR_CERT_REVOKED:
+        return "revoked";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+        return "crl_missing";
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        return "crl_expired";
+    default:
+        return "bad_certificate";
+    }
+}
+
+static const char *role_of(const struct pqm_trust *t)
+{
+    return t->purpose == X509_PURPOSE_SSL_CLIENT ? "client" : "server";
+}
+
+/* OpenSSL's purpose check lets a leaf without any EKU pass; here the purpose's EKU must
+ * be stated. */
+static int check_eku(const struct pqm_trust *t, X509 *leaf, struct pqm_verdict *v)
+{
+    uint32_t want = t->purpose == X509_PURPOSE_SSL_CLIENT ? XKU_SSL_CLIENT : XKU_SSL_SERVER;
+    const char *name = t->purpose == X509_PURPOSE_SSL_CLIENT ? "clientAuth" : "serverAuth";
+    char who[320];
+    cert_who(leaf, role_of(t), who, sizeof(who));
+    if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) == 0) {
+        verdict(v, "wrong_eku", "%s has no extended key usage; %s is required", who, name);
+        return -1;
+    }
+    if ((X509_get_extended_key_usage(leaf) & want) == 0) {
+        verdict(v, "wrong_eku", "%s lacks extended key usage %s", who, name);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct pqm_crl_entry *crl_for(const struct pqm_trust *t, const X509 *issuer)
+{
+    for (size_t i = 0; i < t->ncrl; i++)
+        if (X509_cmp(t->crls[i].issuer, issuer) == 0)
+            return &t->crls[i];
+    return NULL;
+}
+
+static X509 *issuer_in_store(const struct pqm_trust *t, X509 *x)
+{
+    for (int i = 0; i < sk_X509_num(t->cas); i++) {
+        X509 *ca = sk_X509_value(t->cas, i);
+        if (X509_check_issued(ca, x) == X509_V_OK)
+            return ca;
+    }
+    return NULL;
+}
+
+int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int *err,
+                          struct pqm_verdict *v)
+{
+    time_t now = time(NULL);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_check_issued(x, x) == X509_V_OK)
+            break; /* a root is not revoked by a CRL */
+        X509 *issuer = i + 1 < sk_X509_num(chain) ? sk_X509_value(chain, i + 1)
+                                                   : issuer_in_store(t, x);
+        char who[320];
+        cert_who(x, role_of(t), who, sizeof(who));
+        const struct pqm_crl_entry *c = issuer != NULL ? crl_for(t, issuer) : NULL;
+        if (c == NULL) {
+            if (t->crl_soft_fail)
+                continue;
+            *err = X509_V_ERR_UNABLE_TO_GET_CRL;
+            verdict(v, "crl_missing", "no CRL is configured for the issuer of %s", who);
+            return -1;
+        }
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(c->crl);
+        if (next != NULL && X509_cmp_time(next, &now) < 0 && !t->crl_soft_fail) {
+            *err = X509_V_ERR_CRL_HAS_EXPIRED;
+            verdict(v, "crl_expired", "the CRL %s (for the issuer of %s) has expired", c->file,
+                    who);
+            return -1;
+        }
+        X509_REVOKED *rev = NULL;
+        if (X509_CRL_get0_by_cert(c->crl, &rev, x) == 1) {
+            *err = X509_V_ERR_CERT_REVOKED;
+            verdict(v, "revoked", "%s is revoked (%s)", who, c->file);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v)
+{
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    /* The path from the configured anchors alone, each of them an anchor (partial
+     * chain): an intermediate already trusted is not verified again per handshake. */
+    X509_STORE_CTX_set0_untrusted(xs, NULL);
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(xs);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
+    X509_VERIFY_PARAM_set_depth(param, t->depth);
+    if (X509_STORE_CTX_set_purpose(xs, t->purpose) != 1) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+        verdict(v, "bad_certificate", "cannot set the verification purpose");
+        return 0;
+    }
+    if (X509_verify_cert(xs) != 1) {
+        int err = X509_STORE_CTX_get_error(xs);
+        char who[320];
+        cert_who(X509_STORE_CTX_get_current_cert(xs), role_of(t), who, sizeof(who));
+        if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+            err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+            verdict(v, verify_code(err), "%s: not trusted: its issuer is none of the %s CA "
+                                         "certificates (depth %d)",
+                    who, role_of(t), X509_STORE_CTX_get_error_depth(xs));
+        else
+            verdict(v, verify_code(err), "%s: %s (depth %d)", who,
+                    X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(xs));
+        return 0;
+    }
+    if (check_eku(t, leaf, v) != 0) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
+    int err = X509_V_OK;
+    if (t->ncrl > 0 && pqm__trust_revocation(t, X509_STORE_CTX_get0_chain(xs), &err, v) != 0) {
+        X509_STORE_CTX_set_error(xs, err);
+        return 0;
+    }
+    return 1;
+}
+
+static int load_cas(struct pqm_trust *t, const char *path, const char *what, struct pqm_err *e)
+{
+    if (path == NULL || path[0] == '\0')
+        return pqm__err_set(e, "a CA file is required (%s)", what);
+    if (pqm__pemfile_load(path, &t->cas, NULL, e) != 0)
+        return -1;
+    if (sk_X509_num(t->cas) == 0)
+        return pqm__err_set(e, "%s %s: no certificate", what, path);
+    for (int i = 0; i < sk_X509_num(t->cas); i++) {
+        X509 *x = sk_X509_value(t->cas, i);
+        if (!X509_check_ca(x))
+            return pqm__err_set(e, "%s %s: certificate %d is not a CA certificate", what, path,
+                                i + 1);
+        if (X509_STORE_add_cert(t->store, x) != 1)
+            return pqm__err_ossl(e, "%s %s: cannot add certificate %d", what, path, i + 1);
+    }
+    return 0;
+}
+
+static int load_crls(struct pqm_trust *t, const char *const *files, size_t n, const char *what,
+                     struct pqm_err *e)
+{
+    for (size_t f = 0; f < n; f++) {
+        STACK_OF(X509_CRL) *crls = NULL;
+        if (pqm__pemfile_load(files[f], NULL, &crls, e) != 0)
+            return -1;
+        int rc = 0;
+        if (sk_X509_CRL_num(crls) == 0)
+            rc = pqm__err_set(e, "%s: no CRL", files[f]);
+        for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
+            X509_CRL *crl = sk_X509_CRL_value(crls, i);
+            X509 *issuer = NULL;
+            for (int j = 0; j < sk_X509_num(t->cas) && issuer == NULL; j++) {
+                X509 *ca = sk_X509_value(t->cas, j);
+                if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
+                    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+                    issuer = ca;
+            }
+            ERR_clear_error();
+            if (issuer == NULL) {
+                char iss[300];
+                pqm__name_text(X509_CRL_get_issuer(crl), iss, sizeof(iss));
+                rc = pqm__err_set(e, "%s: CRL %d (issuer '%s') is not signed by any CA of %s",
+                                  files[f], i + 1, iss, what);
+                break;
+            }
+            struct pqm_crl_entry *grown = realloc(t->crls, (t->ncrl + 1) * sizeof(*grown));
+            if (grown == NULL) {
+                rc = pqm__err_set(e, "out of memory");
+                break;
+            }
+            t->crls = grown;
+            if (X509_CRL_up_ref(crl) != 1) {
+                rc = pqm__err_set(e, "out of memory");
+                break;
+            }
+            t->crls[t->ncrl].crl = crl;
+            t->crls[t->ncrl].issuer = issuer;
+            snprintf(t->crls[t->ncrl].file, sizeof(t->crls[t->ncrl].file), "%s", files[f]);
+            t->ncrl++;
+        }
+        sk_X509_CRL_pop_free(crls, X509_CRL_free);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int pqm__trust_load(struct pqm_trust *t, const char *ca_file, const char *const *crl_files,
+                    size_t ncrl, const char *what, struct pqm_err *e)
+{
+    t->store = X509_STORE_new();
+    if (t->store == NULL)
+        return pqm__err_ossl(e, "out of memory");
+    if (load_cas(t, ca_file, what, e) != 0 || load_crls(t, crl_files, ncrl, what, e) != 0)
+        return -1;
+    return 0;
+}
+
+void pqm__trust_free(struct pqm_trust *t)
+{
+    for (size_t i = 0; i < t->ncrl; i++)
+        X509_CRL_free(t->crls[i].crl);
+    free(t->crls);
+    sk_X509_pop_free(t->cas, X509_free);
+    X509_STORE_free(t->store);
+    memset(t, 0, sizeof(*t));
+}

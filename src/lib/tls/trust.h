@@ -1,0 +1,52 @@
+/* What a TLS peer's certificate is checked against, for the gateway (client certificates)
+ * and the client (server certificates) alike: trust anchors from one file and nothing else
+ * (the path is built from them alone, certificates the peer sends besides its leaf are
+ * ignored), strict X.509, a depth limit, name constraints, the purpose's extended key
+ * usage stated explicitly, and revocation from CRLs whose signatures are checked once,
+ * when they are loaded. */
+#ifndef PQM_TLS_TRUST_H
+#define PQM_TLS_TRUST_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "util/err.h"
+
+struct pqm_crl_entry {
+    X509_CRL *crl;
+    X509 *issuer;
+    char file[256];
+};
+
+struct pqm_trust {
+    X509_STORE *store;
+    STACK_OF(X509) *cas;
+    struct pqm_crl_entry *crls;
+    size_t ncrl;
+    int depth;         /* certificates between the leaf and its anchor */
+    int purpose;       /* X509_PURPOSE_SSL_CLIENT or X509_PURPOSE_SSL_SERVER */
+    int crl_soft_fail; /* a missing or expired CRL passes */
+};
+
+/* Why a verification refused: a short code for metrics and logs, and the text. */
+struct pqm_verdict {
+    const char *code;
+    char reason[256];
+};
+
+/* Loads the anchors of CA_FILE (each must be a CA) and the CRLs of CRL_FILES (each must
+ * be signed by one of them). WHAT names the CA file's role in errors ("client_ca"). */
+int pqm__trust_load(struct pqm_trust *t, const char *ca_file, const char *const *crl_files,
+                    size_t ncrl, const char *what, struct pqm_err *e);
+void pqm__trust_free(struct pqm_trust *t);
+/* A certificate verify callback's work (SSL_CTX_set_cert_verify_callback): verifies XS's
+ * leaf against T. Returns 1, or 0 with XS's error set and V filled. */
+int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v);
+/* Revocation of the certificates of CHAIN by T's CRLs; 0, or -1 with *ERR and V set. */
+int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int *err,
+                          struct pqm_verdict *v);
+/* RFC 2253 text of NAME, control characters replaced. */
+void pqm__name_text(const X509_NAME *name, char *out, size_t outlen);
+
+#endif
