@@ -2,6 +2,7 @@
 #ifndef PQMTLS_PQMTLS_H
 #define PQMTLS_PQMTLS_H
 #include <pqmtls/common.h>
+#include <pqmtls/client.h>
 #include <pqmtls/gateway.h>
 #include <pqmtls/pki.h>
 #include <pqmtls/x509.h>

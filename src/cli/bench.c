@@ -336,28 +336,6 @@ static SSL_CTX *client_ctx(const struct opts *o)
     return ctx;
 }
 
-static int resolve(const char *text, struct opts *o)
-{
-    char host[256];
-    snprintf(host, sizeof(host), "%s", text);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
-        return -1;
-    *colon = '\0';
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        h[strlen(h) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(h, colon + 1, &hints, &res) != 0)
-        return -1;
-    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
-    o->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void help(void)
 {
     printf("Usage: pqmtls bench --connect HOST:PORT --cert FILE --key FILE (--ca FILE |\n"
@@ -479,8 +457,10 @@ static int parse(int argc, char **argv, struct opts *o)
         return cli_usage(CMD, "--connect, --cert and --key are required");
     if (o->ca == NULL && !o->insecure)
         return cli_usage(CMD, "--ca FILE (or --insecure-no-verify) is required");
-    if (resolve(connect_to, o) != 0)
+    unsigned alen = 0;
+    if (cli_resolve(connect_to, 0, &o->addr, &alen) != 0)
         return cli_usage(CMD, "--connect: cannot resolve '%s' (HOST:PORT)", connect_to);
+    o->addrlen = (socklen_t)alen;
     if (o->host[0] == '\0') {
         snprintf(o->host, sizeof(o->host), "%s", connect_to);
         o->host[strcspn(o->host, ":")] = '\0';

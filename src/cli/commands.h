@@ -5,6 +5,8 @@
 int cmd_pki_init(int argc, char **argv);
 int cmd_gateway(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_request(int argc, char **argv);
+int cmd_tunnel(int argc, char **argv);
 int cmd_pki_issue(int argc, char **argv);
 int cmd_pki_sign_csr(int argc, char **argv);
 int cmd_pki_list(int argc, char **argv);

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -153,4 +155,31 @@ void cli_getopt_reset(void)
 {
     optind = 0; /* glibc: a full reinitialisation */
     opterr = 0; /* unknown options are reported by the subcommand, with its name */
+}
+
+int cli_resolve(const char *text, int passive, struct sockaddr_storage *ss, unsigned *len)
+{
+    char host[256];
+    if (snprintf(host, sizeof(host), "%s", text) >= (int)sizeof(host))
+        return -1;
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return -1;
+    *colon = '\0';
+    char *h = host;
+    if (h[0] == '[') {
+        size_t n = strlen(h);
+        if (n < 2 || h[n - 1] != ']')
+            return -1;
+        h[n - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res) != 0)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
 }

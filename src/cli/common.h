@@ -38,6 +38,10 @@ int cli_read_pass(const char *cmd, const char *file, const char *env, const char
 void cli_pass_clear(struct cli_pass *p);
 /* Parses a positive decimal integer in [min, max]; -1 when it is not one. */
 long cli_parse_long(const char *s, long min, long max);
+struct sockaddr_storage;
+/* "HOST:PORT" (HOST may be [v6], empty for any address when PASSIVE) into an address;
+ * 0, or -1 when it is not HOST:PORT or does not resolve. */
+int cli_resolve(const char *text, int passive, struct sockaddr_storage *ss, unsigned *len);
 /* Resets getopt for a new parse. */
 void cli_getopt_reset(void);
 

@@ -183,8 +183,11 @@ int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_
         int err = X509_STORE_CTX_get_error(xs);
         char who[320];
         cert_who(X509_STORE_CTX_get_current_cert(xs), role_of(t), who, sizeof(who));
-        if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
-            err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+        if (err == X509_V_ERR_INVALID_PURPOSE && X509_STORE_CTX_get_error_depth(xs) == 0)
+            verdict(v, "wrong_eku", "%s: its extended key usage does not allow %s", who,
+                    t->purpose == X509_PURPOSE_SSL_CLIENT ? "clientAuth" : "serverAuth");
+        else if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                 err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
             verdict(v, verify_code(err), "%s: not trusted: its issuer is none of the %s CA "
                                          "certificates (depth %d)",
                     who, role_of(t), X509_STORE_CTX_get_error_depth(xs));
