@@ -46,6 +46,9 @@ PQM_API int pqm_client_config_set_key_passphrase(struct pqm_client_config *cfg,
                                                  const char *pass, size_t len);
 /* The only trust anchors for the server's certificate (pqmtls pki: server-ca-chain.pem). */
 PQM_API int pqm_client_config_set_ca_file(struct pqm_client_config *cfg, const char *path);
+/* Also trusts the system's CA store (off by default: an mTLS API's server CA is the PKI's,
+ * and every CA of the system store could otherwise vouch for the server's name). */
+PQM_API void pqm_client_config_use_system_ca(struct pqm_client_config *cfg);
 /* A CRL (PEM) of a server CA; once any is given, every CA of the server's chain needs one. */
 PQM_API int pqm_client_config_add_crl_file(struct pqm_client_config *cfg, const char *path);
 /* Key exchange groups, OpenSSL's syntax (default X25519MLKEM768:X25519). */

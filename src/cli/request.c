@@ -32,7 +32,7 @@ struct req_opts {
     size_t nheaders;
     const char *crls[16], *pins[16];
     size_t ncrl, npin;
-    int show_headers, json, fail_on_status, require_pq;
+    int show_headers, json, fail_on_status, require_pq, system_ca;
     double timeout;
     char host[256], port[16], path[4096];
 };
@@ -70,6 +70,7 @@ static void help(void)
         "  --key-passphrase-file FILE  the key's passphrase (or %s)\n"
         "  --ca FILE                   the only CAs the server may chain to (server-ca-chain.pem)\n"
         "  --crl FILE                  a CRL of a server CA (repeat; then every CA needs one)\n"
+        "  --system-ca                 also trust the system's CA store (off by default)\n"
         "  --pin sha256:BASE64         accept only this server public key (SHA-256 of its\n"
         "                              SubjectPublicKeyInfo, base64; repeat for several)\n"
         "  --require-pq                refuse a server that negotiates a classical group\n"
@@ -357,7 +358,7 @@ static int tcp_connect(const char *host, const char *port, double timeout, char 
 /* --- the command ---------------------------------------------------------------------- */
 
 enum { O_CERT = 256, O_KEY, O_CA, O_CRL, O_PIN, O_REQPQ, O_GROUPS, O_RESOLVE, O_KEYPASS,
-       O_JSON, O_FAIL, O_TIMEOUT, O_HELP };
+       O_JSON, O_FAIL, O_TIMEOUT, O_SYSCA, O_HELP };
 
 static int parse(int argc, char **argv, struct req_opts *o)
 {
@@ -379,6 +380,7 @@ static int parse(int argc, char **argv, struct req_opts *o)
         {"json", no_argument, NULL, O_JSON},
         {"fail", no_argument, NULL, O_FAIL},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"system-ca", no_argument, NULL, O_SYSCA},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -448,6 +450,9 @@ static int parse(int argc, char **argv, struct req_opts *o)
             if (!(o->timeout > 0 && o->timeout <= 3600))
                 return cli_usage(CMD, "--timeout: '%s' is not 0 to 3600 seconds", optarg);
             break;
+        case O_SYSCA:
+            o->system_ca = 1;
+            break;
         case O_HELP:
             help();
             return EXIT_OK + 100;
@@ -485,6 +490,8 @@ static struct pqm_client_config *configure(const struct req_opts *o)
         rc = pqm_client_config_set_groups(cfg, o->groups);
     if (o->require_pq)
         pqm_client_config_require_pq(cfg);
+    if (o->system_ca)
+        pqm_client_config_use_system_ca(cfg);
     if (rc == 0 && (o->key_pass_file != NULL || getenv(PQM_KEY_PASS_ENV) != NULL)) {
         if (cli_read_pass(CMD, o->key_pass_file, PQM_KEY_PASS_ENV, NULL, 0, &pass) != 0) {
             pqm_client_config_free(cfg);

@@ -47,7 +47,24 @@ SECONDS=0
 
 finish() {
     info "runtime ${SECONDS}s"
-    done_all
+    # --system-ca: the system store (here SSL_CERT_FILE) is trusted only when asked.
+GS_PORT=$(free_port)
+ossl s_server -accept "127.0.0.1:$GS_PORT" -cert "$P/issued/api.example.com.crt.pem" \
+    -cert_chain "$P/server-ca-chain.pem" -key "$P/issued/api.example.com.key.pem" \
+    -Verify 2 -CAfile "$P/client-ca-chain.pem" -www -tls1_3 -quiet > /dev/null 2>&1 &
+track_pid $!
+wait_port "$GS_PORT" 10 || fail "s_server for --system-ca did not start"
+sysreq() { SSL_CERT_FILE="$P/server-ca-chain.pem" "$PQMTLS_BIN" request \
+    "https://api.example.com:$GS_PORT/" --resolve "api.example.com:$GS_PORT:127.0.0.1" \
+    --cert "$P/issued/client1.crt.pem" --key "$P/issued/client1.key.pem" \
+    --ca "$P/client-ca-chain.pem" "$@"; }
+run sysreq
+[[ $RC -eq 1 ]] || fail "without --system-ca the system store was trusted (exit $RC)"
+pass "the system store is not trusted unless asked"
+run sysreq --system-ca
+[[ $RC -eq 0 ]] || fail "with --system-ca (SSL_CERT_FILE = the server CA chain): exit $RC: ${OUT:0:300}"
+pass "--system-ca trusts the system store (SSL_CERT_FILE)"
+done_all
 }
 
 run pqm --version

@@ -26,6 +26,7 @@
 #include "util/strlist.h"
 
 #define PQM_CLIENT_MAX_CRLS 16
+#define PQM_DEBIAN_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define PQM_CLIENT_MAX_PINS 16
 #define PQM_GROUPS_DEFAULT "X25519MLKEM768:X25519"
 #define PQM_GROUPS_PQ_ONLY "X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024"
@@ -48,7 +49,7 @@ struct pqm_client_config {
     size_t ncrl;
     unsigned char pins[PQM_CLIENT_MAX_PINS][32];
     size_t npins;
-    int require_pq;
+    int require_pq, system_ca;
     struct loaded *loaded;
 };
 
@@ -147,6 +148,11 @@ int pqm_client_config_set_groups(struct pqm_client_config *cfg, const char *grou
     return set_str(cfg, &cfg->groups, groups, "groups");
 }
 
+void pqm_client_config_use_system_ca(struct pqm_client_config *cfg)
+{
+    cfg->system_ca = 1;
+}
+
 void pqm_client_config_require_pq(struct pqm_client_config *cfg)
 {
     cfg->require_pq = 1;
@@ -180,6 +186,19 @@ static int verify_server(X509_STORE_CTX *xs, void *arg)
         return 1;
     if (c != NULL)
         c->verdict = v;
+    return 0;
+}
+
+/* OpenSSL's default locations (SSL_CERT_FILE, SSL_CERT_DIR, or its own directory), and
+ * Debian's bundle, which an OpenSSL built with its own prefix does not look at. */
+static int load_system_ca(X509_STORE *store, struct pqm_err *e)
+{
+    if (X509_STORE_set_default_paths(store) != 1)
+        return pqm__err_ossl(e, "cannot load the system's CA store");
+    if (getenv("SSL_CERT_FILE") == NULL && access(PQM_DEBIAN_CA_BUNDLE, R_OK) == 0 &&
+        X509_STORE_load_file(store, PQM_DEBIAN_CA_BUNDLE) != 1)
+        return pqm__err_ossl(e, "%s: cannot load the system's CA bundle", PQM_DEBIAN_CA_BUNDLE);
+    ERR_clear_error();
     return 0;
 }
 
@@ -228,6 +247,8 @@ static struct loaded *build(struct pqm_client_config *cfg)
     }
     if (pqm__trust_load(&l->trust, cfg->ca, (const char *const *)cfg->crls, cfg->ncrl, "--ca",
                         e) != 0)
+        goto fail;
+    if (cfg->system_ca && load_system_ca(l->trust.store, e) != 0)
         goto fail;
     if (SSL_CTX_set1_verify_cert_store(l->ctx, l->trust.store) != 1) {
         pqm__err_ossl(e, "cannot set the CA store");
