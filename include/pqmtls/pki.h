@@ -110,10 +110,14 @@ struct pqm_cert_record {
     const char *serial, *name, *kind, *profile, *subject, *issuer, *issuer_serial;
     const char *sans;          /* comma-separated "DNS:x", "IP:x", "URI:x" */
     const char *key_alg, *fingerprint;
-    const char *status;        /* "valid", "revoked", "pending" (being written), "aborted" */
+    const char *status;        /* "valid", "revoked", "superseded" (renewed; still trusted
+                                  until it expires), "pending" (being written), "aborted" */
     const char *cert_path, *key_path, *chain_path, *p12_path; /* relative to the PKI directory
                                                                  when inside it; "" when none */
     int64_t not_before, not_after, created_at;
+    int64_t revoked_at;              /* 0 unless revoked */
+    const char *revocation_reason;   /* RFC 5280 name ("keyCompromise"); "" unless revoked */
+    const char *replaced_by;         /* serial of the renewal; "" when none */
 };
 typedef int (*pqm_record_cb)(const struct pqm_cert_record *rec, void *arg);
 
@@ -123,6 +127,34 @@ PQM_API int pqm_pki_foreach(struct pqm_pki *pki, int all, pqm_record_cb cb, void
  * the inventory. Returns the number of problems (0 = consistent), -1 on error. PROBLEM
  * (may be NULL) is called with a one-line description of each. */
 PQM_API int pqm_pki_check(struct pqm_pki *pki, void (*problem)(const char *line, void *arg), void *arg);
+
+/* --- revocation --- */
+/* The inventory row of SERIAL (hex, any case, colons allowed) to CB (may be NULL):
+ * 1 when found, 0 when not, -1 on error. */
+PQM_API int pqm_pki_find(struct pqm_pki *pki, const char *serial, pqm_record_cb cb, void *arg);
+/* Marks SERIAL revoked now. REASON is an RFC 5280 name: "unspecified" (or NULL),
+ * "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+ * "cessationOfOperation", "privilegeWithdrawn", "aACompromise". Refuses unknown,
+ * already revoked and root serials. An intermediate's revocation goes into the root's
+ * CRL. The revocation takes effect for verifiers with the next pqm_pki_gen_crls. */
+PQM_API int pqm_pki_revoke(struct pqm_pki *pki, const char *serial, const char *reason);
+
+/* One CRL written by pqm_pki_gen_crls. */
+struct pqm_crl_info {
+    const char *ca;      /* "root CA", "server intermediate CA", "client intermediate CA" */
+    char path[4096];     /* DIR/crl/<ca>.crl.pem (the DER form beside it ends in .crl) */
+    uint64_t number;     /* cRLNumber: the same for the three CRLs of one run, increasing */
+    size_t entries;
+    int64_t this_update, next_update;
+};
+typedef int (*pqm_crl_cb)(const struct pqm_crl_info *info, void *arg);
+/* Signs a CRL per CA (needs the CA passphrase when the PKI is encrypted), valid for
+ * VALIDITY_SECONDS (1 minute .. 366 days), and writes DIR/crl/: root-ca, server-int-ca
+ * and client-int-ca as .crl.pem and .crl (DER), plus client-ca-chain.crl.pem and
+ * server-ca-chain.crl.pem (the intermediate's and the root's CRLs, for nginx's ssl_crl
+ * and the gateway). Each file is replaced atomically. */
+PQM_API int pqm_pki_gen_crls(struct pqm_pki *pki, int64_t validity_seconds, pqm_crl_cb cb,
+                             void *arg);
 
 #ifdef __cplusplus
 }

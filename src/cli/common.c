@@ -11,6 +11,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <pqmtls/pki.h>
+
 __attribute__((format(printf, 2, 0))) static void vmsg(const char *cmd, const char *fmt,
                                                             va_list ap)
 {
@@ -151,6 +153,37 @@ long cli_parse_long(const char *s, long min, long max)
     return v;
 }
 
+long long cli_parse_duration(const char *s, long long min, long long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v < 0 || s[0] == '-' || s[0] == '+')
+        return -1;
+    long long unit = 1;
+    switch (*end) {
+    case '\0':
+    case 's':
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        return -1;
+    }
+    if (*end != '\0' && end[1] != '\0')
+        return -1;
+    if (v > max / unit || v * unit < min || v * unit > max)
+        return -1;
+    return v * unit;
+}
+
 void cli_getopt_reset(void)
 {
     optind = 0; /* glibc: a full reinitialisation */
@@ -182,4 +215,34 @@ int cli_resolve(const char *text, int passive, struct sockaddr_storage *ss, unsi
     *len = (unsigned)res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
+}
+
+struct pqm_pki *cli_pki_open(const char *cmd, const char *dir)
+{
+    struct pqm_pki *pki = pqm_pki_new();
+    if (pki == NULL) {
+        cli_fail(cmd, "out of memory");
+        return NULL;
+    }
+    if (pqm_pki_open(pki, dir) != 0) {
+        cli_fail(cmd, "%s", pqm_pki_error(pki));
+        pqm_pki_free(pki);
+        return NULL;
+    }
+    return pki;
+}
+
+int cli_pki_unlock(const char *cmd, struct pqm_pki *pki, const char *passfile,
+                   struct cli_pass *pass)
+{
+    if (!pqm_pki_is_encrypted(pki))
+        return -1;
+    if (cli_read_pass(cmd, passfile, PQM_PASS_ENV, "PKI passphrase: ", 0, pass) != 0)
+        return EXIT_FAIL;
+    if (!pass->have)
+        return cli_usage(cmd, "the PKI's CA keys are encrypted: give --passphrase-file F or set %s",
+                         PQM_PASS_ENV);
+    if (pqm_pki_set_passphrase(pki, pass->buf, pass->len) != 0)
+        return cli_fail(cmd, "%s", pqm_pki_error(pki));
+    return -1;
 }

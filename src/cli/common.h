@@ -38,10 +38,21 @@ int cli_read_pass(const char *cmd, const char *file, const char *env, const char
 void cli_pass_clear(struct cli_pass *p);
 /* Parses a positive decimal integer in [min, max]; -1 when it is not one. */
 long cli_parse_long(const char *s, long min, long max);
+/* A duration "90s", "30m", "24h", "7d" (a bare number is seconds) into seconds, within
+ * [min, max]; -1 when it is not one. */
+long long cli_parse_duration(const char *s, long long min, long long max);
 struct sockaddr_storage;
 /* "HOST:PORT" (HOST may be [v6], empty for any address when PASSIVE) into an address;
  * 0, or -1 when it is not HOST:PORT or does not resolve. */
 int cli_resolve(const char *text, int passive, struct sockaddr_storage *ss, unsigned *len);
+struct pqm_pki;
+/* Opens the PKI in DIR; NULL after printing the reason. */
+struct pqm_pki *cli_pki_open(const char *cmd, const char *dir);
+/* When the PKI's CA keys are encrypted, reads the PKI passphrase (--passphrase-file
+ * PASSFILE, PQMTLS_PASSPHRASE or a prompt) into PASS and gives it to PKI. Returns -1 when
+ * done, else the exit status after printing the reason. */
+int cli_pki_unlock(const char *cmd, struct pqm_pki *pki, const char *passfile,
+                   struct cli_pass *pass);
 /* Resets getopt for a new parse. */
 void cli_getopt_reset(void);
 

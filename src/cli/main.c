@@ -14,6 +14,8 @@ static const struct cli_cmd commands[] = {
     {"pki list", cmd_pki_list, "list the inventory"},
     {"pki tree", cmd_pki_tree, "show the hierarchy (text, Mermaid, DOT)"},
     {"pki check", cmd_pki_check, "check the inventory against the files"},
+    {"pki revoke", cmd_pki_revoke, "revoke a certificate (then publish CRLs with pki crl)"},
+    {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},

@@ -171,20 +171,9 @@ static int set_passphrases(struct issue_args *a, struct pqm_pki *pki, struct cli
     int rc = EXIT_FAIL;
     cli_pass_clear(&kp);
     cli_pass_clear(&pp);
-    if (pqm_pki_is_encrypted(pki)) {
-        if (cli_read_pass(a->cmd, a->passfile, PQM_PASS_ENV, "PKI passphrase: ", 0, pass) != 0)
-            goto out;
-        if (!pass->have) {
-            rc = cli_usage(a->cmd, "the PKI's CA keys are encrypted: give --passphrase-file F "
-                                   "or set %s",
-                           PQM_PASS_ENV);
-            goto out;
-        }
-        if (pqm_pki_set_passphrase(pki, pass->buf, pass->len) != 0) {
-            rc = cli_fail(a->cmd, "%s", pqm_pki_error(pki));
-            goto out;
-        }
-    }
+    if ((rc = cli_pki_unlock(a->cmd, pki, a->passfile, pass)) != -1)
+        goto out;
+    rc = EXIT_FAIL;
     if (a->nokeypass) {
         pqm_issue_insecure_no_key_passphrase(a->req);
     } else if (a->keypassfile != NULL || getenv(PQM_KEY_PASS_ENV) != NULL) {

@@ -61,21 +61,6 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed,
     return -1;
 }
 
-static struct pqm_pki *open_pki(const char *cmd, const char *dir)
-{
-    struct pqm_pki *pki = pqm_pki_new();
-    if (pki == NULL) {
-        cli_fail(cmd, "out of memory");
-        return NULL;
-    }
-    if (pqm_pki_open(pki, dir) != 0) {
-        cli_fail(cmd, "%s", pqm_pki_error(pki));
-        pqm_pki_free(pki);
-        return NULL;
-    }
-    return pki;
-}
-
 int cmd_pki_list(int argc, char **argv)
 {
     static const char *const CMD = "pki list";
@@ -91,7 +76,7 @@ int cmd_pki_list(int argc, char **argv)
     }
     if (rc >= 0)
         return rc;
-    struct pqm_pki *pki = open_pki(CMD, a.pki);
+    struct pqm_pki *pki = cli_pki_open(CMD, a.pki);
     if (pki == NULL)
         return EXIT_FAIL;
     rc = records_print(pki, a.pki, a.json ? RECORDS_JSON : RECORDS_TABLE, a.all) == 0
@@ -234,7 +219,7 @@ int cmd_pki_tree(int argc, char **argv)
         f = TREE_DOT;
     else
         return cli_usage(CMD, "--format '%s': text, mermaid or dot", a.format);
-    struct pqm_pki *pki = open_pki(CMD, a.pki);
+    struct pqm_pki *pki = cli_pki_open(CMD, a.pki);
     if (pki == NULL)
         return EXIT_FAIL;
     struct record_list list;
@@ -275,7 +260,7 @@ int cmd_pki_check(int argc, char **argv)
     }
     if (rc >= 0)
         return rc;
-    struct pqm_pki *pki = open_pki(CMD, a.pki);
+    struct pqm_pki *pki = cli_pki_open(CMD, a.pki);
     if (pki == NULL)
         return EXIT_FAIL;
     json_t *list = a.json ? json_array() : NULL;

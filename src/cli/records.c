@@ -6,7 +6,7 @@
 
 #include "common.h"
 
-static void iso(int64_t t, char *out, size_t len)
+void records_iso(int64_t t, char *out, size_t len)
 {
     time_t tt = (time_t)t;
     struct tm tm;
@@ -25,8 +25,8 @@ static json_t *jstr(const char *v)
 json_t *record_json(const struct pqm_cert_record *r)
 {
     char nb[32], na[32];
-    iso(r->not_before, nb, sizeof(nb));
-    iso(r->not_after, na, sizeof(na));
+    records_iso(r->not_before, nb, sizeof(nb));
+    records_iso(r->not_after, na, sizeof(na));
     json_t *o = json_object(), *sans = json_array();
     if (o == NULL || sans == NULL) {
         json_decref(o);
@@ -60,6 +60,14 @@ json_t *record_json(const struct pqm_cert_record *r)
             json_object_set_new(o, "sans", sans);
     }
     json_object_set_new(o, "not_after_epoch", json_integer((json_int_t)r->not_after));
+    if (r->revoked_at > 0) {
+        char ra[32];
+        records_iso(r->revoked_at, ra, sizeof(ra));
+        json_object_set_new(o, "revoked_at", jstr(ra));
+        json_object_set_new(o, "revocation_reason", jstr(r->revocation_reason));
+    }
+    if (r->replaced_by != NULL && r->replaced_by[0] != '\0')
+        json_object_set_new(o, "replaced_by", jstr(r->replaced_by));
     return o;
 }
 

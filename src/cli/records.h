@@ -11,6 +11,8 @@ enum records_mode {
     RECORDS_CREATED, /* after pki init */
 };
 
+/* Seconds since the epoch as "2026-11-26T18:00:00Z". */
+void records_iso(int64_t t, char *out, size_t len);
 json_t *record_json(const struct pqm_cert_record *r);
 /* Prints the inventory of PKI; ALL includes aborted issuances. */
 int records_print(struct pqm_pki *pki, const char *dir, enum records_mode mode, int all);

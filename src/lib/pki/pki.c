@@ -216,6 +216,7 @@ struct pqm_pki *pqm_pki_new(void)
                                    NULL, NULL, ""};
     p->client_ca = (struct pqm_ca){"client intermediate CA", PQM_F_CLIENT_CRT, PQM_F_CLIENT_KEY,
                                    NULL, NULL, ""};
+    p->root_ca = (struct pqm_ca){"root CA", PQM_F_ROOT_CRT, PQM_F_ROOT_KEY, NULL, NULL, ""};
     return p;
 }
 
@@ -237,6 +238,7 @@ void pqm_pki_free(struct pqm_pki *p)
     X509_free(p->root);
     ca_clear(&p->server_ca);
     ca_clear(&p->client_ca);
+    ca_clear(&p->root_ca);
     free(p);
 }
 

@@ -25,6 +25,7 @@
 #define PQM_F_DB "pki.db"
 #define PQM_F_LOCK ".lock"
 #define PQM_D_ISSUED "issued"
+#define PQM_D_CRL "crl"
 
 #define PQM_NAME_MAX 64
 
@@ -49,6 +50,7 @@ struct pqm_pki {
     char spiffe_td[256];
     X509 *root;
     struct pqm_ca server_ca, client_ca;
+    struct pqm_ca root_ca; /* the root's key, loaded only to sign CRLs */
 };
 
 /* Takes the PKI's exclusive write lock (waits for it) and finishes the recovery of

@@ -56,6 +56,49 @@ static const char schema_v2[] =
     "  dir TEXT NOT NULL,"
     "  prefix TEXT NOT NULL);";
 
+/* v3: 'superseded' (renewed: a newer certificate replaces this one, which stays
+ * trusted until it expires), replaced_by (the serial of the renewal), and an index for
+ * the CRL and OCSP lookups by issuer. SQLite cannot change a CHECK constraint in place,
+ * so the table is rebuilt with every row and sequence number kept. */
+static const char schema_v3[] =
+    "CREATE TABLE certs_v3 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  serial TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  kind TEXT NOT NULL"
+    "    CHECK (kind IN ('root','intermediate','server','client','ocsp')),"
+    "  profile TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  issuer TEXT NOT NULL,"
+    "  issuer_serial TEXT NOT NULL DEFAULT '',"
+    "  sans TEXT NOT NULL DEFAULT '',"
+    "  key_alg TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  fingerprint TEXT NOT NULL UNIQUE,"
+    "  status TEXT NOT NULL"
+    "    CHECK (status IN ('pending','valid','revoked','aborted','superseded')),"
+    "  cert_path TEXT NOT NULL,"
+    "  key_path TEXT NOT NULL DEFAULT '',"
+    "  chain_path TEXT NOT NULL DEFAULT '',"
+    "  p12_path TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  revocation_reason TEXT,"
+    "  staged TEXT NOT NULL DEFAULT '',"
+    "  replaced_by TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO certs_v3 (seq, serial, name, kind, profile, subject, issuer, issuer_serial,"
+    "  sans, key_alg, not_before, not_after, fingerprint, status, cert_path, key_path,"
+    "  chain_path, p12_path, created_at, revoked_at, revocation_reason, staged)"
+    "  SELECT seq, serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
+    "  not_before, not_after, fingerprint, status, cert_path, key_path, chain_path, p12_path,"
+    "  created_at, revoked_at, revocation_reason, staged FROM certs;"
+    "DROP TABLE certs;"
+    "ALTER TABLE certs_v3 RENAME TO certs;"
+    "CREATE UNIQUE INDEX certs_live_name ON certs(name) WHERE status IN ('pending','valid');"
+    "CREATE INDEX certs_status ON certs(status);"
+    "CREATE INDEX certs_issuer ON certs(issuer_serial, status);";
+
 static int db_err(struct pqm_store *s, struct pqm_err *e, const char *what)
 {
     return pqm__err_set(e, "inventory: %s: %s", what, sqlite3_errmsg(s->db));
@@ -103,6 +146,7 @@ static int migrate(struct pqm_store *s, const char *path, struct pqm_err *e)
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", PQM_STORE_SCHEMA_VERSION);
     if ((v < 1 && exec(s, schema_v1, e) != 0) || (v < 2 && exec(s, schema_v2, e) != 0) ||
+        (v < 3 && exec(s, schema_v3, e) != 0) ||
         exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0)
         goto fail;
     return 0;
@@ -427,31 +471,22 @@ int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_
     return pqm__store_foreach_rows(s, f, call_plain, &p, e);
 }
 
-int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
-                            void *arg, struct pqm_err *e)
+static const char row_columns[] =
+    "SELECT serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
+    " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
+    " created_at, staged, revoked_at, revocation_reason, replaced_by FROM certs";
+
+/* Runs row_columns + WHERE (with ARG bound to its one parameter when not NULL). */
+static int query_rows(struct pqm_store *s, const char *where, const char *arg, pqm_row_cb cb,
+                      void *cb_arg, struct pqm_err *e)
 {
-    static const char base[] =
-        "SELECT serial, name, kind, profile, subject, issuer, issuer_serial, sans, key_alg,"
-        " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
-        " created_at, staged FROM certs";
-    const char *where;
-    switch (f) {
-    case PQM_STORE_LIVE:
-        where = " WHERE status IN ('valid','revoked') ORDER BY seq";
-        break;
-    case PQM_STORE_PENDING:
-        where = " WHERE status = 'pending' ORDER BY seq";
-        break;
-    case PQM_STORE_ALL:
-    default:
-        where = " ORDER BY seq";
-        break;
-    }
-    char sql[sizeof(base) + 64];
-    snprintf(sql, sizeof(sql), "%s%s", base, where);
+    char sql[sizeof(row_columns) + 128];
+    snprintf(sql, sizeof(sql), "%s%s", row_columns, where);
     sqlite3_stmt *st = prepare(s, sql, e);
     if (st == NULL)
         return -1;
+    if (arg != NULL)
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct pqm_cert_record r = {
@@ -463,8 +498,11 @@ int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_ro
             .not_before = sqlite3_column_int64(st, 15),
             .not_after = sqlite3_column_int64(st, 16),
             .created_at = sqlite3_column_int64(st, 17),
+            .revoked_at = sqlite3_column_int64(st, 19),
+            .revocation_reason = col(st, 20),
+            .replaced_by = col(st, 21),
         };
-        ret = cb(&r, col(st, 18), arg);
+        ret = cb(&r, col(st, 18), cb_arg);
         if (ret != 0)
             break;
     }
@@ -472,4 +510,93 @@ int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_ro
         ret = db_err(s, e, "cannot list certificates");
     sqlite3_finalize(st);
     return ret;
+}
+
+int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
+                            void *arg, struct pqm_err *e)
+{
+    const char *where;
+    switch (f) {
+    case PQM_STORE_LIVE:
+        where = " WHERE status IN ('valid','revoked','superseded') ORDER BY seq";
+        break;
+    case PQM_STORE_PENDING:
+        where = " WHERE status = 'pending' ORDER BY seq";
+        break;
+    case PQM_STORE_ALL:
+    default:
+        where = " ORDER BY seq";
+        break;
+    }
+    return query_rows(s, where, NULL, cb, arg, e);
+}
+
+struct found {
+    pqm_record_cb cb;
+    void *arg;
+    int n;
+};
+
+static int found_one(const struct pqm_cert_record *r, const char *staged, void *arg)
+{
+    (void)staged;
+    struct found *f = arg;
+    f->n++;
+    return f->cb != NULL ? f->cb(r, f->arg) : 0;
+}
+
+int pqm__store_get(struct pqm_store *s, const char *serial, pqm_record_cb cb, void *arg,
+                   struct pqm_err *e)
+{
+    struct found f = {cb, arg, 0};
+    int rc = query_rows(s, " WHERE serial = ?", serial, found_one, &f, e);
+    if (rc != 0)
+        return rc < 0 ? -1 : rc;
+    return f.n > 0;
+}
+
+int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
+                                 pqm_record_cb cb, void *arg, struct pqm_err *e)
+{
+    struct plain_cb p = {cb, arg};
+    return query_rows(s,
+                      " WHERE issuer_serial = ? AND serial <> issuer_serial"
+                      " AND status IN ('valid','revoked','superseded') ORDER BY seq",
+                      issuer_serial, call_plain, &p, e);
+}
+
+int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reason, int64_t at,
+                      struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s,
+                               "UPDATE certs SET status = 'revoked', revoked_at = ?,"
+                               " revocation_reason = ? WHERE serial = ?"
+                               " AND status IN ('valid','superseded')",
+                               e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, at);
+    sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot revoke the certificate", e) != 0)
+        return -1;
+    return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const char *by,
+                               struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s,
+                               "UPDATE certs SET status = CASE status WHEN 'valid' THEN"
+                               " 'superseded' ELSE status END, replaced_by = ? WHERE serial = ?",
+                               e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, by, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot record the renewal", e) != 0)
+        return -1;
+    if (sqlite3_changes(s->db) != 1)
+        return pqm__err_set(e, "inventory: certificate %s is not recorded", serial);
+    return 0;
 }

@@ -10,7 +10,7 @@
 
 struct pqm_store;
 
-#define PQM_STORE_SCHEMA_VERSION 2
+#define PQM_STORE_SCHEMA_VERSION 3
 
 /* Opens (CREATE: creates) the database and brings its schema up to date. */
 struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e);
@@ -66,5 +66,21 @@ int pqm__store_foreach(struct pqm_store *s, enum pqm_store_filter f, pqm_record_
 typedef int (*pqm_row_cb)(const struct pqm_cert_record *r, const char *staged, void *arg);
 int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_row_cb cb,
                             void *arg, struct pqm_err *e);
+
+/* The row of SERIAL (any status) to CB: 1 when found, 0 when not, -1 on error. */
+int pqm__store_get(struct pqm_store *s, const char *serial, pqm_record_cb cb, void *arg,
+                   struct pqm_err *e);
+/* Every live (valid, superseded, revoked) certificate issued by ISSUER_SERIAL, the
+ * issuer itself excluded (a root is its own issuer). */
+int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
+                                 pqm_record_cb cb, void *arg, struct pqm_err *e);
+/* Marks SERIAL revoked at AT for REASON (an RFC 5280 reason name). 0 when done; 1 when
+ * SERIAL is not valid or superseded (unknown, already revoked, pending, aborted): the
+ * caller reads the row to say which. */
+int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reason, int64_t at,
+                      struct pqm_err *e);
+/* Records that BY renews SERIAL; a valid SERIAL becomes superseded. */
+int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const char *by,
+                               struct pqm_err *e);
 
 #endif

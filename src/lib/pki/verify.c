@@ -8,6 +8,7 @@
 
 #include "pki/pemfile.h"
 #include "pki/pki_internal.h"
+#include "tls/trust.h"
 #include "util/err.h"
 
 #define PQM_DEFAULT_VERIFY_DEPTH 2
@@ -15,7 +16,7 @@
 struct pqm_verifier {
     struct pqm_err err;
     enum pqm_purpose purpose;
-    X509_STORE *store;
+    struct pqm_trust trust; /* the gateway's anchors and CRLs, and its revocation check */
     int ncas, ncrls, depth;
 };
 
@@ -28,11 +29,8 @@ struct pqm_verifier *pqm_verifier_new(enum pqm_purpose purpose)
         return NULL;
     v->purpose = purpose;
     v->depth = PQM_DEFAULT_VERIFY_DEPTH;
-    v->store = X509_STORE_new();
-    if (v->store == NULL) {
-        pqm_verifier_free(v);
-        return NULL;
-    }
+    v->trust.purpose =
+        purpose == PQM_PURPOSE_CLIENT ? X509_PURPOSE_SSL_CLIENT : X509_PURPOSE_SSL_SERVER;
     return v;
 }
 
@@ -40,7 +38,7 @@ void pqm_verifier_free(struct pqm_verifier *v)
 {
     if (v == NULL)
         return;
-    X509_STORE_free(v->store);
+    pqm__trust_free(&v->trust);
     free(v);
 }
 
@@ -51,41 +49,25 @@ const char *pqm_verifier_error(const struct pqm_verifier *v)
 
 int pqm_verifier_add_ca_file(struct pqm_verifier *v, const char *path)
 {
-    STACK_OF(X509) *certs = NULL;
-    if (pqm__pemfile_load(path, &certs, NULL, &v->err) != 0)
+    int before = v->trust.cas != NULL ? sk_X509_num(v->trust.cas) : 0;
+    if (pqm__trust_add_cas(&v->trust, path, "CA file", &v->err) != 0)
         return -1;
-    int rc = 0;
-    for (int i = 0; i < sk_X509_num(certs); i++) {
-        X509 *x = sk_X509_value(certs, i);
-        if (!X509_check_ca(x)) {
-            rc = pqm__err_set(&v->err, "%s: certificate %d is not a CA certificate", path, i + 1);
-            break;
-        }
-        if (X509_STORE_add_cert(v->store, x) != 1) {
-            rc = pqm__err_ossl(&v->err, "%s: cannot add certificate %d", path, i + 1);
-            break;
-        }
-        v->ncas++;
-    }
-    sk_X509_pop_free(certs, X509_free);
-    return rc;
+    v->ncas += sk_X509_num(v->trust.cas) - before;
+    return 0;
 }
 
+/* Each CRL must be signed by one of the CAs added before it; its signature is checked
+ * here, once, as the gateway does. */
 int pqm_verifier_add_crl_file(struct pqm_verifier *v, const char *path)
 {
-    STACK_OF(X509_CRL) *crls = NULL;
-    if (pqm__pemfile_load(path, NULL, &crls, &v->err) != 0)
+    size_t before = v->trust.ncrl;
+    if (v->ncas == 0)
+        return pqm__err_set(&v->err, "%s: add the CA files before the CRLs that they signed",
+                            path);
+    if (pqm__trust_add_crls(&v->trust, &path, 1, "CA file", &v->err) != 0)
         return -1;
-    int rc = 0;
-    for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
-        if (X509_STORE_add_crl(v->store, sk_X509_CRL_value(crls, i)) != 1) {
-            rc = pqm__err_ossl(&v->err, "%s: cannot add CRL %d", path, i + 1);
-            break;
-        }
-        v->ncrls++;
-    }
-    sk_X509_CRL_pop_free(crls, X509_CRL_free);
-    return rc;
+    v->ncrls += (int)(v->trust.ncrl - before);
+    return 0;
 }
 
 int pqm_verifier_set_max_depth(struct pqm_verifier *v, int depth)
@@ -130,13 +112,10 @@ static int verify_chain(struct pqm_verifier *v, X509 *leaf)
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     int rc = -1;
     GUARD_OSSL(ctx != NULL, &v->err, "out of memory");
-    GUARD_OSSL(X509_STORE_CTX_init(ctx, v->store, leaf, NULL) == 1, &v->err,
+    GUARD_OSSL(X509_STORE_CTX_init(ctx, v->trust.store, leaf, NULL) == 1, &v->err,
                "cannot set up verification");
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN;
-    if (v->ncrls > 0)
-        flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
-    X509_VERIFY_PARAM_set_flags(param, flags);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
     X509_VERIFY_PARAM_set_depth(param, v->depth);
     /* Sets the trust setting with the purpose, so that an anchor marked as rejected
      * for this use (a TRUSTED CERTIFICATE with -addreject) is refused. */
@@ -163,6 +142,14 @@ static int verify_chain(struct pqm_verifier *v, X509 *leaf)
         goto cleanup;
     }
     rc = check_eku(v, leaf);
+    /* Revocation after the path is built: OpenSSL's own CRL check cannot reach the
+     * issuer of an intermediate that is itself an anchor (a partial chain). */
+    if (rc == 0 && v->ncrls > 0) {
+        struct pqm_verdict verdict = {0};
+        int err = X509_V_OK;
+        if (pqm__trust_revocation(&v->trust, X509_STORE_CTX_get0_chain(ctx), &err, &verdict) != 0)
+            rc = pqm__err_set(&v->err, "%s", verdict.reason);
+    }
 cleanup:
     X509_STORE_CTX_free(ctx);
     return rc;

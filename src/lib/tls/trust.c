@@ -208,26 +208,38 @@ int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_
     return 1;
 }
 
-static int load_cas(struct pqm_trust *t, const char *path, const char *what, struct pqm_err *e)
+int pqm__trust_add_cas(struct pqm_trust *t, const char *path, const char *what,
+                       struct pqm_err *e)
 {
+    STACK_OF(X509) *certs = NULL;
     if (path == NULL || path[0] == '\0')
         return pqm__err_set(e, "a CA file is required (%s)", what);
-    if (pqm__pemfile_load(path, &t->cas, NULL, e) != 0)
+    if (t->store == NULL && (t->store = X509_STORE_new()) == NULL)
+        return pqm__err_ossl(e, "out of memory");
+    if (t->cas == NULL && (t->cas = sk_X509_new_null()) == NULL)
+        return pqm__err_ossl(e, "out of memory");
+    if (pqm__pemfile_load(path, &certs, NULL, e) != 0)
         return -1;
-    if (sk_X509_num(t->cas) == 0)
-        return pqm__err_set(e, "%s %s: no certificate", what, path);
-    for (int i = 0; i < sk_X509_num(t->cas); i++) {
-        X509 *x = sk_X509_value(t->cas, i);
+    int rc = 0;
+    if (sk_X509_num(certs) == 0)
+        rc = pqm__err_set(e, "%s %s: no certificate", what, path);
+    for (int i = 0; rc == 0 && i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
         if (!X509_check_ca(x))
-            return pqm__err_set(e, "%s %s: certificate %d is not a CA certificate", what, path,
-                                i + 1);
-        if (X509_STORE_add_cert(t->store, x) != 1)
-            return pqm__err_ossl(e, "%s %s: cannot add certificate %d", what, path, i + 1);
+            rc = pqm__err_set(e, "%s %s: certificate %d is not a CA certificate", what, path,
+                              i + 1);
+        else if (X509_STORE_add_cert(t->store, x) != 1)
+            rc = pqm__err_ossl(e, "%s %s: cannot add certificate %d", what, path, i + 1);
+        else if (sk_X509_push(t->cas, x) <= 0)
+            rc = pqm__err_ossl(e, "out of memory");
+        else
+            sk_X509_set(certs, i, NULL); /* now owned by t->cas */
     }
-    return 0;
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
 }
 
-static int load_crls(struct pqm_trust *t, const char *const *files, size_t n, const char *what,
+int pqm__trust_add_crls(struct pqm_trust *t, const char *const *files, size_t n, const char *what,
                      struct pqm_err *e)
 {
     for (size_t f = 0; f < n; f++) {
@@ -279,10 +291,8 @@ static int load_crls(struct pqm_trust *t, const char *const *files, size_t n, co
 int pqm__trust_load(struct pqm_trust *t, const char *ca_file, const char *const *crl_files,
                     size_t ncrl, const char *what, struct pqm_err *e)
 {
-    t->store = X509_STORE_new();
-    if (t->store == NULL)
-        return pqm__err_ossl(e, "out of memory");
-    if (load_cas(t, ca_file, what, e) != 0 || load_crls(t, crl_files, ncrl, what, e) != 0)
+    if (pqm__trust_add_cas(t, ca_file, what, e) != 0 ||
+        pqm__trust_add_crls(t, crl_files, ncrl, what, e) != 0)
         return -1;
     return 0;
 }

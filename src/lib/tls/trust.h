@@ -39,6 +39,12 @@ struct pqm_verdict {
  * be signed by one of them). WHAT names the CA file's role in errors ("client_ca"). */
 int pqm__trust_load(struct pqm_trust *t, const char *ca_file, const char *const *crl_files,
                     size_t ncrl, const char *what, struct pqm_err *e);
+/* The two halves of pqm__trust_load, for a caller that adds several CA files: CRLs are
+ * added after the CAs that signed them. */
+int pqm__trust_add_cas(struct pqm_trust *t, const char *ca_file, const char *what,
+                       struct pqm_err *e);
+int pqm__trust_add_crls(struct pqm_trust *t, const char *const *crl_files, size_t n,
+                        const char *what, struct pqm_err *e);
 void pqm__trust_free(struct pqm_trust *t);
 /* A certificate verify callback's work (SSL_CTX_set_cert_verify_callback): verifies XS's
  * leaf against T. Returns 1, or 0 with XS's error set and V filled. */

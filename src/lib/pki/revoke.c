@@ -1,0 +1,288 @@
+/* Revocation: marking certificates revoked in the inventory and publishing CRLs. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+
+#include "pki/certbuild.h"
+#include "pki/crlbuild.h"
+#include "pki/pki_internal.h"
+#include "util/fsutil.h"
+
+/* The inventory's form of a serial: upper-case hex of its value, as pqm__serial_hex
+ * writes it. Accepts any case, colons, and leading zeros. */
+static int canonical_serial(const char *in, char *out, size_t outlen, struct pqm_err *e)
+{
+    char hex[128];
+    size_t n = 0;
+    for (const char *s = in; *s != '\0'; s++) {
+        if (*s == ':')
+            continue;
+        if (!isxdigit((unsigned char)*s) || n + 1 >= sizeof(hex))
+            return pqm__err_set(e, "'%s' is not a serial number (hexadecimal, as `pqmtls pki "
+                                   "list` shows it)",
+                                in);
+        hex[n++] = *s;
+    }
+    hex[n] = '\0';
+    if (n == 0)
+        return pqm__err_set(e, "empty serial number");
+    BIGNUM *bn = NULL;
+    int ok = BN_hex2bn(&bn, hex) == (int)n && pqm__serial_hex(bn, out, outlen) == 0;
+    BN_free(bn);
+    return ok ? 0 : pqm__err_set(e, "'%s' is not a serial number", in);
+}
+
+struct row_copy {
+    char status[16], kind[16], name[256];
+};
+
+static int copy_row(const struct pqm_cert_record *r, void *arg)
+{
+    struct row_copy *c = arg;
+    snprintf(c->status, sizeof(c->status), "%s", r->status);
+    snprintf(c->kind, sizeof(c->kind), "%s", r->kind);
+    snprintf(c->name, sizeof(c->name), "%s", r->name);
+    return 0;
+}
+
+int pqm_pki_find(struct pqm_pki *p, const char *serial, pqm_record_cb cb, void *arg)
+{
+    char canon[64];
+    if (canonical_serial(serial, canon, sizeof(canon), &p->err) != 0)
+        return -1;
+    return pqm__store_get(p->store, canon, cb, arg, &p->err);
+}
+
+/* Why SERIAL cannot be revoked; -1 always. */
+static int refusal(struct pqm_pki *p, const char *serial)
+{
+    struct row_copy row = {0};
+    int found = pqm__store_get(p->store, serial, copy_row, &row, &p->err);
+    if (found < 0)
+        return -1;
+    if (found == 0)
+        return pqm__err_set(&p->err, "serial %s is not in this PKI's inventory (see `pqmtls pki "
+                                     "list`)",
+                            serial);
+    if (strcmp(row.status, "revoked") == 0)
+        return pqm__err_set(&p->err, "serial %s ('%s') is already revoked", serial, row.name);
+    return pqm__err_set(&p->err, "serial %s ('%s') is %s, not a certificate in use", serial,
+                        row.name, row.status);
+}
+
+int pqm_pki_revoke(struct pqm_pki *p, const char *serial, const char *reason)
+{
+    struct pqm_err *e = &p->err;
+    char canon[64];
+    struct row_copy row = {0};
+    if (canonical_serial(serial, canon, sizeof(canon), e) != 0)
+        return -1;
+    if (reason == NULL)
+        reason = "unspecified";
+    if (pqm__crl_reason_code(reason) < 0)
+        return pqm__err_set(e, "unknown revocation reason '%s' (one of: %s)", reason,
+                            pqm__crl_reason_names());
+    if (pqm__pki_lock(p) != 0)
+        return -1;
+    int found = pqm__store_get(p->store, canon, copy_row, &row, e);
+    if (found < 0)
+        goto fail;
+    if (found == 1 && strcmp(row.kind, "root") == 0) {
+        pqm__err_set(e, "serial %s is the root CA: a root is not revoked by a CRL; replace "
+                        "the PKI and distribute the new root instead",
+                     canon);
+        goto fail;
+    }
+    if (pqm__store_begin(p->store, e) != 0)
+        goto fail;
+    int rc = pqm__store_revoke(p->store, canon, reason, (int64_t)time(NULL), e);
+    if (rc == 0 && pqm__store_commit(p->store, e) == 0) {
+        pqm__pki_unlock(p);
+        return 0;
+    }
+    pqm__store_rollback(p->store);
+    if (rc == 1)
+        refusal(p, canon);
+fail:
+    pqm__pki_unlock(p);
+    return -1;
+}
+
+/* --- CRLs ------------------------------------------------------------------------ */
+
+struct crl_ctx {
+    struct pqm_crl_builder b;
+    size_t entries;
+};
+
+static int add_revoked(const struct pqm_cert_record *r, void *arg)
+{
+    struct crl_ctx *c = arg;
+    if (strcmp(r->status, "revoked") != 0)
+        return 0;
+    int code = pqm__crl_reason_code(r->revocation_reason);
+    if (pqm__crl_add(&c->b, r->serial, r->revoked_at, code > 0 ? code : 0) != 0)
+        return -1;
+    c->entries++;
+    return 0;
+}
+
+static int next_crl_number(struct pqm_pki *p, uint64_t *out)
+{
+    char v[32] = "0";
+    struct pqm_err *e = &p->err;
+    if (pqm__store_begin(p->store, e) != 0)
+        return -1;
+    if (pqm__store_meta_get(p->store, "crl_number", v, sizeof(v), e) < 0)
+        goto fail;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *end != '\0' || n >= UINT64_MAX / 2) {
+        pqm__err_set(e, "inventory: the CRL number '%s' is damaged", v);
+        goto fail;
+    }
+    snprintf(v, sizeof(v), "%llu", n + 1);
+    if (pqm__store_meta_set(p->store, "crl_number", v, e) != 0 ||
+        pqm__store_commit(p->store, e) != 0)
+        goto fail;
+    *out = n + 1;
+    return 0;
+fail:
+    pqm__store_rollback(p->store);
+    return -1;
+}
+
+struct crl_out {
+    char *pem;
+    size_t pem_len;
+    unsigned char *der;
+    int der_len;
+};
+
+static void crl_out_free(struct crl_out *o)
+{
+    OPENSSL_free(o->pem);
+    OPENSSL_free(o->der);
+    memset(o, 0, sizeof(*o));
+}
+
+static int encode_crl(X509_CRL *crl, struct crl_out *o, struct pqm_err *e)
+{
+    o->der_len = i2d_X509_CRL(crl, &o->der);
+    if (o->der_len <= 0)
+        return pqm__err_ossl(e, "cannot encode the CRL");
+    return pqm__pem_encode("X509 CRL", o->der, (size_t)o->der_len, &o->pem, &o->pem_len, e);
+}
+
+static int write_in_crl_dir(struct pqm_pki *p, const char *file, const void *data, size_t len)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (pqm__pki_path(p, PQM_D_CRL, dir, sizeof(dir)) != 0 ||
+        pqm__path_join(path, sizeof(path), dir, file) != 0)
+        return pqm__err_set(&p->err, "%s: path too long", p->dir);
+    return pqm__write_file_atomic(path, data, len, 0644, &p->err);
+}
+
+/* Signs the CRL of CA and writes BASE.crl.pem and BASE.crl (DER, for HTTP distribution). */
+static int one_crl(struct pqm_pki *p, struct pqm_ca *ca, const char *base, uint64_t number,
+                   int64_t now, int64_t validity, struct crl_out *o, struct pqm_crl_info *info)
+{
+    struct pqm_err *e = &p->err;
+    if (pqm__pki_load_ca(p, ca) != 0)
+        return -1;
+    struct pqm_crl_spec spec = {ca->cert, ca->pkey, now, now + validity, number};
+    struct crl_ctx c = {{0}, 0};
+    if (pqm__crl_begin(&c.b, &spec, e) != 0)
+        return -1;
+    if (pqm__store_foreach_issued_by(p->store, ca->serial, add_revoked, &c, e) != 0) {
+        pqm__crl_abandon(&c.b);
+        return -1;
+    }
+    X509_CRL *crl = pqm__crl_finish(&c.b, &spec);
+    if (crl == NULL)
+        return -1;
+    char name[128];
+    int rc = encode_crl(crl, o, e);
+    X509_CRL_free(crl);
+    snprintf(name, sizeof(name), "%s.crl.pem", base);
+    if (rc == 0)
+        rc = write_in_crl_dir(p, name, o->pem, o->pem_len);
+    snprintf(name, sizeof(name), "%s.crl", base);
+    if (rc == 0)
+        rc = write_in_crl_dir(p, name, o->der, (size_t)o->der_len);
+    if (rc != 0)
+        return -1;
+    *info = (struct pqm_crl_info){.ca = ca->label, .number = number, .entries = c.entries,
+                                  .this_update = now, .next_update = now + validity};
+    snprintf(info->path, sizeof(info->path), "%s/%s/%s.crl.pem", p->dir, PQM_D_CRL, base);
+    return 0;
+}
+
+/* The CRLs a verifier of one side needs: the intermediate's and the root's, concatenated
+ * (nginx's ssl_crl takes one file holding the CRL of every CA of the chain). */
+static int write_chain(struct pqm_pki *p, const char *file, const struct crl_out *a,
+                       const struct crl_out *root)
+{
+    size_t len = a->pem_len + root->pem_len;
+    char *buf = malloc(len);
+    if (buf == NULL)
+        return pqm__err_set(&p->err, "out of memory");
+    memcpy(buf, a->pem, a->pem_len);
+    memcpy(buf + a->pem_len, root->pem, root->pem_len);
+    int rc = write_in_crl_dir(p, file, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int make_crl_dir(struct pqm_pki *p)
+{
+    char dir[PATH_MAX];
+    if (pqm__pki_path(p, PQM_D_CRL, dir, sizeof(dir)) != 0)
+        return pqm__err_set(&p->err, "%s: path too long", p->dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return pqm__err_set(&p->err, "%s: cannot create: %s", dir, strerror(errno));
+    return pqm__fsync_dir(p->dir, &p->err);
+}
+
+int pqm_pki_gen_crls(struct pqm_pki *p, int64_t validity_seconds, pqm_crl_cb cb, void *arg)
+{
+    struct pqm_err *e = &p->err;
+    if (validity_seconds < 60 || validity_seconds > 366LL * 86400)
+        return pqm__err_set(e, "CRL validity %lld s is outside 1 minute .. 366 days",
+                            (long long)validity_seconds);
+    struct {
+        struct pqm_ca *ca;
+        const char *base;
+    } cas[] = {{&p->root_ca, "root-ca"}, {&p->server_ca, "server-int-ca"},
+               {&p->client_ca, "client-int-ca"}};
+    struct crl_out out[3] = {{0}};
+    struct pqm_crl_info info[3];
+    uint64_t number = 0;
+    int rc = -1;
+    if (pqm__pki_lock(p) != 0)
+        return -1;
+    int64_t now = (int64_t)time(NULL);
+    GUARD(make_crl_dir(p));
+    GUARD(next_crl_number(p, &number));
+    for (int i = 0; i < 3; i++)
+        GUARD(one_crl(p, cas[i].ca, cas[i].base, number, now, validity_seconds, &out[i],
+                      &info[i]));
+    GUARD(write_chain(p, "client-ca-chain.crl.pem", &out[2], &out[0]));
+    GUARD(write_chain(p, "server-ca-chain.crl.pem", &out[1], &out[0]));
+    rc = 0;
+    for (int i = 0; i < 3 && cb != NULL; i++)
+        if (cb(&info[i], arg) != 0)
+            break;
+cleanup:
+    for (int i = 0; i < 3; i++)
+        crl_out_free(&out[i]);
+    pqm__pki_unlock(p);
+    return rc;
+}
