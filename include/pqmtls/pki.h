@@ -48,6 +48,14 @@ PQM_API int pqm_pki_config_add_server_domain(struct pqm_pki_config *cfg, const c
 PQM_API int pqm_pki_config_add_server_ip_range(struct pqm_pki_config *cfg, const char *cidr);
 /* SPIFFE trust domain: the client intermediate permits only URIs in it. */
 PQM_API int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *cfg, const char *td);
+/* Where verifiers fetch CRLs: a base URL ("http://pki.example.com/crl"); each certificate
+ * a CA issues carries cRLDistributionPoints BASE/<that CA>.crl (root-ca.crl,
+ * server-int-ca.crl, client-int-ca.crl: the DER files `pki crl` writes under DIR/crl/).
+ * "" or "none": no distribution point. */
+PQM_API int pqm_pki_config_set_crl_url(struct pqm_pki_config *cfg, const char *url);
+/* The OCSP responder's URL: issued server and client certificates carry it in
+ * authorityInfoAccess. */
+PQM_API int pqm_pki_config_set_ocsp_url(struct pqm_pki_config *cfg, const char *url);
 /* Passphrase that encrypts the CA keys (and, by default, issued keys). */
 PQM_API int pqm_pki_config_set_passphrase(struct pqm_pki_config *cfg, const char *pass, size_t len);
 /* Write unencrypted keys instead (still mode 0600). */
@@ -63,6 +71,12 @@ PQM_API int pqm_pki_open(struct pqm_pki *pki, const char *dir);
 /* Unlocks the CA keys (needed to issue when the PKI is encrypted). */
 PQM_API int pqm_pki_set_passphrase(struct pqm_pki *pki, const char *pass, size_t len);
 PQM_API int pqm_pki_is_encrypted(const struct pqm_pki *pki);
+/* Changes the URLs later certificates carry (NULL: leave as is; "" or "none": remove).
+ * Certificates already issued keep theirs; `pki renew` re-issues with the new ones. */
+PQM_API int pqm_pki_set_urls(struct pqm_pki *pki, const char *crl_url, const char *ocsp_url);
+/* The configured URLs; "" when none. */
+PQM_API const char *pqm_pki_crl_url(const struct pqm_pki *pki);
+PQM_API const char *pqm_pki_ocsp_url(const struct pqm_pki *pki);
 
 /* --- issuing --- */
 PQM_API struct pqm_issue *pqm_issue_new(enum pqm_profile profile);

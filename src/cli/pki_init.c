@@ -37,6 +37,13 @@ static void help(void)
         "  --ca-days N               intermediate validity (default 1825)\n"
         "  --root-cn CN, --server-ca-cn CN, --client-ca-cn CN\n"
         "                            common names (default '<org> Root CA', ...)\n"
+        "  --crl-url BASE            certificates carry a CRL distribution point\n"
+        "                            BASE/<issuing CA>.crl (root-ca.crl, server-int-ca.crl,\n"
+        "                            client-int-ca.crl: the DER files `pki crl` writes);\n"
+        "                            serve DIR/crl/ at BASE\n"
+        "  --ocsp-url URL            issued certificates name this OCSP responder\n"
+        "                            (`pqmtls ocsp serve`) in authorityInfoAccess\n"
+        "                            (both can be set later: `pqmtls pki configure`)\n"
         "  --passphrase-file F       encrypt the keys with the first line of F\n"
         "                            (else $%s, else a prompt on the terminal)\n"
         "  --no-passphrase           write the keys unencrypted (still mode 0600)\n"
@@ -49,7 +56,8 @@ static void help(void)
 
 enum {
     O_ALG = 256, O_ROOT_ALG, O_ORG, O_DOMAIN, O_IPRANGE, O_TD, O_ROOT_DAYS, O_CA_DAYS,
-    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_PASSFILE, O_NOPASS, O_JSON, O_HELP
+    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_CRL_URL, O_OCSP_URL, O_PASSFILE, O_NOPASS, O_JSON,
+    O_HELP
 };
 
 static const struct option opts[] = {
@@ -64,6 +72,8 @@ static const struct option opts[] = {
     {"root-cn", required_argument, NULL, O_ROOT_CN},
     {"server-ca-cn", required_argument, NULL, O_SERVER_CN},
     {"client-ca-cn", required_argument, NULL, O_CLIENT_CN},
+    {"crl-url", required_argument, NULL, O_CRL_URL},
+    {"ocsp-url", required_argument, NULL, O_OCSP_URL},
     {"passphrase-file", required_argument, NULL, O_PASSFILE},
     {"no-passphrase", no_argument, NULL, O_NOPASS},
     {"json", no_argument, NULL, O_JSON},
@@ -111,6 +121,12 @@ static int apply(struct pqm_pki_config *cfg, int c, const char *arg)
         break;
     case O_CLIENT_CN:
         rc = pqm_pki_config_set_client_ca_cn(cfg, arg);
+        break;
+    case O_CRL_URL:
+        rc = pqm_pki_config_set_crl_url(cfg, arg);
+        break;
+    case O_OCSP_URL:
+        rc = pqm_pki_config_set_ocsp_url(cfg, arg);
         break;
     default:
         return -1;

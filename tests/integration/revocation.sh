@@ -4,7 +4,10 @@
 # run, AKI, reason codes, nextUpdate as asked) and the chain files; OpenSSL 3.5 judges
 # them: `openssl crl -verify` accepts each, `openssl verify -crl_check_all` refuses the
 # revoked client and accepts the others; a revoked intermediate is listed by the root's
-# CRL and takes its whole branch down.
+# CRL and takes its whole branch down. With --crl-url / --ocsp-url (at init or by
+# `pki configure`) certificates carry the distribution point of their issuer's DER CRL
+# and the responder's URL, and `openssl verify -crl_download` fetches the CRLs that
+# DIR/crl/ serves over HTTP and refuses a revoked certificate.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 
@@ -128,5 +131,45 @@ expect_fail_d "openssl verify -crl_check_all now refuses the server certificate"
     -CRLfile "$C/server-ca-chain.crl.pem" "$P/issued/api.example.com.crt.pem"
 assert_contains "because its CA is revoked" "$OUT" "certificate revoked"
 expect_ok "while client c3 still verifies" judge "$P/issued/c3.crt.pem"
+
+# --- distribution points ----------------------------------------------------------------
+expect_rc 2 "pki init refuses an ftp:// CRL URL" pqm pki init "$T/bad" --no-passphrase --crl-url ftp://x/crl
+assert_contains "naming the option" "$OUT" "--crl-url 'ftp://x/crl' must start with http:// or https://"
+[[ ! -e "$T/bad" ]] || fail "a refused pki init left $T/bad"
+HP=$(free_port)
+U=$T/urls
+pqm pki init "$U" --no-passphrase --server-domain example.com --crl-url "http://127.0.0.1:$HP/crl/" \
+    --ocsp-url "http://127.0.0.1:9/ocsp" > /dev/null || fail "pki init with URLs"
+pqm pki issue client --pki "$U" --name u1 > /dev/null && pqm pki issue client --pki "$U" --name u2 > /dev/null || fail "issue u1 u2"
+run ossl x509 -in "$U/client-int-ca.crt.pem" -noout -ext crlDistributionPoints
+assert_contains "the client intermediate points at the root's CRL" "$OUT" "URI:http://127.0.0.1:$HP/crl/root-ca.crl"
+run ossl x509 -in "$U/root-ca.crt.pem" -noout -ext crlDistributionPoints
+assert_not_contains "the root carries no distribution point" "$OUT" "URI:"
+run ossl x509 -in "$U/issued/u1.crt.pem" -noout -ext crlDistributionPoints,authorityInfoAccess
+assert_contains "a client certificate points at its CA's CRL" "$OUT" "URI:http://127.0.0.1:$HP/crl/client-int-ca.crl"
+assert_contains "and at the OCSP responder" "$OUT" "OCSP - URI:http://127.0.0.1:9/ocsp"
+expect_ok "pki configure --ocsp-url none" pqm pki configure --pki "$U" --ocsp-url none
+assert_contains "shows the settings" "$OUT" "ocsp-url  (none)"
+expect_rc 1 "pki configure refuses a URL with a space" pqm pki configure --pki "$U" --crl-url "http://a b/"
+assert_contains "and says where" "$OUT" "not allowed in a URL"
+pqm pki issue client --pki "$U" --name u3 > /dev/null || fail "issue u3"
+run ossl x509 -in "$U/issued/u3.crt.pem" -noout -ext authorityInfoAccess
+assert_not_contains "a certificate issued after --ocsp-url none has no OCSP URL" "$OUT" "OCSP"
+
+pqm pki revoke --pki "$U" "$(cert_serial "$U/issued/u1.crt.pem")" > /dev/null || fail "revoke u1"
+pqm pki crl --pki "$U" > /dev/null || fail "pki crl"
+( cd "$U" && exec python3 -m http.server "$HP" --bind 127.0.0.1 ) > "$T/http.log" 2>&1 &
+track_pid $!
+wait_port "$HP" || fail "the CRL web server did not start"
+# -crl_check: the leaf's CRL, from its distribution point. (-crl_check_all would also ask
+# for a CRL covering the self-signed root, which no distribution point names.)
+dl() { ossl verify -crl_check -crl_download -CAfile "$U/root-ca.crt.pem" -untrusted "$U/client-int-ca.crt.pem" "$@"; }
+expect_fail_d "openssl verify -crl_download refuses revoked u1 with the published CRL" dl "$U/issued/u1.crt.pem"
+assert_contains "as revoked" "$OUT" "certificate revoked"
+expect_ok "and accepts u2" dl "$U/issued/u2.crt.pem"
+assert_contains "the CRL was fetched from the distribution point" "$(cat "$T/http.log")" "GET /crl/client-int-ca.crl"
+expect_fail_d "-crl_check_all fetches the root's CRL through the intermediate's distribution point" \
+    ossl verify -crl_check_all -crl_download -CAfile "$U/root-ca.crt.pem" -untrusted "$U/client-int-ca.crt.pem" "$U/issued/u2.crt.pem"
+assert_contains "(logged by the web server)" "$(cat "$T/http.log")" "GET /crl/root-ca.crl"
 
 done_all

@@ -133,6 +133,77 @@ cleanup:
     return rc;
 }
 
+static GENERAL_NAME *uri_name(const char *url)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+    if (gn == NULL || ia5 == NULL || ASN1_STRING_set(ia5, url, (int)strlen(url)) != 1) {
+        GENERAL_NAME_free(gn);
+        ASN1_IA5STRING_free(ia5);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
+    return gn;
+}
+
+/* cRLDistributionPoints with one full-name URI (RFC 5280 4.2.1.13), built from the
+ * structure so that no character of the URL is read as configuration syntax. */
+static int add_crl_dp(X509 *x, const char *url, struct pqm_err *e)
+{
+    int rc = -1;
+    CRL_DIST_POINTS *dps = sk_DIST_POINT_new_null();
+    DIST_POINT *dp = DIST_POINT_new();
+    GENERAL_NAME *gn = uri_name(url);
+    GUARD_OSSL(dps != NULL && dp != NULL && gn != NULL &&
+                   (dp->distpoint = DIST_POINT_NAME_new()) != NULL &&
+                   (dp->distpoint->name.fullname = GENERAL_NAMES_new()) != NULL &&
+                   sk_GENERAL_NAME_push(dp->distpoint->name.fullname, gn) > 0,
+               e, "out of memory");
+    gn = NULL;
+    dp->distpoint->type = 0; /* fullName */
+    GUARD_OSSL(sk_DIST_POINT_push(dps, dp) > 0, e, "out of memory");
+    dp = NULL;
+    rc = add_ext_i2d(x, NID_crl_distribution_points, dps, 0, e);
+cleanup:
+    GENERAL_NAME_free(gn);
+    DIST_POINT_free(dp);
+    sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+    return rc;
+}
+
+/* authorityInfoAccess with the OCSP responder (RFC 5280 4.2.2.1). */
+static int add_ocsp_aia(X509 *x, const char *url, struct pqm_err *e)
+{
+    int rc = -1;
+    AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
+    ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
+    GENERAL_NAME *gn = uri_name(url);
+    GUARD_OSSL(aia != NULL && ad != NULL && gn != NULL, e, "out of memory");
+    ASN1_OBJECT_free(ad->method);
+    ad->method = OBJ_nid2obj(NID_ad_OCSP);
+    GENERAL_NAME_free(ad->location);
+    ad->location = gn;
+    gn = NULL;
+    GUARD_OSSL(sk_ACCESS_DESCRIPTION_push(aia, ad) > 0, e, "out of memory");
+    ad = NULL;
+    rc = add_ext_i2d(x, NID_info_access, aia, 0, e);
+cleanup:
+    GENERAL_NAME_free(gn);
+    ACCESS_DESCRIPTION_free(ad);
+    sk_ACCESS_DESCRIPTION_pop_free(aia, ACCESS_DESCRIPTION_free);
+    return rc;
+}
+
+/* The revocation pointers of a CA-issued certificate. */
+static int add_revocation_info(X509 *x, const struct pqm_cert_spec *s, struct pqm_err *e)
+{
+    if (s->crl_url != NULL && s->crl_url[0] != '\0' && add_crl_dp(x, s->crl_url, e) != 0)
+        return -1;
+    if (s->ocsp_url != NULL && s->ocsp_url[0] != '\0' && add_ocsp_aia(x, s->ocsp_url, e) != 0)
+        return -1;
+    return 0;
+}
+
 /* Key usage bit numbers, RFC 5280 4.2.1.3. */
 enum { BIT_DIGITAL_SIGNATURE = 0, BIT_KEY_CERT_SIGN = 5, BIT_CRL_SIGN = 6 };
 
@@ -156,7 +227,7 @@ static int add_profile_extensions(X509 *x, const struct pqm_cert_spec *s, struct
         /* RFC 5280 4.2.1.10: conforming CAs MUST mark name constraints critical. */
         if (s->nc != NULL && add_ext_i2d(x, NID_name_constraints, (void *)s->nc, 1, e) != 0)
             return -1;
-        return 0;
+        return s->kind == PQM_KIND_INTERMEDIATE ? add_revocation_info(x, s, e) : 0;
     case PQM_KIND_SERVER:
     case PQM_KIND_CLIENT:
         if (add_basic_constraints(x, 0, -1, e) != 0 || add_key_usage(x, leaf_ku, 1, e) != 0 ||
@@ -168,7 +239,7 @@ static int add_profile_extensions(X509 *x, const struct pqm_cert_spec *s, struct
         if (s->sans != NULL && sk_GENERAL_NAME_num(s->sans) > 0 &&
             add_ext_i2d(x, NID_subject_alt_name, (void *)s->sans, 0, e) != 0)
             return -1;
-        return 0;
+        return add_revocation_info(x, s, e);
     default:
         return pqm__err_set(e, "unknown certificate kind %d", (int)s->kind);
     }

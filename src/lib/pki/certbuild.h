@@ -30,6 +30,8 @@ struct pqm_cert_spec {
     int path_len;                /* CAs; -1 for none */
     const NAME_CONSTRAINTS *nc;  /* CAs; may be NULL */
     const GENERAL_NAMES *sans;   /* leaves; may be NULL */
+    const char *crl_url;         /* CA-issued: the issuer's CRL (cRLDistributionPoints) */
+    const char *ocsp_url;        /* leaves: the OCSP responder (authorityInfoAccess) */
     int pubkey_only;             /* nothing reads the key back from the built certificate:
                                   * X509_get0_pubkey() on it returns NULL */
 };

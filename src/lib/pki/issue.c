@@ -270,6 +270,7 @@ struct issue_ctx {
     char stage_prefix[PATH_MAX]; /* what every staged file's name starts with */
     char *ca_pem;
     size_t ca_pem_len;
+    char crl_url[PQM_URL_MAX + 32]; /* the issuing CA's CRL; "" when none is configured */
 };
 
 static int digits(unsigned n)
@@ -560,6 +561,8 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
         .not_after = c->not_after,
         .path_len = -1,
         .sans = pd->sans,
+        .crl_url = c->crl_url[0] != '\0' ? c->crl_url : NULL,
+        .ocsp_url = c->p->ocsp_url[0] != '\0' ? c->p->ocsp_url : NULL,
         /* Only PKCS#12 (which matches the key to the certificate) reads the key back. */
         .pubkey_only = r->p12_pass.buf == NULL,
     };
@@ -879,6 +882,8 @@ static int prepare(struct issue_ctx *c)
             (p->root = pqm__cert_load(path, e)) == NULL)
             return -1;
     }
+    if (pqm__pki_crl_url_for(p->crl_url, c->ca->crt, c->crl_url, sizeof(c->crl_url)) != 0)
+        return pqm__err_set(e, "the PKI's CRL URL is too long");
     /* Fill the CA certificate's extension cache now, before signers share it. */
     X509_check_purpose(c->ca->cert, -1, 0);
     int crit = 0;

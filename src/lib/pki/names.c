@@ -393,3 +393,26 @@ int pqm__nc_precheck(const NAME_CONSTRAINTS *nc, const GENERAL_NAMES *sans, cons
     }
     return 0;
 }
+
+int pqm__url_valid(const char *url, const char *field, struct pqm_err *e)
+{
+    size_t len = strlen(url);
+    if (len == 0 || len >= PQM_URL_MAX)
+        return pqm__err_set(e, "%s must be 1 to %d bytes", field, PQM_URL_MAX - 1);
+    const char *host = NULL;
+    if (strncmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return pqm__err_set(e, "%s '%.80s' must start with http:// or https://", field, url);
+    if (*host == '\0' || *host == '/' || *host == ':')
+        return pqm__err_set(e, "%s '%.80s' has no host", field, url);
+    for (const char *c = url; *c != '\0'; c++)
+        if (*c <= ' ' || *c > '~' || *c == '#' || *c == '"' || *c == '<' || *c == '>' ||
+            *c == '\\')
+            return pqm__err_set(e, "%s '%.80s' contains a character not allowed in a URL "
+                                   "(position %zu)",
+                                field, url, (size_t)(c - url) + 1);
+    return 0;
+}

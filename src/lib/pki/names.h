@@ -17,6 +17,10 @@
 int pqm__dns_valid(const char *name, struct pqm_err *e);
 /* A SPIFFE trust domain: [a-z0-9._-], at most 255 characters. */
 int pqm__spiffe_td_valid(const char *td, struct pqm_err *e);
+/* An http:// or https:// URL with a host, printable ASCII without spaces, at most
+ * PQM_URL_MAX - 1 bytes, no fragment. FIELD names the option in errors. */
+#define PQM_URL_MAX 512
+int pqm__url_valid(const char *url, const char *field, struct pqm_err *e);
 /* Validates a SPIFFE ID (spiffe://TD/PATH, per the SPIFFE ID specification) and
  * copies its trust domain into TD. */
 int pqm__spiffe_parse(const char *uri, char *td, size_t tdlen, struct pqm_err *e);

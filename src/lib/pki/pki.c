@@ -48,6 +48,7 @@ struct pqm_pki_config {
     size_t nip;
     int ip_none;
     char spiffe_td[256];
+    char crl_url[PQM_URL_MAX], ocsp_url[PQM_URL_MAX];
     struct pqm_secret pass;
     int no_pass;
 };
@@ -190,6 +191,46 @@ int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *c, const char 
     if (pqm__spiffe_td_valid(td, &c->err) != 0)
         return -1;
     return set_short(c, c->spiffe_td, sizeof(c->spiffe_td), "--spiffe-trust-domain", td);
+}
+
+/* A URL setting, trailing slashes removed ("" or "none" clears it). */
+static int set_url(char *dst, size_t dstlen, const char *field, const char *url,
+                   struct pqm_err *e)
+{
+    if (url == NULL || url[0] == '\0' || strcmp(url, "none") == 0) {
+        dst[0] = '\0';
+        return 0;
+    }
+    if (pqm__url_valid(url, field, e) != 0)
+        return -1;
+    snprintf(dst, dstlen, "%s", url);
+    for (size_t n = strlen(dst); n > 0 && dst[n - 1] == '/'; n--)
+        dst[n - 1] = '\0';
+    return 0;
+}
+
+int pqm_pki_config_set_crl_url(struct pqm_pki_config *c, const char *url)
+{
+    return set_url(c->crl_url, sizeof(c->crl_url), "--crl-url", url, &c->err);
+}
+
+int pqm_pki_config_set_ocsp_url(struct pqm_pki_config *c, const char *url)
+{
+    return set_url(c->ocsp_url, sizeof(c->ocsp_url), "--ocsp-url", url, &c->err);
+}
+
+int pqm__pki_crl_url_for(const char *base, const char *ca_crt, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (base == NULL || base[0] == '\0')
+        return 0;
+    size_t n = strlen(ca_crt);
+    const char *ext = ".crt.pem";
+    size_t elen = strlen(ext);
+    if (n <= elen || strcmp(ca_crt + n - elen, ext) != 0)
+        return -1;
+    int w = snprintf(out, outlen, "%s/%.*s.crl", base, (int)(n - elen), ca_crt);
+    return w > 0 && (size_t)w < outlen ? 0 : -1;
 }
 
 int pqm_pki_config_set_passphrase(struct pqm_pki_config *c, const char *pass, size_t len)
@@ -368,7 +409,7 @@ static NAME_CONSTRAINTS *client_nc(const struct pqm_pki_config *c, struct pqm_er
 }
 
 static int build_ca(struct ca_build *b, const struct ca_build *issuer, const char *org,
-                    int64_t now, struct pqm_err *e)
+                    const char *crl_url, int64_t now, struct pqm_err *e)
 {
     int rc = -1;
     X509_NAME *subject = NULL;
@@ -398,6 +439,7 @@ static int build_ca(struct ca_build *b, const struct ca_build *issuer, const cha
         .not_after = not_after,
         .path_len = b->path_len,
         .nc = b->nc,
+        .crl_url = crl_url,
     };
     b->cert = pqm__cert_build(&spec, e);
     if (b->cert == NULL)
@@ -555,6 +597,8 @@ static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_
     GUARD(pqm__store_meta_set(s, "org", c->org, e));
     GUARD(pqm__store_meta_set(s, "spiffe_trust_domain", c->spiffe_td, e));
     GUARD(pqm__store_meta_set(s, "created_at", created, e));
+    GUARD(pqm__store_meta_set(s, "crl_url", c->crl_url, e));
+    GUARD(pqm__store_meta_set(s, "ocsp_url", c->ocsp_url, e));
     GUARD(record_ca(s, &cas[0], cas[0].serial, now, e));
     GUARD(record_ca(s, &cas[1], cas[0].serial, now, e));
     GUARD(record_ca(s, &cas[2], cas[0].serial, now, e));
@@ -653,9 +697,12 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
         goto cleanup;
 
     int64_t now = (int64_t)time(NULL);
-    GUARD(build_ca(&cas[0], NULL, c.org, now, e));
-    GUARD(build_ca(&cas[1], &cas[0], c.org, now, e));
-    GUARD(build_ca(&cas[2], &cas[0], c.org, now, e));
+    char root_crl[PQM_URL_MAX + 32];
+    ENSURE(pqm__pki_crl_url_for(c.crl_url, PQM_F_ROOT_CRT, root_crl, sizeof(root_crl)) == 0, e,
+           "--crl-url is too long");
+    GUARD(build_ca(&cas[0], NULL, c.org, NULL, now, e));
+    GUARD(build_ca(&cas[1], &cas[0], c.org, root_crl, now, e));
+    GUARD(build_ca(&cas[2], &cas[0], c.org, root_crl, now, e));
 
     snprintf(parent, sizeof(parent), "%s", dir);
     snprintf(base, sizeof(base), "%s", dir);
@@ -712,7 +759,9 @@ int pqm_pki_open(struct pqm_pki *p, const char *dir)
         pqm__store_meta_get(p->store, "encrypted", v, sizeof(v), e) != 1 ||
         pqm__store_meta_get(p->store, "org", p->org, sizeof(p->org), e) < 0 ||
         pqm__store_meta_get(p->store, "spiffe_trust_domain", p->spiffe_td, sizeof(p->spiffe_td),
-                            e) < 0) {
+                            e) < 0 ||
+        pqm__store_meta_get(p->store, "crl_url", p->crl_url, sizeof(p->crl_url), e) < 0 ||
+        pqm__store_meta_get(p->store, "ocsp_url", p->ocsp_url, sizeof(p->ocsp_url), e) < 0) {
         if (strcmp(pqm__err_str(e), "no error") == 0)
             pqm__err_set(e, "%s: the inventory lacks its settings", path);
         return -1;
@@ -724,6 +773,44 @@ int pqm_pki_open(struct pqm_pki *p, const char *dir)
 int pqm_pki_set_passphrase(struct pqm_pki *p, const char *pass, size_t len)
 {
     return pqm__secret_set(&p->pass, pass, len, &p->err);
+}
+
+int pqm_pki_set_urls(struct pqm_pki *p, const char *crl_url, const char *ocsp_url)
+{
+    struct pqm_err *e = &p->err;
+    char crl[PQM_URL_MAX], ocsp[PQM_URL_MAX];
+    snprintf(crl, sizeof(crl), "%s", p->crl_url);
+    snprintf(ocsp, sizeof(ocsp), "%s", p->ocsp_url);
+    if ((crl_url != NULL && set_url(crl, sizeof(crl), "--crl-url", crl_url, e) != 0) ||
+        (ocsp_url != NULL && set_url(ocsp, sizeof(ocsp), "--ocsp-url", ocsp_url, e) != 0))
+        return -1;
+    if (pqm__pki_lock(p) != 0)
+        return -1;
+    int rc = -1;
+    if (pqm__store_begin(p->store, e) == 0) {
+        if (pqm__store_meta_set(p->store, "crl_url", crl, e) == 0 &&
+            pqm__store_meta_set(p->store, "ocsp_url", ocsp, e) == 0 &&
+            pqm__store_commit(p->store, e) == 0)
+            rc = 0;
+        else
+            pqm__store_rollback(p->store);
+    }
+    pqm__pki_unlock(p);
+    if (rc == 0) {
+        snprintf(p->crl_url, sizeof(p->crl_url), "%s", crl);
+        snprintf(p->ocsp_url, sizeof(p->ocsp_url), "%s", ocsp);
+    }
+    return rc;
+}
+
+const char *pqm_pki_crl_url(const struct pqm_pki *p)
+{
+    return p->crl_url;
+}
+
+const char *pqm_pki_ocsp_url(const struct pqm_pki *p)
+{
+    return p->ocsp_url;
 }
 
 int pqm_pki_is_encrypted(const struct pqm_pki *p)

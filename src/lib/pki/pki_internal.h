@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <pqmtls/pki.h>
 
+#include "pki/names.h"
 #include "pki/store.h"
 #include "util/err.h"
 #include "util/secret.h"
@@ -48,11 +49,16 @@ struct pqm_pki {
     char alg[32];
     char org[PQM_NAME_MAX + 1];
     char spiffe_td[256];
+    char crl_url[PQM_URL_MAX], ocsp_url[PQM_URL_MAX]; /* "" when not configured */
     X509 *root;
     struct pqm_ca server_ca, client_ca;
     struct pqm_ca root_ca; /* the root's key, loaded only to sign CRLs */
 };
 
+/* The URL of the CRL of the CA whose certificate file is CA_CRT ("server-int-ca.crt.pem"
+ * gives BASE/server-int-ca.crl, the DER file `pki crl` writes); "" when BASE is empty.
+ * -1 when it does not fit. */
+int pqm__pki_crl_url_for(const char *base, const char *ca_crt, char *out, size_t outlen);
 /* Takes the PKI's exclusive write lock (waits for it) and finishes the recovery of
  * any command that was interrupted. Held until pqm__pki_unlock or pqm_pki_free. */
 int pqm__pki_lock(struct pqm_pki *pki);
