@@ -160,6 +160,10 @@ struct pqm_crl_info {
     uint64_t number;     /* cRLNumber: the same for the three CRLs of one run, increasing */
     size_t entries;
     int64_t this_update, next_update;
+    char ca_serial[64];  /* the CA's serial (hex) */
+    int present;         /* pqm_pki_crl_status: 0 when the file is missing */
+    int signature_ok;    /* pqm_pki_crl_status: signed by the CA's current key */
+    size_t unpublished;  /* pqm_pki_crl_status: revoked in the inventory, not in the CRL */
 };
 typedef int (*pqm_crl_cb)(const struct pqm_crl_info *info, void *arg);
 /* Signs a CRL per CA (needs the CA passphrase when the PKI is encrypted), valid for
@@ -169,6 +173,9 @@ typedef int (*pqm_crl_cb)(const struct pqm_crl_info *info, void *arg);
  * and the gateway). Each file is replaced atomically. */
 PQM_API int pqm_pki_gen_crls(struct pqm_pki *pki, int64_t validity_seconds, pqm_crl_cb cb,
                              void *arg);
+/* Reads the three CRLs of DIR/crl/ (no passphrase needed) and calls CB for each CA, in
+ * the order root, server, client; a missing or unreadable file gives present = 0. */
+PQM_API int pqm_pki_crl_status(struct pqm_pki *pki, pqm_crl_cb cb, void *arg);
 
 #ifdef __cplusplus
 }

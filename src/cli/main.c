@@ -16,6 +16,7 @@ static const struct cli_cmd commands[] = {
     {"pki check", cmd_pki_check, "check the inventory against the files"},
     {"pki revoke", cmd_pki_revoke, "revoke a certificate (then publish CRLs with pki crl)"},
     {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
+    {"pki status", cmd_pki_status, "the fleet: expiry, CRLs, OCSP signers (exit 1 on a problem)"},
     {"pki configure", cmd_pki_configure, "show or set the CRL and OCSP URLs certificates carry"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},

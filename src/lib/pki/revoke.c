@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "pki/certbuild.h"
 #include "pki/crlbuild.h"
 #include "pki/pki_internal.h"
 #include "util/fsutil.h"
+#include "util/timeutil.h"
 
 /* The inventory's form of a serial: upper-case hex of its value, as pqm__serial_hex
  * writes it. Accepts any case, colons, and leading zeros. */
@@ -220,7 +223,9 @@ static int one_crl(struct pqm_pki *p, struct pqm_ca *ca, const char *base, uint6
     if (rc != 0)
         return -1;
     *info = (struct pqm_crl_info){.ca = ca->label, .number = number, .entries = c.entries,
-                                  .this_update = now, .next_update = now + validity};
+                                  .this_update = now, .next_update = now + validity,
+                                  .present = 1, .signature_ok = 1};
+    snprintf(info->ca_serial, sizeof(info->ca_serial), "%s", ca->serial);
     snprintf(info->path, sizeof(info->path), "%s/%s/%s.crl.pem", p->dir, PQM_D_CRL, base);
     return 0;
 }
@@ -251,17 +256,99 @@ static int make_crl_dir(struct pqm_pki *p)
     return pqm__fsync_dir(p->dir, &p->err);
 }
 
+static const struct crl_file {
+    const char *label, *crt, *base;
+} crl_files[] = {
+    {"root CA", PQM_F_ROOT_CRT, "root-ca"},
+    {"server intermediate CA", PQM_F_SERVER_CRT, "server-int-ca"},
+    {"client intermediate CA", PQM_F_CLIENT_CRT, "client-int-ca"},
+};
+
+struct unpublished_ctx {
+    X509_CRL *crl; /* NULL: every revocation is unpublished */
+    size_t n;
+};
+
+static int count_unpublished(const struct pqm_cert_record *r, void *arg)
+{
+    struct unpublished_ctx *u = arg;
+    if (strcmp(r->status, "revoked") != 0)
+        return 0;
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *serial = NULL;
+    X509_REVOKED *rev = NULL;
+    int listed = u->crl != NULL && BN_hex2bn(&bn, r->serial) > 0 &&
+                 (serial = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
+                 X509_CRL_get0_by_serial(u->crl, &rev, serial) == 1;
+    ASN1_INTEGER_free(serial);
+    BN_free(bn);
+    if (!listed)
+        u->n++;
+    return 0;
+}
+
+/* What the CRL file of one CA says; INFO->present stays 0 when it cannot be read. */
+static int read_crl_info(struct pqm_pki *p, const struct crl_file *f, struct pqm_crl_info *info)
+{
+    struct pqm_err *e = &p->err;
+    char path[PATH_MAX];
+    *info = (struct pqm_crl_info){.ca = f->label};
+    if (pqm__pki_path(p, f->crt, path, sizeof(path)) != 0)
+        return pqm__err_set(e, "%s: path too long", p->dir);
+    X509 *ca = pqm__cert_load(path, e);
+    if (ca == NULL)
+        return -1;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(ca), NULL);
+    int ok = bn != NULL && pqm__serial_hex(bn, info->ca_serial, sizeof(info->ca_serial)) == 0;
+    BN_free(bn);
+    snprintf(info->path, sizeof(info->path), "%s/%s/%s.crl.pem", p->dir, PQM_D_CRL, f->base);
+    BIO *b = ok ? BIO_new_file(info->path, "r") : NULL;
+    X509_CRL *crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    ERR_clear_error();
+    if (crl != NULL) {
+        ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+        uint64_t n = 0;
+        if (num != NULL && ASN1_INTEGER_get_uint64(&n, num) == 1)
+            info->number = n;
+        ASN1_INTEGER_free(num);
+        STACK_OF(X509_REVOKED) *revs = X509_CRL_get_REVOKED(crl);
+        info->entries = revs != NULL ? (size_t)sk_X509_REVOKED_num(revs) : 0;
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        info->present = pqm__asn1_time_to_epoch(X509_CRL_get0_lastUpdate(crl),
+                                                &info->this_update) == 0 &&
+                        (next == NULL || pqm__asn1_time_to_epoch(next, &info->next_update) == 0);
+        info->signature_ok = X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
+        ERR_clear_error();
+    }
+    struct unpublished_ctx u = {info->present ? crl : NULL, 0};
+    int rc = ok ? pqm__store_foreach_issued_by(p->store, info->ca_serial, count_unpublished, &u, e)
+                : pqm__err_set(e, "%s: cannot read the serial number", path);
+    info->unpublished = u.n;
+    X509_CRL_free(crl);
+    X509_free(ca);
+    return rc;
+}
+
+int pqm_pki_crl_status(struct pqm_pki *p, pqm_crl_cb cb, void *arg)
+{
+    for (size_t i = 0; i < sizeof(crl_files) / sizeof(crl_files[0]); i++) {
+        struct pqm_crl_info info;
+        if (read_crl_info(p, &crl_files[i], &info) != 0)
+            return -1;
+        if (cb(&info, arg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int pqm_pki_gen_crls(struct pqm_pki *p, int64_t validity_seconds, pqm_crl_cb cb, void *arg)
 {
     struct pqm_err *e = &p->err;
     if (validity_seconds < 60 || validity_seconds > 366LL * 86400)
         return pqm__err_set(e, "CRL validity %lld s is outside 1 minute .. 366 days",
                             (long long)validity_seconds);
-    struct {
-        struct pqm_ca *ca;
-        const char *base;
-    } cas[] = {{&p->root_ca, "root-ca"}, {&p->server_ca, "server-int-ca"},
-               {&p->client_ca, "client-int-ca"}};
+    struct pqm_ca *cas[] = {&p->root_ca, &p->server_ca, &p->client_ca};
     struct crl_out out[3] = {{0}};
     struct pqm_crl_info info[3];
     uint64_t number = 0;
@@ -272,7 +359,7 @@ int pqm_pki_gen_crls(struct pqm_pki *p, int64_t validity_seconds, pqm_crl_cb cb,
     GUARD(make_crl_dir(p));
     GUARD(next_crl_number(p, &number));
     for (int i = 0; i < 3; i++)
-        GUARD(one_crl(p, cas[i].ca, cas[i].base, number, now, validity_seconds, &out[i],
+        GUARD(one_crl(p, cas[i], crl_files[i].base, number, now, validity_seconds, &out[i],
                       &info[i]));
     GUARD(write_chain(p, "client-ca-chain.crl.pem", &out[2], &out[0]));
     GUARD(write_chain(p, "server-ca-chain.crl.pem", &out[1], &out[0]));

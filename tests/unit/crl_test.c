@@ -1,0 +1,263 @@
+/* Unit tests of pki/crlbuild.c and of the CRL lookup in tls/trust.c: reason names,
+ * the CRL's extensions (number, AKI, reason codes), and a 100,000-entry CRL that loads
+ * (its signature checked once) and answers revoked / not revoked correctly. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "pki/alg.h"
+#include "pki/certbuild.h"
+#include "pki/crlbuild.h"
+#include "tls/trust.h"
+#include "unit_util.h"
+
+#define BIG_CRL 100000
+
+struct fixture {
+    EVP_PKEY *ca_key, *leaf_key;
+    X509 *ca;
+    char *dir;
+};
+
+static X509 *make_cert(struct fixture *f, enum pqm_cert_kind kind, EVP_PKEY *key,
+                       const BIGNUM *serial, const char *cn)
+{
+    struct pqm_err e = {{0}};
+    X509_NAME *subject = pqm__name_new(cn, "pqmtls unit", &e);
+    assert_non_null(subject);
+    int64_t now = (int64_t)time(NULL);
+    struct pqm_cert_spec spec = {
+        .kind = kind,
+        .subject = subject,
+        .subject_key = key,
+        .issuer = kind == PQM_KIND_ROOT ? NULL : f->ca,
+        .issuer_key = f->ca_key,
+        .serial = serial,
+        .not_before = now - 60,
+        .not_after = now + 86400,
+        .path_len = kind == PQM_KIND_ROOT ? 1 : -1,
+    };
+    X509 *x = pqm__cert_build(&spec, &e);
+    assert_non_null(x);
+    X509_NAME_free(subject);
+    return x;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct pqm_err e = {{0}};
+    assert_non_null(f);
+    f->ca_key = pqm__alg_keygen(pqm__alg_find("ml-dsa-65"), &e);
+    f->leaf_key = pqm__alg_keygen(pqm__alg_find("ed25519"), &e);
+    assert_non_null(f->ca_key);
+    assert_non_null(f->leaf_key);
+    BIGNUM *s = pqm__serial_new(&e);
+    f->ca = make_cert(f, PQM_KIND_ROOT, f->ca_key, s, "CRL Test CA");
+    BN_free(s);
+    f->dir = tu_mkdtemp("crl");
+    assert_non_null(f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    EVP_PKEY_free(f->ca_key);
+    EVP_PKEY_free(f->leaf_key);
+    X509_free(f->ca);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    assert_int_equal(pqm__crl_reason_code("unspecified"), 0);
+    assert_int_equal(pqm__crl_reason_code("keyCompromise"), 1);
+    assert_int_equal(pqm__crl_reason_code("cACompromise"), 2);
+    assert_int_equal(pqm__crl_reason_code("superseded"), 4);
+    assert_int_equal(pqm__crl_reason_code("cessationOfOperation"), 5);
+    assert_int_equal(pqm__crl_reason_code("privilegeWithdrawn"), 9);
+    assert_int_equal(pqm__crl_reason_code("aACompromise"), 10);
+    /* Holds are not offered (a pqmtls revocation is final); names are exact. */
+    assert_int_equal(pqm__crl_reason_code("certificateHold"), -1);
+    assert_int_equal(pqm__crl_reason_code("removeFromCRL"), -1);
+    assert_int_equal(pqm__crl_reason_code("keycompromise"), -1);
+    assert_non_null(strstr(pqm__crl_reason_names(), "keyCompromise"));
+}
+
+static int entry_reason(const X509_REVOKED *r)
+{
+    int crit = 0;
+    ASN1_ENUMERATED *code = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &crit, NULL);
+    if (code == NULL)
+        return crit == -1 ? -1 : -2; /* -1: absent */
+    int v = (int)ASN1_ENUMERATED_get(code);
+    ASN1_ENUMERATED_free(code);
+    return v;
+}
+
+/* A small CRL: the entries, their reasons (none for unspecified), its number, AKI. */
+static void test_extensions(void **state)
+{
+    struct fixture *f = *state;
+    struct pqm_err e = {{0}};
+    int64_t now = (int64_t)time(NULL);
+    struct pqm_crl_spec spec = {f->ca, f->ca_key, now, now + 3600, 42};
+    struct pqm_crl_builder b;
+    assert_int_equal(pqm__crl_begin(&b, &spec, &e), 0);
+    assert_int_equal(pqm__crl_add(&b, "0A", now - 10, 1), 0);
+    assert_int_equal(pqm__crl_add(&b, "01", now - 20, 0), 0);
+    assert_int_equal(pqm__crl_add(&b, "zz", now, 1), -1); /* not hex */
+    assert_non_null(strstr(pqm__err_str(&e), "zz"));
+    X509_CRL *crl = pqm__crl_finish(&b, &spec);
+    assert_non_null(crl);
+    assert_int_equal(X509_CRL_verify(crl, f->ca_key), 1);
+    assert_int_equal(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
+
+    STACK_OF(X509_REVOKED) *revs = X509_CRL_get_REVOKED(crl);
+    assert_int_equal(sk_X509_REVOKED_num(revs), 2);
+    /* Sorted by serial: 01 then 0A. */
+    const X509_REVOKED *r0 = sk_X509_REVOKED_value(revs, 0);
+    const X509_REVOKED *r1 = sk_X509_REVOKED_value(revs, 1);
+    assert_int_equal(ASN1_INTEGER_get(X509_REVOKED_get0_serialNumber(r0)), 1);
+    assert_int_equal(ASN1_INTEGER_get(X509_REVOKED_get0_serialNumber(r1)), 10);
+    assert_int_equal(entry_reason(r0), -1);
+    assert_int_equal(entry_reason(r1), 1);
+
+    int crit = 0;
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
+    assert_non_null(num);
+    assert_int_equal(ASN1_INTEGER_get(num), 42);
+    ASN1_INTEGER_free(num);
+    AUTHORITY_KEYID *akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
+    assert_non_null(akid);
+    assert_int_equal(ASN1_OCTET_STRING_cmp(akid->keyid, X509_get0_subject_key_id(f->ca)), 0);
+    AUTHORITY_KEYID_free(akid);
+    X509_CRL_free(crl);
+}
+
+static void write_pem(const char *path, X509 *x, X509_CRL *crl)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    if (x != NULL)
+        assert_int_equal(PEM_write_X509(fp, x), 1);
+    if (crl != NULL)
+        assert_int_equal(PEM_write_X509_CRL(fp, crl), 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static int revoked_by(const struct pqm_trust *t, X509 *leaf)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    assert_non_null(chain);
+    assert_true(sk_X509_push(chain, leaf) > 0);
+    struct pqm_verdict v = {0};
+    int err = 0;
+    int rc = pqm__trust_revocation(t, chain, &err, &v);
+    sk_X509_free(chain);
+    if (rc == 0)
+        return 0;
+    assert_int_equal(err, X509_V_ERR_CERT_REVOKED);
+    assert_string_equal(v.code, "revoked");
+    return 1;
+}
+
+/* 100,000 revoked serials plus one we hold a certificate for: the CRL loads through the
+ * gateway's loader (signature checked against the CA), the listed certificate is
+ * refused and an unlisted one passes. */
+static void test_big_crl(void **state)
+{
+    struct fixture *f = *state;
+    struct pqm_err e = {{0}};
+    int64_t now = (int64_t)time(NULL);
+    struct pqm_crl_spec spec = {f->ca, f->ca_key, now, now + 86400, 7};
+    struct pqm_crl_builder b;
+    assert_int_equal(pqm__crl_begin(&b, &spec, &e), 0);
+
+    BIGNUM *listed = pqm__serial_new(&e), *unlisted = pqm__serial_new(&e);
+    assert_non_null(listed);
+    assert_non_null(unlisted);
+    char hex[64];
+    for (int i = 0; i < BIG_CRL; i++) {
+        BIGNUM *s = pqm__serial_new(&e);
+        assert_non_null(s);
+        assert_int_equal(pqm__serial_hex(s, hex, sizeof(hex)), 0);
+        assert_int_equal(pqm__crl_add(&b, hex, now - i, i % 3 == 0 ? 1 : 0), 0);
+        BN_free(s);
+        if (i == BIG_CRL / 2) {
+            assert_int_equal(pqm__serial_hex(listed, hex, sizeof(hex)), 0);
+            assert_int_equal(pqm__crl_add(&b, hex, now, 1), 0);
+        }
+    }
+    X509_CRL *crl = pqm__crl_finish(&b, &spec);
+    assert_non_null(crl);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), BIG_CRL + 1);
+
+    char ca_path[512], crl_path[512];
+    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", f->dir);
+    snprintf(crl_path, sizeof(crl_path), "%s/big.crl.pem", f->dir);
+    write_pem(ca_path, f->ca, NULL);
+    write_pem(crl_path, NULL, crl);
+    X509_CRL_free(crl);
+
+    struct pqm_trust t = {0};
+    t.purpose = X509_PURPOSE_SSL_CLIENT;
+    const char *files[] = {crl_path};
+    assert_int_equal(pqm__trust_load(&t, ca_path, files, 1, "client_ca", &e), 0);
+    assert_int_equal(t.ncrl, 1);
+
+    X509 *bad = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, listed, "listed");
+    X509 *good = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, unlisted, "unlisted");
+    assert_int_equal(revoked_by(&t, bad), 1);
+    assert_int_equal(revoked_by(&t, good), 0);
+    /* Lookups do not change the answer (the first one sorts the index). */
+    assert_int_equal(revoked_by(&t, bad), 1);
+    assert_int_equal(revoked_by(&t, good), 0);
+
+    /* A CRL signed by another key is refused when it is loaded. */
+    EVP_PKEY *other = pqm__alg_keygen(pqm__alg_find("ml-dsa-65"), &e);
+    assert_non_null(other);
+    struct pqm_crl_spec forged = {f->ca, other, now, now + 60, 8};
+    assert_int_equal(pqm__crl_begin(&b, &forged, &e), 0);
+    X509_CRL *fcrl = pqm__crl_finish(&b, &forged);
+    assert_non_null(fcrl);
+    char forged_path[512];
+    snprintf(forged_path, sizeof(forged_path), "%s/forged.crl.pem", f->dir);
+    write_pem(forged_path, NULL, fcrl);
+    X509_CRL_free(fcrl);
+    struct pqm_trust t2 = {0};
+    const char *ffiles[] = {forged_path};
+    assert_int_equal(pqm__trust_load(&t2, ca_path, ffiles, 1, "client_ca", &e), -1);
+    assert_non_null(strstr(pqm__err_str(&e), "not signed by any CA"));
+
+    pqm__trust_free(&t2);
+    EVP_PKEY_free(other);
+    X509_free(bad);
+    X509_free(good);
+    BN_free(listed);
+    BN_free(unlisted);
+    pqm__trust_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_extensions),
+        cmocka_unit_test(test_big_crl),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
