@@ -41,6 +41,31 @@ static int on_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* The OCSP counters, when the gateway asks responders (client_ocsp or stapling). */
+static int ocsp_metrics(struct pqm_gw_ocsp *o, struct pqm_buf *out)
+{
+    if (o == NULL)
+        return 0;
+    struct pqm_gw_ocsp_stats st;
+    pqm__gw_ocsp_stats(o, &st);
+    return pqm__buf_addf(
+        out,
+        "# HELP pqmtls_ocsp_queries_total OCSP queries about client certificates.\n"
+        "# TYPE pqmtls_ocsp_queries_total counter\npqmtls_ocsp_queries_total %llu\n"
+        "# HELP pqmtls_ocsp_query_failures_total Those that got no usable answer.\n"
+        "# TYPE pqmtls_ocsp_query_failures_total counter\npqmtls_ocsp_query_failures_total %llu\n"
+        "# HELP pqmtls_ocsp_cache_hits_total Client certificates judged from the cache.\n"
+        "# TYPE pqmtls_ocsp_cache_hits_total counter\npqmtls_ocsp_cache_hits_total %llu\n"
+        "# HELP pqmtls_ocsp_staple_valid Whether a current OCSP response is stapled.\n"
+        "# TYPE pqmtls_ocsp_staple_valid gauge\npqmtls_ocsp_staple_valid %d\n"
+        "# HELP pqmtls_ocsp_staple_next_update_timestamp_seconds The stapled response's "
+        "nextUpdate (0: none).\n"
+        "# TYPE pqmtls_ocsp_staple_next_update_timestamp_seconds gauge\n"
+        "pqmtls_ocsp_staple_next_update_timestamp_seconds %lld\n",
+        (unsigned long long)st.queries, (unsigned long long)st.failures,
+        (unsigned long long)st.cache_hits, st.staple_ok, (long long)st.staple_next_update);
+}
+
 static void respond(int fd, int status, const char *type, const char *body, size_t len)
 {
     char head[256];
@@ -100,7 +125,7 @@ static void serve(struct pqm_gateway *gw, int fd)
             blocks[n++] = &gw->workers[i].metrics;
         struct pqm_buf out;
         pqm__buf_init(&out, 1 << 20);
-        if (pqm__metrics_render(blocks, n, ready, &out) == 0)
+        if (pqm__metrics_render(blocks, n, ready, &out) == 0 && ocsp_metrics(gw->ocsp, &out) == 0)
             respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8",
                     (const char *)pqm__buf_head(&out), out.len);
         else

@@ -10,7 +10,7 @@
 
 #include <yaml.h>
 
-enum opt_type { T_STRING, T_PATH, T_PATH_LIST, T_BOOL, T_INT, T_SECONDS, T_ADDR, T_RULE };
+enum opt_type { T_STRING, T_PATH, T_PATH_LIST, T_BOOL, T_INT, T_SECONDS, T_ADDR, T_RULE, T_CHOICE, T_URL };
 
 struct opt {
     const char *name;
@@ -42,6 +42,21 @@ static const struct opt opts[] = {
      "client chain needs one"},
     {"crl_soft_fail", T_BOOL, F(crl_soft_fail), 0, 0, "",
      "let a client through when its CA's CRL is missing or expired (logged); default: refuse"},
+    {"client_ocsp", T_CHOICE, F(client_ocsp), 0, 0, "off|soft|hard",
+     "also ask the client certificate's OCSP responder (its authorityInfoAccess, or "
+     "ocsp_responder), answers cached: soft lets the client through when no answer comes, "
+     "hard refuses it (default off)"},
+    {"ocsp_stapling", T_CHOICE, F(ocsp_stapling), 0, 0, "auto|on|off",
+     "staple the OCSP response for the gateway's own certificate, fetched in the background "
+     "and refreshed half-way to its nextUpdate; auto: when the certificate names a responder "
+     "(default auto)"},
+    {"ocsp_responder", T_URL, F(ocsp_responder), 0, 0, "URL",
+     "the OCSP responder to ask instead of the certificates' own (http://)"},
+    {"ocsp_timeout", T_SECONDS, F(ocsp_timeout), 1, 60, "SECONDS",
+     "how long an OCSP query may take (default 5)"},
+    {"ocsp_cache_seconds", T_INT, F(ocsp_cache_seconds), 1, 86400, "SECONDS",
+     "longest a client certificate's good answer is trusted, and never past its nextUpdate "
+     "(default 300)"},
     {"verify_depth", T_INT, F(verify_depth), 1, 8, "N",
      "most certificates between a client certificate and its trust anchor (default 2)"},
     {"require_pq", T_BOOL, F(require_pq), 0, 0, "",
@@ -108,6 +123,10 @@ struct pqm_gateway_config *pqm_gateway_config_new(void)
     c->upstream_connect_timeout = 5;
     c->upstream_timeout = 60;
     c->drain_timeout = 30;
+    snprintf(c->client_ocsp, sizeof(c->client_ocsp), "off");
+    snprintf(c->ocsp_stapling, sizeof(c->ocsp_stapling), "auto");
+    c->ocsp_timeout = 5;
+    c->ocsp_cache_seconds = 300;
     c->watch_interval = 2;
     c->expiry_warning_days = 30;
     c->session_tickets = 1;
@@ -228,6 +247,21 @@ static int addr_ok(const char *v)
     return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
 }
 
+/* 1 when V is one of the '|'-separated words of CHOICES. */
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p != '\0';) {
+        size_t w = strcspn(p, "|");
+        if (w == n && strncmp(p, v, n) == 0)
+            return 1;
+        p += w;
+        if (*p == '|')
+            p++;
+    }
+    return 0;
+}
+
 static int set_number(struct pqm_gateway_config *c, const struct opt *o, const char *v)
 {
     char *end = NULL;
@@ -294,6 +328,14 @@ static int set_value(struct pqm_gateway_config *c, const char *key, const char *
         snprintf(field, sizeof(c->crl[0]), "%s", value);
         c->ncrl++;
         return 0;
+    case T_CHOICE:
+        if (!choice_ok(o->arg, value))
+            return pqm__err_set(&c->err, "%s: '%s' is not one of %s", key, value, o->arg);
+        break;
+    case T_URL:
+        if (strncmp(value, "http://", 7) != 0 || value[7] == '\0' || value[7] == '/')
+            return pqm__err_set(&c->err, "%s: '%s' is not an http:// URL", key, value);
+        break;
     case T_STRING:
     case T_PATH:
         break;

@@ -25,6 +25,11 @@ struct pqm_gateway_config {
     char crl[PQM_GW_MAX_CRLS][4096];
     size_t ncrl;
     char access_log[4096]; /* "-" stdout, "off", or a file */
+    char client_ocsp[8];       /* off, soft, hard */
+    char ocsp_stapling[8];     /* auto, on, off */
+    char ocsp_responder[512];  /* "" : each certificate's own */
+    double ocsp_timeout;
+    int ocsp_cache_seconds;
     int verify_depth;
     int require_pq, crl_soft_fail;
     int client_cert_header; /* RFC 9440 Client-Cert to the upstream */

@@ -33,7 +33,9 @@
 #define PQM_SPARE_BUF_MAX (32 * 1024)    /* larger buffers are not kept with them */
 #define PQM_BUF_KEEP_SECONDS 2.0         /* an idle connection's buffers go after this */
 
-enum phase { P_HANDSHAKE, P_ACTIVE, P_CLOSING };
+/* P_OCSP: the handshake is done, the client certificate waits for its OCSP answer
+ * (client_ocsp: hard); nothing is read from the client meanwhile. */
+enum phase { P_HANDSHAKE, P_OCSP, P_ACTIVE, P_CLOSING };
 
 struct upconn {
     struct worker *w;
@@ -850,15 +852,20 @@ static void arm(struct conn *c)
     int ev = 0;
     if (c->phase == P_HANDSHAKE) {
         ev = c->ssl_wants_write ? EV_WRITE : EV_READ;
+    } else if (c->phase == P_OCSP) {
+        ev = 0; /* nothing is read before the verdict */
     } else {
         if (!c->client_eof && !c->close_after && pqm__buf_room(&c->in) >= PQM_READ_CHUNK)
             ev |= EV_READ;
         if (c->to_client.len > 0 || c->ssl_wants_write)
             ev |= EV_WRITE;
     }
-    if (ev == 0)
+    if (ev == 0 && c->phase == P_OCSP) {
+        ev_io_stop(w->loop, &c->io);
+    } else if (ev == 0) {
         ev = EV_READ; /* always notice a reset */
-    if (c->io.events != ev) {
+    }
+    if (ev != 0 && (c->io.events != ev || !ev_is_active(&c->io))) {
         ev_io_stop(w->loop, &c->io);
         ev_io_set(&c->io, c->fd, ev);
         ev_io_start(w->loop, &c->io);
@@ -883,6 +890,8 @@ static void arm(struct conn *c)
     double t;
     if (c->phase == P_HANDSHAKE)
         t = cfg->handshake_timeout;
+    else if (c->phase == P_OCSP)
+        t = cfg->ocsp_timeout + 1; /* the query's own timeout answers first */
     else if (x == NULL && c->requests > 0 && (c->in.data != NULL || c->to_client.data != NULL) &&
              c->in.len == 0 && c->to_client.len == 0)
         t = buf_keep(cfg); /* then the buffers go (timer_cb), and the idle wait goes on */
@@ -955,6 +964,75 @@ static char *client_cert_value(X509 *leaf)
     return out;
 }
 
+/* The issuer of the client's certificate: from the verified chain, or (a resumed
+ * session has none) from the configured client CAs. */
+static X509 *client_issuer(struct conn *c, X509 *leaf)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(c->ssl);
+    if (chain != NULL && sk_X509_num(chain) > 1)
+        return sk_X509_value(chain, 1);
+    return pqm__tls_server_client_issuer(c->tls, leaf);
+}
+
+/* The client's certificate by OCSP (client_ocsp): 0 go on, 1 wait, -1 refused (logged). */
+static int ocsp_gate(struct conn *c)
+{
+    struct pqm_gw_ocsp *o = c->w->gw->ocsp;
+    X509 *leaf = SSL_get0_peer_certificate(c->ssl);
+    if (o == NULL || leaf == NULL)
+        return 0;
+    const char *code = NULL;
+    switch (pqm__gw_ocsp_client(o, leaf, client_issuer(c, leaf), c->hs->reason,
+                                sizeof(c->hs->reason), &code)) {
+    case PQM_GW_OCSP_PASS:
+        return 0;
+    case PQM_GW_OCSP_WAIT:
+        return 1;
+    default: {
+        char why[sizeof(c->hs->reason)];
+        snprintf(why, sizeof(why), "%s", c->hs->reason);
+        snprintf(c->hs->reason, sizeof(c->hs->reason), "%.200s: %s", c->hs->subject, why);
+        c->hs->reason_code = code;
+        log_handshake_refused(c);
+        return -1;
+    }
+    }
+}
+
+/* The handshake is complete and the client's certificate passed every check. */
+static void admitted(struct conn *c)
+{
+    c->phase = P_ACTIVE;
+    c->id = identity_of(c->hs);
+    if (c->id == NULL) {
+        conn_close(c);
+        return;
+    }
+    SSL_set_app_data(c->ssl, NULL); /* nothing of the handshake is written any more */
+    free(c->hs);
+    c->hs = NULL;
+    pqm__metrics_handshake(&c->w->metrics, NULL, c->id->group, c->id->resumed,
+                           c->id->not_after);
+    check_expiry(c);
+    if (c->w->gw->cfg.client_cert_header)
+        c->client_cert = client_cert_value(SSL_get0_peer_certificate(c->ssl));
+    pump(c);
+}
+
+/* After the handshake: admitted, refused, or waiting for an OCSP answer. */
+static void judge_client(struct conn *c)
+{
+    int g = ocsp_gate(c);
+    if (g < 0) {
+        conn_close(c);
+    } else if (g == 0) {
+        admitted(c);
+    } else {
+        c->phase = P_OCSP;
+        arm(c);
+    }
+}
+
 static void handshake(struct conn *c)
 {
     c->ssl_wants_write = 0;
@@ -967,20 +1045,7 @@ static void handshake(struct conn *c)
             conn_close(c);
             return;
         }
-        c->id = identity_of(c->hs);
-        if (c->id == NULL) {
-            conn_close(c);
-            return;
-        }
-        SSL_set_app_data(c->ssl, NULL); /* nothing of the handshake is written any more */
-        free(c->hs);
-        c->hs = NULL;
-        pqm__metrics_handshake(&c->w->metrics, NULL, c->id->group, c->id->resumed,
-                               c->id->not_after);
-        check_expiry(c);
-        if (c->w->gw->cfg.client_cert_header)
-            c->client_cert = client_cert_value(SSL_get0_peer_certificate(c->ssl));
-        pump(c);
+        judge_client(c);
         return;
     }
     int e = SSL_get_error(c->ssl, r);
@@ -995,12 +1060,25 @@ static void handshake(struct conn *c)
     conn_close(c);
 }
 
+void pqm__gw_worker_ocsp_wake(struct worker *w)
+{
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next; /* judge_client may close C */
+        if (c->phase == P_OCSP)
+            judge_client(c);
+        c = next;
+    }
+}
+
 static void pump(struct conn *c)
 {
     if (c->phase == P_HANDSHAKE) {
         handshake(c);
         return;
     }
+    if (c->phase == P_OCSP)
+        return; /* judge_client goes on when the answer comes */
     for (int round = 0; round < 64; round++) {
         size_t before = c->in.len + c->to_client.len +
                         (c->x != NULL ? c->x->to_up.len + c->x->up_in.len : 0);
@@ -1093,6 +1171,15 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(c->hs->reason, sizeof(c->hs->reason), "no TLS handshake within %g s",
                  c->w->gw->cfg.handshake_timeout);
         c->hs->reason_code = "timeout";
+        log_handshake_refused(c);
+        conn_close(c);
+        return;
+    }
+    if (c->phase == P_OCSP) {
+        snprintf(c->hs->reason, sizeof(c->hs->reason),
+                 "no OCSP answer for the client certificate within %g s (client_ocsp: hard)",
+                 c->w->gw->cfg.ocsp_timeout + 1);
+        c->hs->reason_code = "ocsp_unavailable";
         log_handshake_refused(c);
         conn_close(c);
         return;

@@ -189,7 +189,58 @@ static int read_key_pass(const char *file, struct pqm_secret *out, struct pqm_er
     return rc;
 }
 
-static struct pqm_tls_server *build_tls(const struct pqm_gateway_config *c,
+static int staple(void *arg, X509 *leaf, unsigned char **der, long *len)
+{
+    struct pqm_gateway *gw = arg;
+    return pqm__gw_ocsp_staple_copy(gw->ocsp, leaf, der, len);
+}
+
+/* Wakes the workers' connections that wait for an OCSP answer (an OCSP thread). */
+static void ocsp_wake(void *arg)
+{
+    struct pqm_gateway *gw = arg;
+    for (int i = 0; i < gw->nworkers; i++)
+        if (atomic_load(&gw->workers[i].ocsp_ready))
+            ev_async_send(gw->workers[i].loop, &gw->workers[i].ocsp_w);
+}
+
+static enum pqm_gw_ocsp_mode client_mode(const char *v)
+{
+    return strcmp(v, "hard") == 0 ? PQM_GW_OCSP_HARD
+           : strcmp(v, "soft") == 0 ? PQM_GW_OCSP_SOFT
+                                    : PQM_GW_OCSP_OFF;
+}
+
+static int start_ocsp(struct pqm_gateway *gw, struct pqm_err *e)
+{
+    const struct pqm_gateway_config *c = &gw->cfg;
+    struct pqm_gw_ocsp_opts o = {
+        .client_mode = client_mode(c->client_ocsp),
+        .staple_mode = strcmp(c->ocsp_stapling, "on") == 0    ? PQM_GW_STAPLE_ON
+                       : strcmp(c->ocsp_stapling, "off") == 0 ? PQM_GW_STAPLE_OFF
+                                                              : PQM_GW_STAPLE_AUTO,
+        .responder = c->ocsp_responder,
+        .timeout = (int)c->ocsp_timeout,
+        .cache_seconds = c->ocsp_cache_seconds,
+        .wake = ocsp_wake,
+        .wake_arg = gw,
+    };
+    if (o.client_mode == PQM_GW_OCSP_OFF && o.staple_mode == PQM_GW_STAPLE_OFF)
+        return 0;
+    gw->ocsp = pqm__gw_ocsp_new(&o, e);
+    return gw->ocsp != NULL ? 0 : -1;
+}
+
+/* The gateway's certificate as the one to staple (after start and each reload). */
+static int staple_target(struct pqm_gateway *gw, const struct pqm_tls_server *tls,
+                         struct pqm_err *e)
+{
+    X509 *leaf = NULL, *issuer = NULL;
+    pqm__tls_server_identity(tls, &leaf, &issuer);
+    return pqm__gw_ocsp_staple_target(gw->ocsp, leaf, issuer, e);
+}
+
+static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, const struct pqm_gateway_config *c,
                                         const struct pqm_secret *pass, struct pqm_err *e)
 {
     const char *crls[PQM_GW_MAX_CRLS];
@@ -208,8 +259,15 @@ static struct pqm_tls_server *build_tls(const struct pqm_gateway_config *c,
         .crl_soft_fail = c->crl_soft_fail,
         .session_tickets = c->session_tickets,
         .ticket_key_lifetime = c->ticket_key_lifetime,
+        .staple = gw->ocsp != NULL ? staple : NULL,
+        .staple_arg = gw,
     };
-    return pqm__tls_server_new(&o, e);
+    struct pqm_tls_server *s = pqm__tls_server_new(&o, e);
+    if (s != NULL && staple_target(gw, s, e) != 0) {
+        pqm__tls_server_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 static int open_access_log(struct pqm_gateway *gw, struct pqm_err *e)
@@ -374,14 +432,16 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     atomic_store(&gw->policy, policy);
     if (read_key_pass(gw->cfg.key_passphrase_file, &gw->key_pass, &e) != 0)
         goto fail_e;
-    struct pqm_tls_server *tls = build_tls(&gw->cfg, &gw->key_pass, &e);
+    if (start_ocsp(gw, &e) != 0)
+        goto fail_e;
+    struct pqm_tls_server *tls = build_tls(gw, &gw->cfg, &gw->key_pass, &e);
     if (tls == NULL)
         goto fail_e;
     atomic_store(&gw->tls, tls);
     gw->files_stamp = files_stamp(&gw->cfg);
-    if (cfg->ncrl == 0)
-        pqm__gw_say("warning", "no crl configured: client certificates are not checked for "
-                               "revocation");
+    if (cfg->ncrl == 0 && strcmp(gw->cfg.client_ocsp, "off") == 0)
+        pqm__gw_say("warning", "no crl configured and client_ocsp off: client certificates are "
+                               "not checked for revocation");
     if (resolve(cfg->upstream, 0, &gw->upstream, &gw->upstream_len, &e) != 0 ||
         resolve(cfg->listen, 1, &lss, &llen, &e) != 0) {
         pqm__err_copy(&e, "address", pqm__err_str(&e));
@@ -430,6 +490,13 @@ static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
         ev_timer_start(loop, &w->drain_w);
 }
 
+static void ocsp_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pqm__gw_worker_ocsp_wake(a->data);
+}
+
 static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)t;
@@ -465,6 +532,10 @@ static int start_worker(struct worker *w)
     ev_async_init(&w->stop_w, stop_cb);
     w->stop_w.data = w;
     ev_async_start(w->loop, &w->stop_w);
+    ev_async_init(&w->ocsp_w, ocsp_wake_cb);
+    w->ocsp_w.data = w;
+    ev_async_start(w->loop, &w->ocsp_w);
+    atomic_store(&w->ocsp_ready, 1);
     ev_timer_init(&w->drain_w, drain_timeout_cb, w->gw->cfg.drain_timeout, 0);
     ev_prepare_init(&w->flush_w, flush_log_cb);
     w->flush_w.data = w;
@@ -493,6 +564,8 @@ static void note_restart_only(const struct pqm_gateway_config *now,
         FIELD(handshake_timeout), FIELD(header_timeout),   FIELD(idle_timeout),
         FIELD(upstream_connect_timeout), FIELD(upstream_timeout), FIELD(drain_timeout),
         FIELD(watch_interval),   FIELD(client_cert_header), FIELD(expiry_warning_days),
+        FIELD(client_ocsp),      FIELD(ocsp_stapling),     FIELD(ocsp_responder),
+        FIELD(ocsp_timeout),     FIELD(ocsp_cache_seconds),
 #undef FIELD
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
@@ -539,7 +612,7 @@ static void reload(struct pqm_gateway *gw, const char *why)
         take_reloadable(&trial, next);
     }
     if (read_key_pass(trial.key_passphrase_file, &pass, &e) != 0 ||
-        (fresh = build_tls(&trial, &pass, &e)) == NULL)
+        (fresh = build_tls(gw, &trial, &pass, &e)) == NULL)
         goto refused;
     if (next != NULL) {
         if (make_policy(next->policy, &policy, &e) != 0)
@@ -667,6 +740,8 @@ void pqm_gateway_free(struct pqm_gateway *gw)
 {
     if (gw == NULL)
         return;
+    pqm__gw_ocsp_free(gw->ocsp); /* its threads may wake the workers: they go first */
+    gw->ocsp = NULL;
     for (int i = 0; gw->workers != NULL && i < gw->nworkers; i++) {
         struct worker *w = &gw->workers[i];
         if (w->lfd >= 0)

@@ -15,6 +15,7 @@
 
 #include "gateway/config.h"
 #include "gateway/metrics.h"
+#include "gateway/ocsp.h"
 #include "gateway/policy.h"
 #include "tls/server.h"
 
@@ -46,6 +47,7 @@ struct pqm_gateway {
     pthread_mutex_t log_mu;
     uint64_t files_stamp; /* of the files the TLS configuration was built from */
     _Atomic(struct gw_policy *) policy; /* NULL: every verified client passes */
+    struct pqm_gw_ocsp *ocsp;            /* client OCSP checks and stapling; NULL: off */
     /* Certificates warned about as expiring: fingerprint prefix and when. */
     struct expiry_note {
         uint64_t id;
@@ -71,6 +73,8 @@ struct worker {
     int lfd;
     ev_io accept_w;
     ev_async stop_w;
+    ev_async ocsp_w;        /* an OCSP answer arrived: connections waiting for one go on */
+    atomic_int ocsp_ready;  /* ocsp_w may be sent */
     ev_timer drain_w;
     pthread_t thread;
     int started;
@@ -98,6 +102,8 @@ void pqm__gw_policy_release(struct gw_policy *p);
 struct pqm_tls_server *pqm__gw_tls_take(struct pqm_gateway *gw);
 
 void pqm__gw_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* Connections of W waiting for an OCSP answer look at the cache again. */
+void pqm__gw_worker_ocsp_wake(struct worker *w);
 /* Closes idle connections and lets the others finish their current request. */
 void pqm__gw_worker_drain(struct worker *w);
 /* Closes every connection of W and its idle upstream connections. */

@@ -6,7 +6,8 @@
 const char *const pqm__metrics_reasons[PQM_M_REASONS] = {
     "no_certificate", "unknown_ca",  "expired",    "not_yet_valid",   "wrong_eku",
     "name_constraints", "revoked",   "crl_missing", "crl_expired",    "not_pq",
-    "protocol",       "no_shared_group", "bad_certificate", "handshake", "timeout", "other",
+    "protocol",       "no_shared_group", "bad_certificate", "handshake", "timeout",
+    "ocsp_unknown",   "ocsp_unavailable", "other",
 };
 
 const char *const pqm__metrics_groups[PQM_M_GROUPS] = {

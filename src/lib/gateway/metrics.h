@@ -10,7 +10,7 @@
 
 #include "util/buf.h"
 
-#define PQM_M_REASONS 16
+#define PQM_M_REASONS 18
 #define PQM_M_GROUPS 8
 #define PQM_M_BUCKETS 14
 

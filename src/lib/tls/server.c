@@ -35,6 +35,8 @@ struct pqm_tls_server {
     SSL_CTX *ctx;
     struct pqm_trust trust; /* client certificates */
     int require_pq;
+    int (*staple)(void *arg, X509 *leaf, unsigned char **der, long *len);
+    void *staple_arg;
 };
 
 int pqm__tls_group_is_pq(const char *name)
@@ -90,6 +92,23 @@ static int client_hello(SSL *ssl, int *al, void *arg)
                "the client offers no post-quantum key exchange group (require_pq is on)");
     *al = SSL_AD_HANDSHAKE_FAILURE;
     return SSL_CLIENT_HELLO_ERROR;
+}
+
+/* The client asked for the certificate's status (status_request): the current OCSP
+ * response, when there is one. */
+static int status_cb(SSL *ssl, void *arg)
+{
+    struct pqm_tls_server *s = arg;
+    X509 *leaf = SSL_get_certificate(ssl);
+    unsigned char *der = NULL;
+    long len = 0;
+    if (leaf == NULL || s->staple(s->staple_arg, leaf, &der, &len) != 1)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, der, len) != 1) {
+        OPENSSL_free(der);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
 }
 
 /* The AES and HMAC keys of ticket key epoch EPOCH: HMAC-SHA256 of the server's secret. */
@@ -328,6 +347,15 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
     SSL_CTX_set_cert_verify_callback(s->ctx, verify_client, s);
     if (s->require_pq)
         SSL_CTX_set_client_hello_cb(s->ctx, client_hello, s);
+    if (o->staple != NULL) {
+        s->staple = o->staple;
+        s->staple_arg = o->staple_arg;
+        if (SSL_CTX_set_tlsext_status_cb(s->ctx, status_cb) != 1 ||
+            SSL_CTX_set_tlsext_status_arg(s->ctx, s) != 1) {
+            pqm__err_ossl(e, "cannot set up OCSP stapling");
+            goto fail;
+        }
+    }
     return s;
 fail:
     pqm__tls_server_free(s);
@@ -348,6 +376,21 @@ void pqm__tls_server_free(struct pqm_tls_server *s)
     pqm__trust_free(&s->trust);
     SSL_CTX_free(s->ctx);
     free(s);
+}
+
+void pqm__tls_server_identity(const struct pqm_tls_server *s, X509 **leaf, X509 **issuer)
+{
+    STACK_OF(X509) *chain = NULL;
+    *leaf = SSL_CTX_get0_certificate(s->ctx);
+    *issuer = NULL;
+    if (SSL_CTX_get0_chain_certs(s->ctx, &chain) == 1 && chain != NULL &&
+        sk_X509_num(chain) > 0)
+        *issuer = sk_X509_value(chain, 0);
+}
+
+X509 *pqm__tls_server_client_issuer(const struct pqm_tls_server *s, X509 *x)
+{
+    return pqm__trust_issuer_of(&s->trust, x);
 }
 
 SSL_CTX *pqm__tls_server_ctx(const struct pqm_tls_server *s)

@@ -27,6 +27,11 @@ struct pqm_tls_server_opts {
     const char *groups;         /* NULL: X25519MLKEM768:X25519 */
     int session_tickets;        /* resumption by TLS 1.3 tickets */
     int ticket_key_lifetime;    /* seconds a ticket key encrypts; accepted twice as long */
+    /* OCSP stapling: called in a handshake whose client asked for the certificate's
+     * status; returns 1 with a copy of the DER response (OPENSSL_malloc) for LEAF, or 0.
+     * NULL: no stapling. */
+    int (*staple)(void *arg, X509 *leaf, unsigned char **der, long *len);
+    void *staple_arg;
 };
 
 /* What a connection learns of its peer; the TLS layer fills REASON on a refusal. */
@@ -58,6 +63,11 @@ SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, int fd, struct pqm_tls_peer *
 int pqm__tls_peer_read(struct pqm_tls_server *s, SSL *ssl, struct pqm_tls_peer *peer);
 /* After a failed handshake: makes sure PEER->reason says why. */
 void pqm__tls_peer_failed(SSL *ssl, struct pqm_tls_peer *peer, unsigned long ossl_err);
+/* The server's own certificate and its issuer (the next certificate of its chain file;
+ * NULL when the file holds the leaf alone). Borrowed: valid while S is. */
+void pqm__tls_server_identity(const struct pqm_tls_server *s, X509 **leaf, X509 **issuer);
+/* The configured client CA that issued X, NULL when none did. Borrowed. */
+X509 *pqm__tls_server_client_issuer(const struct pqm_tls_server *s, X509 *x);
 /* 1 when the group (an IANA name such as X25519MLKEM768) carries ML-KEM. */
 int pqm__tls_group_is_pq(const char *name);
 

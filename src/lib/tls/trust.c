@@ -118,7 +118,7 @@ static const struct pqm_crl_entry *crl_for(const struct pqm_trust *t, const X509
     return NULL;
 }
 
-static X509 *issuer_in_store(const struct pqm_trust *t, X509 *x)
+X509 *pqm__trust_issuer_of(const struct pqm_trust *t, X509 *x)
 {
     for (int i = 0; i < sk_X509_num(t->cas); i++) {
         X509 *ca = sk_X509_value(t->cas, i);
@@ -137,7 +137,7 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
         if (X509_check_issued(x, x) == X509_V_OK)
             break; /* a root is not revoked by a CRL */
         X509 *issuer = i + 1 < sk_X509_num(chain) ? sk_X509_value(chain, i + 1)
-                                                   : issuer_in_store(t, x);
+                                                   : pqm__trust_issuer_of(t, x);
         char who[320];
         cert_who(x, role_of(t), who, sizeof(who));
         const struct pqm_crl_entry *c = issuer != NULL ? crl_for(t, issuer) : NULL;

@@ -52,6 +52,8 @@ int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_
 /* Revocation of the certificates of CHAIN by T's CRLs; 0, or -1 with *ERR and V set. */
 int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int *err,
                           struct pqm_verdict *v);
+/* The anchor of T that issued X (by name and key identifier), NULL when none. Borrowed. */
+X509 *pqm__trust_issuer_of(const struct pqm_trust *t, X509 *x);
 /* RFC 2253 text of NAME, control characters replaced. */
 void pqm__name_text(const X509_NAME *name, char *out, size_t outlen);
 

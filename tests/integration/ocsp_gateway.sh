@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The gateway and OCSP, against OpenSSL 3.5's own responder (`openssl ocsp -index`,
+# one per intermediate, each signing with its CA's ML-DSA-65 key):
+#  - stapling: `openssl s_client -status` gets a successful, ML-DSA-65-signed response
+#    for the gateway's certificate, fetched in the background; the responder stopped,
+#    the cached response is still stapled;
+#  - client_ocsp hard: a good client passes, a client the responder says is revoked is
+#    refused (access log reason_code revoked, naming it and the reason); a client never
+#    seen while the responder is down is refused (ocsp_unavailable), a client whose good
+#    answer is cached still passes; a session resumed after the certificate was revoked
+#    is refused too;
+#  - client_ocsp soft: with the responder down, clients pass; with it up, the revoked
+#    client is refused once its answer is in.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+require_bin
+CURL_BIN="${CURL_BIN:-curl}"
+require_tool "$CURL_BIN" python3
+
+PA=$(free_port); PB=$(free_port)
+while [[ "$PB" == "$PA" ]]; do PB=$(free_port); done
+P=$T/pki
+pqm pki init "$P" --no-passphrase --server-domain example.com --ocsp-url "http://127.0.0.1:$PA/" > /dev/null || fail "pki init"
+pqm pki issue server --pki "$P" --name api.example.com --ip 127.0.0.1 > /dev/null || fail "issue server"
+pqm pki configure --pki "$P" --ocsp-url "http://127.0.0.1:$PB/" > /dev/null || fail "configure"
+for n in good bad late resumed; do pqm pki issue client --pki "$P" --name "$n" > /dev/null || fail "issue $n"; done
+I=$P/issued
+pqm pki revoke --pki "$P" "$(cert_serial "$I/bad.crt.pem")" --reason keyCompromise > /dev/null || fail "revoke bad"
+
+# index.txt of CA (by serial) from the inventory, as `openssl ocsp -index` reads it
+mkindex() {
+    python3 - "$P/pki.db" "$1" "$2" <<'PY'
+import sqlite3, sys, time
+db, ca, out = sys.argv[1:4]
+def a(t): return time.strftime("%y%m%d%H%M%SZ", time.gmtime(t))
+with open(out, "w") as f:
+    for s, na, st, ra, why in sqlite3.connect(db).execute(
+            "SELECT serial, not_after, status, revoked_at, revocation_reason FROM certs "
+            "WHERE issuer_serial = ? AND serial <> issuer_serial", (ca,)):
+        if st == "revoked":
+            f.write("R\t%s\t%s,%s\t%s\tunknown\t/CN=%s\n" % (a(na), a(ra), why, s, s))
+        else:
+            f.write("V\t%s\t\t%s\tunknown\t/CN=%s\n" % (a(na), s, s))
+PY
+}
+SCA=$(cert_serial "$P/server-int-ca.crt.pem")
+CCA=$(cert_serial "$P/client-int-ca.crt.pem")
+# responder NAME PORT CA: start `openssl ocsp` for CA's certificates; its PID in RESP_PID
+responder() {
+    mkindex "$3" "$T/$1.idx"
+    env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" ocsp -index "$T/$1.idx" \
+        -port "$2" -rsigner "$P/$1-int-ca.crt.pem" -rkey "$P/$1-int-ca.key.pem" \
+        -CA "$P/$1-int-ca.crt.pem" -nmin 10 >> "$T/$1.resp.log" 2>&1 &
+    RESP_PID=$!
+    track_pid "$RESP_PID"
+    # Watched with ss, not by connecting: `openssl ocsp` serves one connection at a time
+    # and waits forever on one that sends nothing.
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [[ -n "$(ss -ltnH "( sport = :$2 )" 2>/dev/null)" ]] && return 0
+        sleep 0.05
+    done
+    fail "openssl ocsp ($1) did not start: $(tail -3 "$T/$1.resp.log")"
+}
+responder server "$PA" "$SCA"; SRESP=$RESP_PID
+responder client "$PB" "$CCA"; CRESP=$RESP_PID
+
+UP=$(free_port)
+python3 "$PQMTLS_SOURCE_DIR/tests/integration/lib/upstream.py" "$UP" "$T/rec.jsonl" > "$T/up.log" 2>&1 &
+track_pid $!
+wait_port "$UP" || fail "upstream did not start"
+
+# gateway NAME OPTIONS...: port in GW_PORT
+gateway() {
+    local name="$1"; shift
+    GW_PORT=$(free_port)
+    "$PQMTLS_BIN" gateway --listen "127.0.0.1:$GW_PORT" --upstream "127.0.0.1:$UP" \
+        --cert "$I/api.example.com.chain.pem" --key "$I/api.example.com.key.pem" \
+        --client-ca "$P/client-ca-chain.pem" --workers 1 --access-log "$T/$name.log" "$@" \
+        > "$T/$name.out" 2> "$T/$name.err" &
+    track_pid $!
+    wait_port "$GW_PORT" || fail "gateway $name did not start: $(tail -3 "$T/$name.err")"
+}
+# gc PORT NAME: HTTP status of one request with NAME's certificate in CODE
+gc() {
+    set +e
+    CODE=$(with_ossl35 "$CURL_BIN" -sS --max-time 20 --cacert "$P/server-ca-chain.pem" \
+        --cert "$I/$2.crt.pem" --key "$I/$2.key.pem" -o /dev/null -w '%{http_code}' \
+        "https://127.0.0.1:$1/x" 2> "$T/curl.err")
+    set -e
+}
+# status PORT: the stapled response as s_client -status prints it, in OUT
+status() {
+    set +e
+    OUT=$(echo | timeout 10 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$1" -status -CAfile "$P/server-ca-chain.pem" \
+        -cert "$I/good.crt.pem" -key "$I/good.key.pem" 2>&1)
+    set -e
+}
+
+# --- stapling + hard ---------------------------------------------------------------------
+ADM=$(free_port)
+gateway hard --client-ocsp hard --ocsp-cache-seconds 2 --admin "127.0.0.1:$ADM"
+H=$GW_PORT
+for _ in $(seq 50); do status "$H"; [[ "$OUT" == *"OCSP Response Status: successful"* ]] && break; sleep 0.2; done
+assert_contains "s_client -status: the gateway staples a successful OCSP response" "$OUT" "OCSP Response Status: successful"
+assert_contains "for its certificate, good" "$OUT" "Cert Status: good"
+assert_contains "signed with ML-DSA-65" "$OUT" "Signature Algorithm: ML-DSA-65"
+assert_contains "by the server intermediate" "$OUT" "Responder Id: O = pqmtls, CN = pqmtls Server Intermediate CA"
+kill "$SRESP"; wait "$SRESP" 2> /dev/null || true
+status "$H"
+assert_contains "with the responder stopped, the cached response is still stapled" "$OUT" "Cert Status: good"
+
+gc "$H" good; [[ "$CODE" == 200 ]] || fail "good client (hard): $CODE $(cat "$T/curl.err")"
+pass "hard: a client the responder says is good passes"
+gc "$H" bad; [[ "$CODE" != 200 ]] || fail "revoked client passed in hard mode"
+pass "hard: the client the responder says is revoked is refused"
+line=$(grep '"handshake_refused"' "$T/hard.log" | tail -1)
+assert_contains "the access log says revoked" "$line" '"reason_code":"revoked"'
+assert_contains "names the client" "$line" "CN=bad"
+assert_contains "and the OCSP reason" "$line" "OCSP: keyCompromise"
+[[ $(grep -c '"path": "/x"' "$T/rec.jsonl") -eq 1 ]] || fail "the upstream saw the revoked client's request"
+pass "the revoked client's request never reached the upstream"
+
+# The session of 'resumed', then its revocation (responder restarted with the new state).
+sess() {
+    set +e
+    OUT=$(printf 'GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" | timeout 10 env OPENSSL_CONF=/dev/null \
+        LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client -connect "127.0.0.1:$H" -ign_eof \
+        -CAfile "$P/server-ca-chain.pem" -cert "$I/resumed.crt.pem" -key "$I/resumed.key.pem" "$1" "$T/resumed.sess" 2>&1)
+    set -e
+}
+sess -sess_out first
+assert_contains "resumed: the first, full handshake is answered" "$OUT" "HTTP/1.1 200"
+pqm pki revoke --pki "$P" "$(cert_serial "$I/resumed.crt.pem")" --reason affiliationChanged > /dev/null || fail "revoke resumed"
+kill "$CRESP"; wait "$CRESP" 2> /dev/null || true
+responder client "$PB" "$CCA"; CRESP=$RESP_PID
+sleep 2.5   # the cached good answer (--ocsp-cache-seconds 2) runs out
+sess -sess_in second
+assert_contains "the second connection resumes the session" "$OUT" "Reused, TLSv1.3"
+assert_not_contains "a session resumed after the revocation is not served" "$OUT" "HTTP/1.1 200"
+line=$(grep '"handshake_refused"' "$T/hard.log" | tail -1)
+assert_contains "and the log says revoked (affiliationChanged)" "$line" "OCSP: affiliationChanged"
+
+kill "$CRESP"; wait "$CRESP" 2> /dev/null || true
+gc "$H" late; [[ "$CODE" != 200 ]] || fail "hard: a client never checked passed with the responder down"
+pass "hard: a client never checked is refused while the responder is down"
+line=$(grep '"handshake_refused"' "$T/hard.log" | tail -1)
+assert_contains "as ocsp_unavailable" "$line" '"reason_code":"ocsp_unavailable"'
+
+run curl -sS --max-time 10 "http://127.0.0.1:$ADM/metrics"
+assert_contains "metrics: the staple is valid" "$OUT" "pqmtls_ocsp_staple_valid 1"
+assert_match "metrics: OCSP queries were made" "$OUT" "pqmtls_ocsp_queries_total [1-9]"
+assert_match "metrics: refusals by OCSP are counted as revoked" "$OUT" 'pqmtls_handshakes_total\{result="refused",reason="revoked"\} [1-9]'
+assert_match "metrics: and as ocsp_unavailable" "$OUT" 'pqmtls_handshakes_total\{result="refused",reason="ocsp_unavailable"\} [1-9]'
+
+# --- soft --------------------------------------------------------------------------------
+gateway soft --client-ocsp soft --ocsp-stapling off
+S=$GW_PORT
+gc "$S" late; [[ "$CODE" == 200 ]] || fail "soft: with the responder down a client should pass: $CODE"
+pass "soft: with the responder down, a client passes"
+status "$S"
+assert_not_contains "ocsp_stapling off: nothing stapled" "$OUT" "OCSP Response Status: successful"
+responder client "$PB" "$CCA"; CRESP=$RESP_PID
+refused=0
+for _ in $(seq 40); do
+    gc "$S" bad
+    if [[ "$CODE" != 200 ]]; then refused=1; break; fi
+    sleep 0.25
+done
+[[ $refused == 1 ]] || fail "soft: the revoked client is still let through once the responder answers"
+pass "soft: once the responder's answer is in, the revoked client is refused"
+gc "$S" good; [[ "$CODE" == 200 ]] || fail "soft: good client: $CODE"
+pass "soft: the good client still passes"
+
+done_all
