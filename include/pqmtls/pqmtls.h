@@ -3,6 +3,7 @@
 #define PQMTLS_PQMTLS_H
 #include <pqmtls/common.h>
 #include <pqmtls/client.h>
+#include <pqmtls/export.h>
 #include <pqmtls/gateway.h>
 #include <pqmtls/pki.h>
 #include <pqmtls/x509.h>

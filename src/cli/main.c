@@ -18,6 +18,7 @@ static const struct cli_cmd commands[] = {
     {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
     {"pki status", cmd_pki_status, "the fleet: expiry, CRLs, OCSP signers (exit 1 on a problem)"},
     {"pki configure", cmd_pki_configure, "show or set the CRL and OCSP URLs certificates carry"},
+    {"export nginx", cmd_export_nginx, "write an nginx mTLS server block and its files"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},
@@ -46,6 +47,16 @@ static void usage(FILE *out)
                  "pass.txt\n"
                  "  pqmtls verify --ca ./pki/client-ca-chain.pem --purpose client "
                  "./pki/issued/client1.chain.pem\n");
+}
+
+/* 1 when NAME is the first word of a two-word command ("pki", "export"). */
+static int is_group(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strncmp(commands[i].name, name, n) == 0 && commands[i].name[n] == ' ')
+            return 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -80,8 +91,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[2], space + 1) == 0)
             return commands[i].run(argc - 2, argv + 2);
     }
+    int grp = argc > 2 && is_group(argv[1]);
     fprintf(stderr, "pqmtls: unknown command '%s%s%s'\nTry 'pqmtls --help'.\n", argv[1],
-            argc > 2 && strcmp(argv[1], "pki") == 0 ? " " : "",
-            argc > 2 && strcmp(argv[1], "pki") == 0 ? argv[2] : "");
+            grp ? " " : "", grp ? argv[2] : "");
     return EXIT_USAGE;
 }

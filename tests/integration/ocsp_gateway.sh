@@ -26,43 +26,10 @@ for n in good bad late resumed; do pqm pki issue client --pki "$P" --name "$n" >
 I=$P/issued
 pqm pki revoke --pki "$P" "$(cert_serial "$I/bad.crt.pem")" --reason keyCompromise > /dev/null || fail "revoke bad"
 
-# index.txt of CA (by serial) from the inventory, as `openssl ocsp -index` reads it
-mkindex() {
-    python3 - "$P/pki.db" "$1" "$2" <<'PY'
-import sqlite3, sys, time
-db, ca, out = sys.argv[1:4]
-def a(t): return time.strftime("%y%m%d%H%M%SZ", time.gmtime(t))
-with open(out, "w") as f:
-    for s, na, st, ra, why in sqlite3.connect(db).execute(
-            "SELECT serial, not_after, status, revoked_at, revocation_reason FROM certs "
-            "WHERE issuer_serial = ? AND serial <> issuer_serial", (ca,)):
-        if st == "revoked":
-            f.write("R\t%s\t%s,%s\t%s\tunknown\t/CN=%s\n" % (a(na), a(ra), why, s, s))
-        else:
-            f.write("V\t%s\t\t%s\tunknown\t/CN=%s\n" % (a(na), s, s))
-PY
-}
-SCA=$(cert_serial "$P/server-int-ca.crt.pem")
-CCA=$(cert_serial "$P/client-int-ca.crt.pem")
-# responder NAME PORT CA: start `openssl ocsp` for CA's certificates; its PID in RESP_PID
-responder() {
-    mkindex "$3" "$T/$1.idx"
-    env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" ocsp -index "$T/$1.idx" \
-        -port "$2" -rsigner "$P/$1-int-ca.crt.pem" -rkey "$P/$1-int-ca.key.pem" \
-        -CA "$P/$1-int-ca.crt.pem" -nmin 10 >> "$T/$1.resp.log" 2>&1 &
-    RESP_PID=$!
-    track_pid "$RESP_PID"
-    # Watched with ss, not by connecting: `openssl ocsp` serves one connection at a time
-    # and waits forever on one that sends nothing.
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [[ -n "$(ss -ltnH "( sport = :$2 )" 2>/dev/null)" ]] && return 0
-        sleep 0.05
-    done
-    fail "openssl ocsp ($1) did not start: $(tail -3 "$T/$1.resp.log")"
-}
-responder server "$PA" "$SCA"; SRESP=$RESP_PID
-responder client "$PB" "$CCA"; CRESP=$RESP_PID
+source "$PQMTLS_SOURCE_DIR/tests/integration/lib/ocsp.bash"
+responder() { ossl_ocsp_responder "$P" "$1" "$2"; }
+responder server "$PA"; SRESP=$RESP_PID
+responder client "$PB"; CRESP=$RESP_PID
 
 UP=$(free_port)
 python3 "$PQMTLS_SOURCE_DIR/tests/integration/lib/upstream.py" "$UP" "$T/rec.jsonl" > "$T/up.log" 2>&1 &
@@ -133,7 +100,7 @@ sess -sess_out first
 assert_contains "resumed: the first, full handshake is answered" "$OUT" "HTTP/1.1 200"
 pqm pki revoke --pki "$P" "$(cert_serial "$I/resumed.crt.pem")" --reason affiliationChanged > /dev/null || fail "revoke resumed"
 kill "$CRESP"; wait "$CRESP" 2> /dev/null || true
-responder client "$PB" "$CCA"; CRESP=$RESP_PID
+responder client "$PB"; CRESP=$RESP_PID
 sleep 2.5   # the cached good answer (--ocsp-cache-seconds 2) runs out
 sess -sess_in second
 assert_contains "the second connection resumes the session" "$OUT" "Reused, TLSv1.3"
@@ -160,7 +127,7 @@ gc "$S" late; [[ "$CODE" == 200 ]] || fail "soft: with the responder down a clie
 pass "soft: with the responder down, a client passes"
 status "$S"
 assert_not_contains "ocsp_stapling off: nothing stapled" "$OUT" "OCSP Response Status: successful"
-responder client "$PB" "$CCA"; CRESP=$RESP_PID
+responder client "$PB"; CRESP=$RESP_PID
 refused=0
 for _ in $(seq 40); do
     gc "$S" bad

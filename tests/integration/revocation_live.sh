@@ -9,6 +9,7 @@
 #    refuses revoked c-a and accepts c-b;
 #  - a revoked client intermediate takes every client down at the gateway.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/nginx.bash"
 require_bin
 NGINX_BIN="${NGINX_BIN:-/usr/sbin/nginx}"
 CURL_BIN="${CURL_BIN:-curl}"
@@ -111,22 +112,7 @@ pass "a keep-alive connection opened before the reload still works after it"
 # --- nginx with the generated ssl_crl ----------------------------------------------------
 NP=$(free_port)
 N=$T/nginx
-mkdir -p "$N"
-cat > "$N/nginx.conf" <<NGX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $N/nginx.pid;
-error_log $N/error.log info;
-events { worker_connections 64; }
-http {
-    access_log $N/access.log;
-    client_body_temp_path $N/body;
-    proxy_temp_path $N/proxy;
-    fastcgi_temp_path $N/fastcgi;
-    uwsgi_temp_path $N/uwsgi;
-    scgi_temp_path $N/scgi;
-    server {
+nginx_conf "$N" "    server {
         listen 127.0.0.1:$NP ssl;
         ssl_certificate $I/api.example.com.chain.pem;
         ssl_certificate_key $I/api.example.com.key.pem;
@@ -136,10 +122,8 @@ http {
         ssl_crl $CRL;
         ssl_protocols TLSv1.3;
         ssl_ecdh_curve X25519MLKEM768:X25519;
-        location / { default_type text/plain; return 200 "verify=\$ssl_client_verify\n"; }
-    }
-}
-NGX
+        location / { default_type text/plain; return 200 \"verify=\$ssl_client_verify\n\"; }
+    }"
 expect_ok "nginx -t accepts ssl_crl with the pqmtls CRLs" with_ossl35 "$NGINX_BIN" -t -p "$N" -c "$N/nginx.conf"
 env LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$NGINX_BIN" -p "$N" -c "$N/nginx.conf" > "$N/stdout.log" 2>&1 &
 track_pid $!

@@ -1,0 +1,38 @@
+/*
+ * pqmtls exports: the configuration other tools need to enforce the same PKI (nginx,
+ * Istio, Kubernetes), written from the PKI itself so that they never drift from it.
+ */
+#ifndef PQMTLS_EXPORT_H
+#define PQMTLS_EXPORT_H
+
+#include <pqmtls/common.h>
+#include <pqmtls/pki.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An nginx mTLS reverse proxy in front of one upstream. */
+struct pqm_nginx_export {
+    const char *server_name;   /* a valid server certificate of the PKI with this name */
+    const char *upstream;      /* "http://backend:8080" */
+    const char *ssl_dir;       /* where the files will be on the nginx host (default
+                                  /etc/nginx/ssl); the configuration names them there */
+    const char *out_dir;       /* where to write: OUT/NAME.conf and OUT/ssl/ (created) */
+    const char *key_passphrase_file; /* copied for ssl_password_file when the key is
+                                        encrypted (required then) */
+    int listen_port;           /* default 443 */
+};
+
+/* Writes OUT/<server_name>.conf (an http-context server block: TLS 1.3, X25519MLKEM768
+ * first, the client CA chain, ssl_verify_client on, depth 2, the client chain's CRLs,
+ * OCSP stapling when the server certificate names a responder, the X-Client-Cert-*
+ * headers with any incoming copy cleared) and copies the files it refers to into
+ * OUT/ssl/ (keys and passphrases mode 0600, the rest 0644). Needs the CRLs that
+ * `pqm_pki_gen_crls` writes. Each file is replaced atomically. */
+PQM_API int pqm_pki_export_nginx(struct pqm_pki *pki, const struct pqm_nginx_export *x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

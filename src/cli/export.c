@@ -1,0 +1,108 @@
+/* pqmtls export nginx */
+#include <stdio.h>
+#include <string.h>
+
+#include <pqmtls/export.h>
+#include <pqmtls/pqmtls.h>
+
+#include "commands.h"
+#include "common.h"
+
+enum { O_PKI = 256, O_SERVER_NAME, O_UPSTREAM, O_SSL_DIR, O_OUT, O_KEYPASS, O_PORT, O_HELP };
+
+static const struct option nginx_opts[] = {
+    {"pki", required_argument, NULL, O_PKI},
+    {"server-name", required_argument, NULL, O_SERVER_NAME},
+    {"upstream", required_argument, NULL, O_UPSTREAM},
+    {"ssl-dir", required_argument, NULL, O_SSL_DIR},
+    {"out", required_argument, NULL, O_OUT},
+    {"key-passphrase-file", required_argument, NULL, O_KEYPASS},
+    {"listen-port", required_argument, NULL, O_PORT},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static void nginx_help(void)
+{
+    printf("Usage: pqmtls export nginx --pki DIR --server-name NAME --upstream URL\n"
+           "                           [--ssl-dir /etc/nginx/ssl] [--out nginx]\n"
+           "                           [--key-passphrase-file F] [--listen-port 443]\n\n"
+           "Writes OUT/NAME.conf, an nginx server block (http context) that terminates mTLS\n"
+           "for NAME as the pqmtls gateway does, and copies the files it names into OUT/ssl/\n"
+           "(keys and passphrases mode 0600, certificates and CRLs 0644), to be installed in\n"
+           "--ssl-dir on the nginx host:\n"
+           "  - TLS 1.3 only, X25519MLKEM768 first (ssl_ecdh_curve), NAME's certificate chain\n"
+           "    and key (ssl_password_file when the key is encrypted);\n"
+           "  - ssl_verify_client on against client-ca-chain.pem, ssl_verify_depth 2, ssl_crl\n"
+           "    with the CRLs of the whole client chain (run `pqmtls pki crl` first, and\n"
+           "    again before nextUpdate: nginx reads them at start and reload);\n"
+           "  - OCSP stapling when NAME's certificate names a responder (pki --ocsp-url);\n"
+           "  - X-Client-Cert-Subject, -Issuer, -Serial, -Fingerprint, -Verify to the\n"
+           "    upstream, any copy the client sent removed, and -Spiffe-Id,\n"
+           "    X-Forwarded-Client-Cert, Client-Cert and Client-Cert-Chain cleared.\n"
+           "nginx must run on OpenSSL >= 3.5 to verify ML-DSA certificates.\n\n"
+           "Example:\n"
+           "  pqmtls export nginx --pki ./pki --server-name api.example.com \\\n"
+           "      --upstream http://backend:8080 --out ./nginx\n"
+           "  install -m 0700 -d /etc/nginx/ssl && cp -p nginx/ssl/* /etc/nginx/ssl/\n"
+           "  cp nginx/api.example.com.conf /etc/nginx/conf.d/ && nginx -t && nginx -s reload\n");
+}
+
+int cmd_export_nginx(int argc, char **argv)
+{
+    static const char *const CMD = "export nginx";
+    const char *dir = NULL;
+    struct pqm_nginx_export x = {.out_dir = "nginx"};
+    long port = 0;
+    int c;
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, ":", nginx_opts, NULL)) != -1) {
+        switch (c) {
+        case O_PKI:
+            dir = optarg;
+            break;
+        case O_SERVER_NAME:
+            x.server_name = optarg;
+            break;
+        case O_UPSTREAM:
+            x.upstream = optarg;
+            break;
+        case O_SSL_DIR:
+            x.ssl_dir = optarg;
+            break;
+        case O_OUT:
+            x.out_dir = optarg;
+            break;
+        case O_KEYPASS:
+            x.key_passphrase_file = optarg;
+            break;
+        case O_PORT:
+            if ((port = cli_parse_long(optarg, 1, 65535)) < 0)
+                return cli_usage(CMD, "--listen-port '%s' is not a port", optarg);
+            x.listen_port = (int)port;
+            break;
+        case O_HELP:
+            nginx_help();
+            return EXIT_OK;
+        case ':':
+            return cli_usage(CMD, "%s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL || x.server_name == NULL || x.upstream == NULL)
+        return cli_usage(CMD, "--pki, --server-name and --upstream are required");
+    struct pqm_pki *pki = cli_pki_open(CMD, dir);
+    if (pki == NULL)
+        return EXIT_FAIL;
+    int rc = EXIT_OK;
+    if (pqm_pki_export_nginx(pki, &x) != 0)
+        rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
+    else
+        printf("wrote %s/%s.conf and %s/ssl/ (install them in %s)\n", x.out_dir, x.server_name,
+               x.out_dir, x.ssl_dir != NULL ? x.ssl_dir : "/etc/nginx/ssl");
+    pqm_pki_free(pki);
+    return rc;
+}
