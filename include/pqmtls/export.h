@@ -32,6 +32,23 @@ struct pqm_nginx_export {
  * `pqm_pki_gen_crls` writes. Each file is replaced atomically. */
 PQM_API int pqm_pki_export_nginx(struct pqm_pki *pki, const struct pqm_nginx_export *x);
 
+/* Istio mutual TLS for one namespace. */
+struct pqm_istio_export {
+    const char *namespace_;   /* "production" */
+    const char *policy_file;  /* a gateway configuration (YAML) whose allow, deny and
+                                 allow_spiffe rules become the AuthorizationPolicies; NULL:
+                                 allow every SPIFFE ID of a valid client certificate */
+    const char *out_file;     /* NULL: the text is returned in *TEXT */
+};
+
+/* One multi-document YAML: PeerAuthentication "default" (mtls STRICT), DestinationRule
+ * "default-mtls" (*.NS.svc.cluster.local, ISTIO_MUTUAL) and AuthorizationPolicy
+ * "pqmtls-allow" (and "pqmtls-deny" for deny rules), principals in Istio's form (the
+ * SPIFFE ID without "spiffe://"). TEXT (may be NULL when OUT_FILE is set) receives a
+ * malloc'd copy when OUT_FILE is NULL. */
+PQM_API int pqm_pki_export_istio(struct pqm_pki *pki, const struct pqm_istio_export *x,
+                                 char **text);
+
 #ifdef __cplusplus
 }
 #endif

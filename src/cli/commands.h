@@ -17,6 +17,7 @@ int cmd_pki_crl(int argc, char **argv);
 int cmd_pki_configure(int argc, char **argv);
 int cmd_pki_status(int argc, char **argv);
 int cmd_export_nginx(int argc, char **argv);
+int cmd_export_istio(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

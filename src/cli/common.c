@@ -184,6 +184,13 @@ long long cli_parse_duration(const char *s, long long min, long long max)
     return v * unit;
 }
 
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    if (c == ':')
+        return cli_usage(cmd, "%s needs a value", argv[optind - 1]);
+    return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
 void cli_getopt_reset(void)
 {
     optind = 0; /* glibc: a full reinitialisation */

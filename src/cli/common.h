@@ -53,6 +53,9 @@ struct pqm_pki *cli_pki_open(const char *cmd, const char *dir);
  * done, else the exit status after printing the reason. */
 int cli_pki_unlock(const char *cmd, struct pqm_pki *pki, const char *passfile,
                    struct cli_pass *pass);
+/* The usage error for getopt_long's answer C (':' a missing value, else an unknown
+ * option); returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
 /* Resets getopt for a new parse. */
 void cli_getopt_reset(void);
 

@@ -1,5 +1,6 @@
-/* pqmtls export nginx */
+/* pqmtls export nginx | istio */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <pqmtls/export.h>
@@ -84,10 +85,8 @@ int cmd_export_nginx(int argc, char **argv)
         case O_HELP:
             nginx_help();
             return EXIT_OK;
-        case ':':
-            return cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(CMD, c, argv);
         }
     }
     if (optind != argc)
@@ -103,6 +102,83 @@ int cmd_export_nginx(int argc, char **argv)
     else
         printf("wrote %s/%s.conf and %s/ssl/ (install them in %s)\n", x.out_dir, x.server_name,
                x.out_dir, x.ssl_dir != NULL ? x.ssl_dir : "/etc/nginx/ssl");
+    pqm_pki_free(pki);
+    return rc;
+}
+
+enum { I_PKI = 256, I_NAMESPACE, I_POLICY, I_OUT, I_HELP };
+
+static const struct option istio_opts[] = {
+    {"pki", required_argument, NULL, I_PKI},
+    {"namespace", required_argument, NULL, I_NAMESPACE},
+    {"policy", required_argument, NULL, I_POLICY},
+    {"out", required_argument, NULL, I_OUT},
+    {"help", no_argument, NULL, I_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static void istio_help(void)
+{
+    printf("Usage: pqmtls export istio --pki DIR --namespace NS [--policy FILE] [--out FILE]\n\n"
+           "Writes one multi-document YAML (to FILE, or standard output) that makes Istio\n"
+           "enforce mutual TLS in namespace NS:\n"
+           "  PeerAuthentication default     mtls.mode STRICT: plaintext is refused;\n"
+           "  DestinationRule default-mtls   *.NS.svc.cluster.local with ISTIO_MUTUAL;\n"
+           "  AuthorizationPolicy pqmtls-allow (and pqmtls-deny) with the principals allowed.\n"
+           "Without --policy the principals are the SPIFFE IDs of the PKI's valid client\n"
+           "certificates, in Istio's form (cluster.local/ns/production/sa/frontend-service).\n"
+           "--policy FILE takes the allow, deny and allow_spiffe rules of a gateway\n"
+           "configuration instead (docs/gateway.md): spiffe= and principal= become\n"
+           "principals, namespace= namespaces, path= paths (a prefix gets Istio's '*'),\n"
+           "method= methods; dns=, cn= and o= have no Istio equivalent and are refused.\n"
+           "The workloads' own certificates come from Istio's CA: see `pqmtls export\n"
+           "istio-cacerts` for making it issue under this PKI.\n");
+}
+
+int cmd_export_istio(int argc, char **argv)
+{
+    static const char *const CMD = "export istio";
+    const char *dir = NULL;
+    struct pqm_istio_export x = {0};
+    int c;
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, ":", istio_opts, NULL)) != -1) {
+        switch (c) {
+        case I_PKI:
+            dir = optarg;
+            break;
+        case I_NAMESPACE:
+            x.namespace_ = optarg;
+            break;
+        case I_POLICY:
+            x.policy_file = optarg;
+            break;
+        case I_OUT:
+            x.out_file = strcmp(optarg, "-") == 0 ? NULL : optarg;
+            break;
+        case I_HELP:
+            istio_help();
+            return EXIT_OK;
+        default:
+            return cli_bad_option(CMD, c, argv);
+        }
+    }
+    if (optind != argc)
+        return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL || x.namespace_ == NULL)
+        return cli_usage(CMD, "--pki and --namespace are required");
+    struct pqm_pki *pki = cli_pki_open(CMD, dir);
+    if (pki == NULL)
+        return EXIT_FAIL;
+    char *text = NULL;
+    int rc = EXIT_OK;
+    if (pqm_pki_export_istio(pki, &x, &text) != 0)
+        rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
+    else if (text != NULL)
+        fputs(text, stdout);
+    else
+        fprintf(stderr, "wrote %s\n", x.out_file);
+    free(text);
     pqm_pki_free(pki);
     return rc;
 }

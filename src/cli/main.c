@@ -19,6 +19,7 @@ static const struct cli_cmd commands[] = {
     {"pki status", cmd_pki_status, "the fleet: expiry, CRLs, OCSP signers (exit 1 on a problem)"},
     {"pki configure", cmd_pki_configure, "show or set the CRL and OCSP URLs certificates carry"},
     {"export nginx", cmd_export_nginx, "write an nginx mTLS server block and its files"},
+    {"export istio", cmd_export_istio, "write Istio PeerAuthentication, DestinationRule, AuthorizationPolicy"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},

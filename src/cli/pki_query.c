@@ -48,10 +48,8 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed,
         case O_HELP:
             a->help = 1;
             return EXIT_OK;
-        case ':':
-            return cli_usage(cmd, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(cmd, c, argv);
         }
     }
     if (optind != argc)

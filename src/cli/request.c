@@ -456,10 +456,8 @@ static int parse(int argc, char **argv, struct req_opts *o)
         case O_HELP:
             help();
             return EXIT_OK + 100;
-        case ':':
-            return cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(CMD, c, argv);
         }
     }
     if (optind != argc - 1)

@@ -329,10 +329,8 @@ static int configure(struct tunnel *tn, int argc, char **argv, const char **list
         case O_HELP:
             help();
             return EXIT_OK + 100;
-        case ':':
-            return cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(CMD, c, argv);
         }
         if (rc != 0)
             return cli_usage(CMD, "%s", pqm_client_config_error(tn->cfg));

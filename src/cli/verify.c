@@ -70,10 +70,8 @@ int cmd_verify(int argc, char **argv)
         case O_HELP:
             help();
             return EXIT_OK;
-        case ':':
-            return cli_usage(CMD, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage(CMD, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(CMD, c, argv);
         }
     }
     if (optind != argc - 1)
