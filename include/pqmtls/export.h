@@ -49,6 +49,15 @@ struct pqm_istio_export {
 PQM_API int pqm_pki_export_istio(struct pqm_pki *pki, const struct pqm_istio_export *x,
                                  char **text);
 
+/* The Kubernetes Secret "cacerts" in istio-system (ca-cert.pem, ca-key.pem unencrypted,
+ * root-cert.pem, cert-chain.pem) for Istio's plug-in CA, from the PKI's mesh hierarchy
+ * (pqm_pki_create_mesh): Istio's proxies cannot verify ML-DSA, so the post-quantum CAs
+ * are never put there. Refuses, saying why, when there is no mesh hierarchy or when
+ * anything Istio checks would fail (key type, key/certificate match, chain, validity).
+ * Needs the PKI passphrase when the PKI is encrypted. OUT_FILE is written mode 0600;
+ * without it the text goes to *TEXT. */
+PQM_API int pqm_pki_export_istio_cacerts(struct pqm_pki *pki, const char *out_file, char **text);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,6 +142,16 @@ PQM_API int pqm_pki_foreach(struct pqm_pki *pki, int all, pqm_record_cb cb, void
  * (may be NULL) is called with a one-line description of each. */
 PQM_API int pqm_pki_check(struct pqm_pki *pki, void (*problem)(const char *line, void *arg), void *arg);
 
+/* --- the mesh hierarchy --- */
+/* Adds a classical root and intermediate (ALG: "ecdsa-p256" (default), "ecdsa-p384",
+ * "rsa-3072"; DAYS 0: 5 years) in DIR/mesh/, for a service mesh that cannot verify
+ * ML-DSA: Istio's plug-in CA signs workload certificates with the intermediate
+ * (pqm_pki_export_istio_cacerts). The intermediate is constrained to the PKI's SPIFFE
+ * trust domain when it has one; keys are encrypted like the other CA keys. */
+PQM_API int pqm_pki_create_mesh(struct pqm_pki *pki, const char *alg, int days);
+/* 1 when ALG can make a mesh hierarchy (ecdsa-p256, ecdsa-p384, rsa-3072). */
+PQM_API int pqm_pki_mesh_alg_valid(const char *alg);
+
 /* --- revocation --- */
 /* The inventory row of SERIAL (hex, any case, colons allowed) to CB (may be NULL):
  * 1 when found, 0 when not, -1 on error. */

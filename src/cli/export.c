@@ -182,3 +182,83 @@ int cmd_export_istio(int argc, char **argv)
     pqm_pki_free(pki);
     return rc;
 }
+
+/* --- pqmtls export istio-cacerts ------------------------------------------------------ */
+
+enum { C_PKI = 256, C_OUT, C_PASSFILE, C_HELP };
+
+static const struct option cacerts_opts[] = {
+    {"pki", required_argument, NULL, C_PKI},
+    {"out", required_argument, NULL, C_OUT},
+    {"passphrase-file", required_argument, NULL, C_PASSFILE},
+    {"help", no_argument, NULL, C_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static void cacerts_help(void)
+{
+    printf("Usage: pqmtls export istio-cacerts --pki DIR [--out FILE] [--passphrase-file F]\n\n"
+           "Writes the Kubernetes Secret 'cacerts' in istio-system that Istio's plug-in CA\n"
+           "reads (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), to FILE (mode\n"
+           "0600: it holds a CA key) or standard output.\n\n"
+           "Istio's proxies (Envoy, on BoringSSL) cannot verify ML-DSA signatures yet, so\n"
+           "the Secret is made from the PKI's classical mesh hierarchy (`pqmtls pki mesh`,\n"
+           "or pki init --mesh-alg), never from the post-quantum CAs; without one the\n"
+           "command refuses and says how to make it. Before writing it checks what Istio\n"
+           "would: ECDSA P-256/P-384 or RSA >= 2048 keys, the key matching ca-cert.pem, the\n"
+           "intermediate signed by the root, both valid now.\n"
+           "Then: kubectl apply -f FILE, restart istiod, and delete FILE.\n");
+}
+
+int cmd_export_istio_cacerts(int argc, char **argv)
+{
+    static const char *const CMD = "export istio-cacerts";
+    const char *dir = NULL, *out = NULL, *passfile = NULL;
+    int c;
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, ":", cacerts_opts, NULL)) != -1) {
+        switch (c) {
+        case C_PKI:
+            dir = optarg;
+            break;
+        case C_OUT:
+            out = strcmp(optarg, "-") == 0 ? NULL : optarg;
+            break;
+        case C_PASSFILE:
+            passfile = optarg;
+            break;
+        case C_HELP:
+            cacerts_help();
+            return EXIT_OK;
+        default:
+            return cli_bad_option(CMD, c, argv);
+        }
+    }
+    if (optind != argc)
+        return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+    if (dir == NULL)
+        return cli_usage(CMD, "--pki DIR is required");
+    struct pqm_pki *pki = cli_pki_open(CMD, dir);
+    if (pki == NULL)
+        return EXIT_FAIL;
+    struct cli_pass pass;
+    cli_pass_clear(&pass);
+    char *text = NULL;
+    int rc = cli_pki_unlock(CMD, pki, passfile, &pass);
+    if (rc == -1) {
+        rc = EXIT_OK;
+        if (pqm_pki_export_istio_cacerts(pki, out, &text) != 0)
+            rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
+        else if (text != NULL)
+            fputs(text, stdout);
+        else
+            fprintf(stderr, "wrote %s (mode 0600: it holds the mesh CA key)\n", out);
+    }
+    if (text != NULL) {
+        memset(text, 0, strlen(text));
+        free(text);
+    }
+    cli_pass_clear(&pass);
+    pqm_pki_free(pki);
+    return rc;
+}

@@ -17,9 +17,11 @@ static const struct cli_cmd commands[] = {
     {"pki revoke", cmd_pki_revoke, "revoke a certificate (then publish CRLs with pki crl)"},
     {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
     {"pki status", cmd_pki_status, "the fleet: expiry, CRLs, OCSP signers (exit 1 on a problem)"},
+    {"pki mesh", cmd_pki_mesh, "add a classical (ECDSA) mesh CA hierarchy for Istio"},
     {"pki configure", cmd_pki_configure, "show or set the CRL and OCSP URLs certificates carry"},
     {"export nginx", cmd_export_nginx, "write an nginx mTLS server block and its files"},
     {"export istio", cmd_export_istio, "write Istio PeerAuthentication, DestinationRule, AuthorizationPolicy"},
+    {"export istio-cacerts", cmd_export_istio_cacerts, "write the cacerts Secret of Istio's plug-in CA"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},
@@ -36,7 +38,7 @@ static void usage(FILE *out)
             "Usage: pqmtls COMMAND [OPTIONS]\n\nCommands:\n",
             pqm_version());
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-21s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'pqmtls COMMAND --help' explains each one. Exit status: 0 success, 1 a "
                  "refused or failed operation, 2 a usage error.\n"
                  "A quick start:\n"
@@ -86,7 +88,7 @@ int main(int argc, char **argv)
             printf("Usage: pqmtls %.*s SUBCOMMAND ...\n\n", (int)grp, name);
             for (size_t j = 0; j < NCOMMANDS; j++)
                 if (strncmp(commands[j].name, name, grp + 1) == 0)
-                    printf("  %-14s %s\n", commands[j].name, commands[j].summary);
+                    printf("  %-21s %s\n", commands[j].name, commands[j].summary);
             return argc < 3 ? EXIT_USAGE : EXIT_OK;
         }
         if (strcmp(argv[2], space + 1) == 0)

@@ -41,6 +41,9 @@ static void help(void)
         "                            BASE/<issuing CA>.crl (root-ca.crl, server-int-ca.crl,\n"
         "                            client-int-ca.crl: the DER files `pki crl` writes);\n"
         "                            serve DIR/crl/ at BASE\n"
+        "  --mesh-alg ALG            also a classical mesh hierarchy in DIR/mesh for Istio's\n"
+        "                            plug-in CA: ecdsa-p256, ecdsa-p384 or rsa-3072 (see\n"
+        "                            `pqmtls pki mesh --help`)\n"
         "  --ocsp-url URL            issued certificates name this OCSP responder\n"
         "                            (`pqmtls ocsp serve`) in authorityInfoAccess\n"
         "                            (both can be set later: `pqmtls pki configure`)\n"
@@ -56,7 +59,7 @@ static void help(void)
 
 enum {
     O_ALG = 256, O_ROOT_ALG, O_ORG, O_DOMAIN, O_IPRANGE, O_TD, O_ROOT_DAYS, O_CA_DAYS,
-    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_CRL_URL, O_OCSP_URL, O_PASSFILE, O_NOPASS, O_JSON,
+    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_CRL_URL, O_OCSP_URL, O_MESH_ALG, O_PASSFILE, O_NOPASS, O_JSON,
     O_HELP
 };
 
@@ -74,6 +77,7 @@ static const struct option opts[] = {
     {"client-ca-cn", required_argument, NULL, O_CLIENT_CN},
     {"crl-url", required_argument, NULL, O_CRL_URL},
     {"ocsp-url", required_argument, NULL, O_OCSP_URL},
+    {"mesh-alg", required_argument, NULL, O_MESH_ALG},
     {"passphrase-file", required_argument, NULL, O_PASSFILE},
     {"no-passphrase", no_argument, NULL, O_NOPASS},
     {"json", no_argument, NULL, O_JSON},
@@ -139,7 +143,7 @@ int cmd_pki_init(int argc, char **argv)
     struct pqm_pki_config *cfg = pqm_pki_config_new();
     struct pqm_pki *pki = pqm_pki_new();
     struct cli_pass pass;
-    const char *passfile = NULL;
+    const char *passfile = NULL, *mesh_alg = NULL;
     int nopass = 0, json = 0, rc = EXIT_FAIL, c;
 
     cli_pass_clear(&pass);
@@ -162,6 +166,16 @@ int cmd_pki_init(int argc, char **argv)
             break;
         case O_JSON:
             json = 1;
+            break;
+        case O_MESH_ALG:
+            if (!pqm_pki_mesh_alg_valid(optarg)) {
+                rc = cli_usage(CMD, "--mesh-alg '%s': the mesh hierarchy is ecdsa-p256, "
+                                    "ecdsa-p384 or rsa-3072 (Istio's proxies cannot verify "
+                                    "ML-DSA yet)",
+                               optarg);
+                goto out;
+            }
+            mesh_alg = optarg;
             break;
         case ':':
             rc = cli_usage(CMD, "%s needs a value", argv[optind - 1]);
@@ -203,6 +217,12 @@ int cmd_pki_init(int argc, char **argv)
     const char *dir = argv[optind];
     if (pqm_pki_create(pki, dir, cfg) != 0) {
         rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
+        goto out;
+    }
+    if (mesh_alg != NULL && pqm_pki_create_mesh(pki, mesh_alg, 0) != 0) {
+        rc = cli_fail(CMD, "%s was created, but not its mesh hierarchy: %s (pqmtls pki mesh "
+                           "--pki %s makes it)",
+                      dir, pqm_pki_error(pki), dir);
         goto out;
     }
     rc = records_print(pki, dir, json ? RECORDS_JSON : RECORDS_CREATED, 0) == 0 ? EXIT_OK

@@ -329,17 +329,6 @@ int pqm__name_valid(const char *name, struct pqm_err *e)
 
 /* --- creating a PKI -------------------------------------------------------------- */
 
-struct ca_build {
-    const char *label, *name, *profile, *crt, *key;
-    const struct pqm_alg *alg;
-    const char *cn;
-    int days, path_len;
-    enum pqm_cert_kind kind;
-    NAME_CONSTRAINTS *nc;
-    EVP_PKEY *pkey;
-    X509 *cert;
-    char serial[64];
-};
 
 static int add_subtree(STACK_OF(GENERAL_SUBTREE) **st, GENERAL_NAME *gn, struct pqm_err *e)
 {
@@ -393,7 +382,12 @@ fail:
 
 static NAME_CONSTRAINTS *client_nc(const struct pqm_pki_config *c, struct pqm_err *e)
 {
-    if (c->spiffe_td[0] == '\0')
+    return pqm__spiffe_nc(c->spiffe_td, e);
+}
+
+NAME_CONSTRAINTS *pqm__spiffe_nc(const char *td, struct pqm_err *e)
+{
+    if (td[0] == '\0')
         return NULL;
     NAME_CONSTRAINTS *nc = NAME_CONSTRAINTS_new();
     if (nc == NULL) {
@@ -401,14 +395,14 @@ static NAME_CONSTRAINTS *client_nc(const struct pqm_pki_config *c, struct pqm_er
         return NULL;
     }
     /* RFC 5280 4.2.1.10: a URI constraint without a leading '.' is the host exactly. */
-    if (add_subtree(&nc->permittedSubtrees, pqm__gn_uri(c->spiffe_td, e), e) != 0) {
+    if (add_subtree(&nc->permittedSubtrees, pqm__gn_uri(td, e), e) != 0) {
         NAME_CONSTRAINTS_free(nc);
         return NULL;
     }
     return nc;
 }
 
-static int build_ca(struct ca_build *b, const struct ca_build *issuer, const char *org,
+int pqm__ca_build(struct ca_build *b, const struct ca_build *issuer, const char *org,
                     const char *crl_url, int64_t now, struct pqm_err *e)
 {
     int rc = -1;
@@ -454,7 +448,7 @@ cleanup:
     return rc;
 }
 
-static int write_pem_certs(const char *dir, const char *file, X509 *const *certs, size_t n,
+int pqm__write_pem_certs(const char *dir, const char *file, X509 *const *certs, size_t n,
                            struct pqm_err *e)
 {
     char path[PATH_MAX], *pem = NULL;
@@ -468,7 +462,7 @@ static int write_pem_certs(const char *dir, const char *file, X509 *const *certs
     return rc;
 }
 
-static int write_key(const char *dir, const char *file, EVP_PKEY *k, const char *pass,
+int pqm__write_key(const char *dir, const char *file, EVP_PKEY *k, const char *pass,
                      size_t passlen, struct pqm_err *e)
 {
     char path[PATH_MAX], *pem = NULL;
@@ -544,7 +538,7 @@ int pqm__record_from_cert(X509 *x, const EVP_PKEY *key, const char *issuer_seria
     return 0;
 }
 
-static int record_ca(struct pqm_store *s, const struct ca_build *b, const char *issuer_serial,
+int pqm__record_ca(struct pqm_store *s, const struct ca_build *b, const char *issuer_serial,
                      int64_t now, struct pqm_err *e)
 {
     struct pqm_cert_record r = {0};
@@ -576,11 +570,11 @@ static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_
     int rc = -1;
 
     for (int i = 0; i < 3; i++)
-        if (write_pem_certs(tmp, cas[i].crt, &cas[i].cert, 1, e) != 0 ||
-            write_key(tmp, cas[i].key, cas[i].pkey, pass, passlen, e) != 0)
+        if (pqm__write_pem_certs(tmp, cas[i].crt, &cas[i].cert, 1, e) != 0 ||
+            pqm__write_key(tmp, cas[i].key, cas[i].pkey, pass, passlen, e) != 0)
             return -1;
-    if (write_pem_certs(tmp, PQM_F_SERVER_CHAIN, server_chain, 2, e) != 0 ||
-        write_pem_certs(tmp, PQM_F_CLIENT_CHAIN, client_chain, 2, e) != 0)
+    if (pqm__write_pem_certs(tmp, PQM_F_SERVER_CHAIN, server_chain, 2, e) != 0 ||
+        pqm__write_pem_certs(tmp, PQM_F_CLIENT_CHAIN, client_chain, 2, e) != 0)
         return -1;
     if (pqm__path_join(path, sizeof(path), tmp, PQM_D_ISSUED) != 0 || mkdir(path, 0755) != 0)
         return pqm__err_set(e, "%s: cannot create: %s", path, strerror(errno));
@@ -599,9 +593,9 @@ static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_
     GUARD(pqm__store_meta_set(s, "created_at", created, e));
     GUARD(pqm__store_meta_set(s, "crl_url", c->crl_url, e));
     GUARD(pqm__store_meta_set(s, "ocsp_url", c->ocsp_url, e));
-    GUARD(record_ca(s, &cas[0], cas[0].serial, now, e));
-    GUARD(record_ca(s, &cas[1], cas[0].serial, now, e));
-    GUARD(record_ca(s, &cas[2], cas[0].serial, now, e));
+    GUARD(pqm__record_ca(s, &cas[0], cas[0].serial, now, e));
+    GUARD(pqm__record_ca(s, &cas[1], cas[0].serial, now, e));
+    GUARD(pqm__record_ca(s, &cas[2], cas[0].serial, now, e));
     GUARD(pqm__store_commit(s, e));
     rc = 0;
 cleanup:
@@ -700,9 +694,9 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
     char root_crl[PQM_URL_MAX + 32];
     ENSURE(pqm__pki_crl_url_for(c.crl_url, PQM_F_ROOT_CRT, root_crl, sizeof(root_crl)) == 0, e,
            "--crl-url is too long");
-    GUARD(build_ca(&cas[0], NULL, c.org, NULL, now, e));
-    GUARD(build_ca(&cas[1], &cas[0], c.org, root_crl, now, e));
-    GUARD(build_ca(&cas[2], &cas[0], c.org, root_crl, now, e));
+    GUARD(pqm__ca_build(&cas[0], NULL, c.org, NULL, now, e));
+    GUARD(pqm__ca_build(&cas[1], &cas[0], c.org, root_crl, now, e));
+    GUARD(pqm__ca_build(&cas[2], &cas[0], c.org, root_crl, now, e));
 
     snprintf(parent, sizeof(parent), "%s", dir);
     snprintf(base, sizeof(base), "%s", dir);

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <pqmtls/pki.h>
 
+#include "pki/certbuild.h"
 #include "pki/names.h"
 #include "pki/store.h"
 #include "util/err.h"
@@ -27,6 +28,8 @@
 #define PQM_F_LOCK ".lock"
 #define PQM_D_ISSUED "issued"
 #define PQM_D_CRL "crl"
+#define PQM_D_MESH "mesh"
+#define PQM_F_MESH_CHAIN "mesh-ca-chain.pem"
 
 #define PQM_NAME_MAX 64
 
@@ -87,5 +90,34 @@ void pqm__record_buf_free(struct pqm_record_buf *b);
 int pqm__record_from_cert(X509 *x, const EVP_PKEY *key, const char *issuer_serial,
                           const char *fp, struct pqm_cert_record *r, struct pqm_record_buf *b,
                           struct pqm_err *e);
+
+/* A CA being made (pki init, pki mesh). */
+struct ca_build {
+    const char *label, *name, *profile, *crt, *key;
+    const struct pqm_alg *alg;
+    const char *cn;
+    int days, path_len;
+    enum pqm_cert_kind kind;
+    NAME_CONSTRAINTS *nc;
+    EVP_PKEY *pkey;
+    X509 *cert;
+    char serial[64];
+};
+/* Generates B's key and certificate, signed by ISSUER (NULL: self-signed), never
+ * outliving it; CRL_URL (may be NULL) becomes its distribution point. */
+int pqm__ca_build(struct ca_build *b, const struct ca_build *issuer, const char *org,
+                  const char *crl_url, int64_t now, struct pqm_err *e);
+/* DIR/FILE with the PEM of CERTS (0644), or with KEY (encrypted with PASS when not NULL,
+ * 0600); each replaced atomically. */
+int pqm__write_pem_certs(const char *dir, const char *file, X509 *const *certs, size_t n,
+                         struct pqm_err *e);
+int pqm__write_key(const char *dir, const char *file, EVP_PKEY *k, const char *pass,
+                   size_t passlen, struct pqm_err *e);
+/* Name constraints permitting only URIs of SPIFFE trust domain TD; NULL when TD is "" (or
+ * on failure, with E set). */
+NAME_CONSTRAINTS *pqm__spiffe_nc(const char *td, struct pqm_err *e);
+/* Records B (kind root or intermediate, status valid) in the inventory. */
+int pqm__record_ca(struct pqm_store *s, const struct ca_build *b, const char *issuer_serial,
+                   int64_t now, struct pqm_err *e);
 
 #endif

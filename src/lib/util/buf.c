@@ -72,9 +72,20 @@ int pqm__buf_addf(struct pqm_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
+    if (n < 0)
         return -1;
-    return pqm__buf_add(b, tmp, (size_t)n);
+    if ((size_t)n < sizeof(tmp))
+        return pqm__buf_add(b, tmp, (size_t)n);
+    /* Longer than the stack buffer (a PEM, a long list): formatted again on the heap. */
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL)
+        return -1;
+    va_start(ap, fmt);
+    int m = vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = m == n ? pqm__buf_add(b, big, (size_t)n) : -1;
+    free(big);
+    return rc;
 }
 
 void pqm__buf_consume(struct pqm_buf *b, size_t n)
