@@ -409,3 +409,23 @@ int pqm__rmtree(const char *path)
     closedir(d);
     return rmdir(path);
 }
+
+uint64_t pqm__files_stamp(const char *const *files, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the stat fields */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        uint64_t v[5] = {0, 0, 0, 0, 0};
+        if (files[i] != NULL && files[i][0] != '\0' && stat(files[i], &st) == 0) {
+            v[0] = (uint64_t)st.st_dev;
+            v[1] = (uint64_t)st.st_ino;
+            v[2] = (uint64_t)st.st_size;
+            v[3] = (uint64_t)st.st_mtim.tv_sec;
+            v[4] = (uint64_t)st.st_mtim.tv_nsec;
+        }
+        const unsigned char *p = (const unsigned char *)v;
+        for (size_t j = 0; j < sizeof(v); j++)
+            h = (h ^ p[j]) * 1099511628211ULL;
+    }
+    return h;
+}

@@ -4,6 +4,7 @@
 #define PQM_UTIL_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -64,5 +65,10 @@ void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *
 int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e);
 /* Removes a directory tree (used only on directories this library created). */
 int pqm__rmtree(const char *path);
+/* A fingerprint of the identity of N files (device, inode, size and modification time of
+ * each): replacing or rewriting any of them changes it. A missing file, or an empty or
+ * NULL name, counts as all zeros, so that a file's return is noticed too. What the
+ * gateway and the client compare to notice that their files changed on disk. */
+uint64_t pqm__files_stamp(const char *const *files, size_t n);
 
 #endif
