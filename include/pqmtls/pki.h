@@ -52,6 +52,17 @@ PQM_API int pqm_pki_config_set_spiffe_trust_domain(struct pqm_pki_config *cfg, c
 PQM_API int pqm_pki_config_set_passphrase(struct pqm_pki_config *cfg, const char *pass, size_t len);
 /* Write unencrypted keys instead (still mode 0600). */
 PQM_API void pqm_pki_config_insecure_no_passphrase(struct pqm_pki_config *cfg);
+/* The lifetime profile of the PKI's leaf certificates, recorded in its inventory: how
+ * long `pqm_pki_issue` makes them when not told (pqm_issue_set_lifetime), and how long
+ * before they expire `pqm_pki_renew` replaces them when not told. One of:
+ *   "default"       365 days, renewed when 30 days remain (a PKI made without a profile)
+ *   "cloud-native"  24 hours, renewed when 8 hours remain
+ *   "financial"     90 days, renewed when 30 days remain
+ *   "healthcare"    365 days, renewed when 122 days remain
+ *   "iot"           3 years, renewed when 1 year remains; CAs 20 (root) and 10 years
+ * Root and intermediate validity set with pqm_pki_config_set_root_days/_ca_days win
+ * over the profile's. */
+PQM_API int pqm_pki_config_set_profile(struct pqm_pki_config *cfg, const char *profile);
 
 /* --- a PKI directory --- */
 PQM_API struct pqm_pki *pqm_pki_new(void);
@@ -64,6 +75,14 @@ PQM_API int pqm_pki_open(struct pqm_pki *pki, const char *dir);
 PQM_API int pqm_pki_set_passphrase(struct pqm_pki *pki, const char *pass, size_t len);
 PQM_API int pqm_pki_is_encrypted(const struct pqm_pki *pki);
 
+/* The lifetimes a PKI's leaf certificates get (its profile's, pqm_pki_config_set_profile). */
+struct pqm_lifetimes {
+    char profile[32];
+    int64_t leaf_lifetime; /* seconds */
+    int64_t renew_within;  /* seconds: renewed when less than this remains */
+};
+PQM_API int pqm_pki_get_lifetimes(struct pqm_pki *pki, struct pqm_lifetimes *out);
+
 /* --- issuing --- */
 PQM_API struct pqm_issue *pqm_issue_new(enum pqm_profile profile);
 PQM_API void pqm_issue_free(struct pqm_issue *req);
@@ -72,7 +91,10 @@ PQM_API int pqm_issue_set_name(struct pqm_issue *req, const char *name);
 PQM_API int pqm_issue_add_dns(struct pqm_issue *req, const char *dns);
 PQM_API int pqm_issue_add_ip(struct pqm_issue *req, const char *ip);
 PQM_API int pqm_issue_set_spiffe_id(struct pqm_issue *req, const char *uri);
+/* Validity from now (less a minute of allowance for slow clocks): whole days, or any
+ * number of seconds from an hour to 36500 days. Default: the PKI's profile lifetime. */
 PQM_API int pqm_issue_set_days(struct pqm_issue *req, int days);
+PQM_API int pqm_issue_set_lifetime(struct pqm_issue *req, int64_t seconds);
 PQM_API int pqm_issue_set_alg(struct pqm_issue *req, const char *alg);
 /* Output files PREFIX.crt.pem etc. instead of DIR/issued/NAME.* */
 PQM_API int pqm_issue_set_out_prefix(struct pqm_issue *req, const char *prefix);

@@ -10,41 +10,10 @@
 
 #include <sqlite3.h>
 
-#include "pki/store.h"
-#include "unit_util.h"
+#include "store_util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-struct sstate {
-    char *dir;
-    char path[PATH_MAX];
-    struct pqm_store *s;
-};
-
-static int setup(void **state)
-{
-    struct sstate *t = calloc(1, sizeof(*t));
-    assert_non_null(t);
-    t->dir = tu_mkdtemp("store");
-    assert_non_null(t->dir);
-    snprintf(t->path, sizeof(t->path), "%s/pki.db", t->dir);
-    struct pqm_err e = {{0}};
-    t->s = pqm__store_open(t->path, 1, &e);
-    if (t->s == NULL)
-        fail_msg("pqm__store_open: %s", pqm__err_str(&e));
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct sstate *t = *state;
-    pqm__store_close(t->s);
-    tu_rmtree(t->dir);
-    free(t->dir);
-    free(t);
-    return 0;
-}
 
 /* A record with every field set, all distinct per SERIAL, so a mixed-up column shows. */
 struct rec_buf {
@@ -148,7 +117,7 @@ static void joined(const struct seen *v, char *out, size_t outlen)
 
 static void test_schema_version(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -173,7 +142,7 @@ struct live_row {
 
 static void test_name_live(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "S1", "pending.example.com", "pending");
     must_insert(t->s, "S2", "valid.example.com", "valid");
@@ -202,7 +171,7 @@ struct used_row {
 
 static void test_serial_used(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "AA01", "a.example.com", "valid");
     must_insert(t->s, "AA02", "b.example.com", "pending");
@@ -230,7 +199,7 @@ struct insert_row {
 
 static void test_insert_constraints(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "B1", "live.example.com", "valid");
     must_insert(t->s, "B2", "pend.example.com", "pending");
@@ -281,7 +250,7 @@ static void test_insert_constraints(void **state)
 
 static void test_set_status(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "E1", "e.example.com", "pending");
     struct {
@@ -304,7 +273,7 @@ static void test_set_status(void **state)
 
 static void test_meta(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     char out[64];
     snprintf(out, sizeof(out), "untouched");
@@ -336,7 +305,7 @@ struct filter_row {
 
 static void test_foreach_filters(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     /* Serials out of alphabetical order: the order must be issue order. */
     must_insert(t->s, "S9", "z.example.com", "valid");
@@ -369,7 +338,7 @@ static void test_foreach_filters(void **state)
 
 static void test_foreach_stops(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "T1", "t1", "valid");
     must_insert(t->s, "T2", "t2", "valid");
@@ -385,7 +354,7 @@ static void test_foreach_stops(void **state)
 
 static void test_transactions(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     /* Rolled back: gone, serial and name free. */
     assert_int_equal(pqm__store_begin(t->s, &e), 0);
@@ -412,7 +381,7 @@ static void test_transactions(void **state)
 /* A second connection sees only committed rows, and BEGIN IMMEDIATE takes the lock. */
 static void test_two_handles(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct pqm_store *other = pqm__store_open(t->path, 0, &e);
     assert_non_null(other);
@@ -426,7 +395,7 @@ static void test_two_handles(void **state)
 
 static void test_reopen_preserves(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "P1", "p1.example.com", "valid");
     must_insert(t->s, "P2", "p2.example.com", "pending");
@@ -466,7 +435,7 @@ static void test_reopen_preserves(void **state)
 
 static void test_open_refusals(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     char missing[PATH_MAX], nodir[PATH_MAX], newer[PATH_MAX], notdb[PATH_MAX];
     snprintf(missing, sizeof(missing), "%s/missing.db", t->dir);
     snprintf(nodir, sizeof(nodir), "%s/no/such/dir/pki.db", t->dir);
@@ -514,7 +483,7 @@ static void test_open_refusals(void **state)
  * migrates to the current schema, and keeps its rows. */
 static void test_migrate_v1(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/v1.db", t->dir);
     sqlite3 *db = NULL;
@@ -567,7 +536,7 @@ static void test_migrate_v1(void **state)
  * already recovered is not marked valid behind its back. */
 static void test_mark(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct rec_buf b;
     assert_int_equal(pqm__store_insert(t->s, make_rec(&b, "01", "m1", "pending"), &e), 0);
@@ -581,7 +550,7 @@ static void test_mark(void **state)
  * means rows this writer did not make, fewer that someone recovered some. */
 static void test_mark_all(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct rec_buf b1, b2, b3;
     assert_int_equal(pqm__store_insert(t->s, make_rec(&b1, "11", "a1", "pending"), &e), 0);
@@ -608,7 +577,7 @@ static int count_staging(const char *dir, const char *prefix, void *arg)
 
 static void test_staging(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     int64_t a = -1, b = -1;
     int n = 0;
@@ -628,7 +597,7 @@ static void test_staging(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, tu_store_setup, tu_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_schema_version),     T(test_name_live),       T(test_serial_used),
         T(test_insert_constraints), T(test_set_status),      T(test_meta),

@@ -23,11 +23,11 @@
 #include "pki/certbuild.h"
 #include "pki/keyfile.h"
 #include "pki/names.h"
+#include "pki/profile.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
 #define PQM_MAX_SANS 64
-#define PQM_DEFAULT_LEAF_DAYS 365
 #define PQM_MAX_LEAF_DAYS 36500
 #define PQM_MAX_COUNT 1000000
 /* Certificates written and recorded per transaction: bounds memory for large batches. */
@@ -48,7 +48,7 @@ struct pqm_issue {
     char *ip[PQM_MAX_SANS];
     size_t nip;
     char spiffe[PQM_SPIFFE_MAX + 1];
-    int days;
+    int64_t lifetime; /* seconds; 0: the PKI's profile's */
     const struct pqm_alg *alg;
     char out_prefix[PATH_MAX];
     struct pqm_secret key_pass;
@@ -67,7 +67,6 @@ struct pqm_issue *pqm_issue_new(enum pqm_profile profile)
     if (r == NULL)
         return NULL;
     r->profile = profile;
-    r->days = PQM_DEFAULT_LEAF_DAYS;
     r->count = 1;
     return r;
 }
@@ -125,8 +124,31 @@ int pqm_issue_set_days(struct pqm_issue *r, int days)
 {
     if (days < 1 || days > PQM_MAX_LEAF_DAYS)
         return pqm__err_set(&r->err, "--days must be 1 to %d", PQM_MAX_LEAF_DAYS);
-    r->days = days;
+    r->lifetime = (int64_t)days * PQM_DAY;
     return 0;
+}
+
+int pqm_issue_set_lifetime(struct pqm_issue *r, int64_t seconds)
+{
+    if (seconds < PQM_LIFETIME_MIN || seconds > PQM_LIFETIME_MAX)
+        return pqm__err_set(&r->err, "the lifetime must be 1h to %dd", PQM_MAX_LEAF_DAYS);
+    r->lifetime = seconds;
+    return 0;
+}
+
+int pqm__ca_holds(const struct pqm_ca *ca, int64_t not_after, int64_t lifetime,
+                  struct pqm_err *e)
+{
+    int64_t ca_end = 0;
+    if (pqm__asn1_time_to_epoch(X509_get0_notAfter(ca->cert), &ca_end) != 0)
+        return pqm__err_set(e, "the %s's validity cannot be read", ca->label);
+    if (not_after <= ca_end)
+        return 0;
+    char when[32], life[32];
+    pqm__format_time(ca_end, when, sizeof(when));
+    pqm__format_duration(lifetime, life, sizeof(life));
+    return pqm__err_set(e, "a lifetime of %s would outlive the %s, which expires %s", life,
+                        ca->label, when);
 }
 
 int pqm_issue_set_alg(struct pqm_issue *r, const char *alg)
@@ -885,17 +907,17 @@ static int prepare(struct issue_ctx *c)
     c->nc = X509_get_ext_d2i(c->ca->cert, NID_name_constraints, &crit, NULL);
     if (c->nc == NULL && crit != -1)
         return pqm__err_ossl(e, "the %s's name constraints cannot be read", c->ca->label);
-    c->now = (int64_t)time(NULL);
-    c->not_after = c->now + (int64_t)r->days * 86400;
-    int64_t ca_end = 0;
-    if (pqm__asn1_time_to_epoch(X509_get0_notAfter(c->ca->cert), &ca_end) != 0)
-        return pqm__err_set(e, "the %s's validity cannot be read", c->ca->label);
-    if (c->not_after > ca_end) {
-        char when[32];
-        pqm__format_time(ca_end, when, sizeof(when));
-        return pqm__err_set(e, "--days %d would outlive the %s, which expires %s", r->days,
-                            c->ca->label, when);
+    int64_t lifetime = r->lifetime;
+    if (lifetime == 0) {
+        struct pqm_lifetimes lt;
+        if (pqm__profile_load(p->store, &lt, e) != 0)
+            return -1;
+        lifetime = lt.leaf_lifetime;
     }
+    c->now = (int64_t)time(NULL);
+    c->not_after = c->now + lifetime;
+    if (pqm__ca_holds(c->ca, c->not_after, lifetime, e) != 0)
+        return -1;
     if (pqm__certs_to_pem(&c->ca->cert, 1, &c->ca_pem, &c->ca_pem_len, e) != 0)
         return -1;
     c->width = digits(r->count) < 4 ? 4 : digits(r->count);

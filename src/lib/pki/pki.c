@@ -19,11 +19,10 @@
 #include "pki/certbuild.h"
 #include "pki/keyfile.h"
 #include "pki/names.h"
+#include "pki/profile.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
-#define PQM_DEFAULT_ROOT_DAYS 3650
-#define PQM_DEFAULT_CA_DAYS 1825
 #define PQM_MAX_DAYS 36500
 #define PQM_MAX_SUBTREES 64
 /* Certificates are valid from a minute ago, so that a peer whose clock is a little
@@ -42,6 +41,8 @@ struct pqm_pki_config {
     char root_cn[PQM_NAME_MAX + 1], server_ca_cn[PQM_NAME_MAX + 1],
         client_ca_cn[PQM_NAME_MAX + 1];
     int root_days, ca_days;
+    int root_days_set, ca_days_set; /* given: the profile's defaults do not apply */
+    const struct pqm_lifetime_profile *profile;
     char *domains[PQM_MAX_SUBTREES];
     size_t ndomains;
     char *ip_ranges[PQM_MAX_SUBTREES];
@@ -58,8 +59,9 @@ struct pqm_pki_config *pqm_pki_config_new(void)
     if (c == NULL)
         return NULL;
     c->alg = c->root_alg = pqm__alg_find("ml-dsa-65");
-    c->root_days = PQM_DEFAULT_ROOT_DAYS;
-    c->ca_days = PQM_DEFAULT_CA_DAYS;
+    c->profile = pqm__profile_find("default");
+    c->root_days = c->profile->root_days;
+    c->ca_days = c->profile->ca_days;
     return c;
 }
 
@@ -148,6 +150,7 @@ int pqm_pki_config_set_root_days(struct pqm_pki_config *c, int days)
     if (check_days(c, "the root CA validity", days) != 0)
         return -1;
     c->root_days = days;
+    c->root_days_set = 1;
     return 0;
 }
 
@@ -156,6 +159,17 @@ int pqm_pki_config_set_ca_days(struct pqm_pki_config *c, int days)
     if (check_days(c, "the intermediate CA validity", days) != 0)
         return -1;
     c->ca_days = days;
+    c->ca_days_set = 1;
+    return 0;
+}
+
+int pqm_pki_config_set_profile(struct pqm_pki_config *c, const char *profile)
+{
+    const struct pqm_lifetime_profile *pr = pqm__profile_find(profile);
+    if (pr == NULL)
+        return pqm__err_set(&c->err, "unknown profile '%s' (one of: %s)",
+                            profile != NULL ? profile : "", pqm__profile_names());
+    c->profile = pr;
     return 0;
 }
 
@@ -555,6 +569,7 @@ static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_
     GUARD(pqm__store_meta_set(s, "org", c->org, e));
     GUARD(pqm__store_meta_set(s, "spiffe_trust_domain", c->spiffe_td, e));
     GUARD(pqm__store_meta_set(s, "created_at", created, e));
+    GUARD(pqm__profile_store(s, c->profile, e));
     GUARD(record_ca(s, &cas[0], cas[0].serial, now, e));
     GUARD(record_ca(s, &cas[1], cas[0].serial, now, e));
     GUARD(record_ca(s, &cas[2], cas[0].serial, now, e));
@@ -629,6 +644,10 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
     default_cn(c.root_cn, sizeof(c.root_cn), c.org, "Root CA");
     default_cn(c.server_ca_cn, sizeof(c.server_ca_cn), c.org, "Server Intermediate CA");
     default_cn(c.client_ca_cn, sizeof(c.client_ca_cn), c.org, "Client Intermediate CA");
+    if (!c.root_days_set)
+        c.root_days = c.profile->root_days;
+    if (!c.ca_days_set)
+        c.ca_days = c.profile->ca_days;
     if (c.root_days < c.ca_days)
         return pqm__err_set(e, "the intermediate CA validity (%d days) is longer than the root's "
                                "(%d days)",

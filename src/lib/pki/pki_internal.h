@@ -59,6 +59,10 @@ int pqm__pki_lock(struct pqm_pki *pki);
 void pqm__pki_unlock(struct pqm_pki *pki);
 /* Rolls back every issuance left 'pending' (under the lock). */
 int pqm__pki_recover(struct pqm_pki *pki);
+/* 0 when a certificate valid until NOT_AFTER (for LIFETIME seconds) ends within CA's
+ * validity; -1 with the reason (the lifetime, the CA and its end) when it would outlive it. */
+int pqm__ca_holds(const struct pqm_ca *ca, int64_t not_after, int64_t lifetime,
+                  struct pqm_err *e);
 /* Loads the CA's certificate and (with the passphrase) key. */
 int pqm__pki_load_ca(struct pqm_pki *pki, struct pqm_ca *ca);
 /* DIR/REL into OUT, or REL itself when it is absolute. */
