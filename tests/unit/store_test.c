@@ -595,6 +595,150 @@ static void test_staging(void **state)
     assert_int_equal(n, 0);
 }
 
+
+/* --- renewal ------------------------------------------------------------------------- */
+
+static void insert_full(struct pqm_store *s, const char *serial, const char *name,
+                        const char *kind, const char *status, int64_t not_after)
+{
+    struct pqm_err e = {{0}};
+    struct rec_buf b;
+    make_rec(&b, serial, name, status);
+    b.r.kind = kind;
+    b.r.not_after = not_after;
+    if (pqm__store_insert(s, &b.r, &e) != 0)
+        fail_msg("insert %s: %s", serial, pqm__err_str(&e));
+}
+
+/* What is due: valid server and client certificates up to the date, soonest first;
+ * never a CA, nor anything superseded, revoked, pending or aborted. */
+static void test_foreach_due(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    insert_full(t->s, "A1", "late", "client", "valid", 3000);
+    insert_full(t->s, "A2", "soon", "server", "valid", 1000);
+    insert_full(t->s, "A3", "edge", "client", "valid", 2000);
+    insert_full(t->s, "A4", "far", "client", "valid", 2001);
+    insert_full(t->s, "A5", "int", "intermediate", "valid", 500);
+    insert_full(t->s, "A6", "root", "root", "valid", 500);
+    insert_full(t->s, "A7", "old", "client", "superseded", 500);
+    insert_full(t->s, "A8", "rev", "client", "revoked", 500);
+    insert_full(t->s, "A9", "pend", "client", "pending", 500);
+    insert_full(t->s, "AA", "abort", "client", "aborted", 500);
+    static const struct {
+        int64_t before;
+        const char *want;
+    } rows[] = {
+        {999, ""}, {1000, "A2"}, {2000, "A2,A3"}, {2001, "A2,A3,A4"}, {INT64_MAX, "A2,A3,A4,A1"},
+    };
+    int nfail = 0;
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        struct seen v = {0};
+        char got[256];
+        assert_int_equal(pqm__store_foreach_due(t->s, rows[i].before, collect, &v, &e), 0);
+        joined(&v, got, sizeof(got));
+        if (strcmp(got, rows[i].want) != 0)
+            TU_ROW_FAIL(nfail, "row %zu: due before %lld: '%s', expected '%s'", i,
+                        (long long)rows[i].before, got, rows[i].want);
+    }
+    TU_ROWS_DONE(nfail);
+}
+
+struct row_copy {
+    char serial[64], status[16], replaced_by[64], cert[128], key[128], staged[128];
+};
+
+static int copy_row(const struct pqm_cert_record *r, void *arg)
+{
+    struct row_copy *c = arg;
+    snprintf(c->serial, sizeof(c->serial), "%s", r->serial);
+    snprintf(c->status, sizeof(c->status), "%s", r->status);
+    snprintf(c->replaced_by, sizeof(c->replaced_by), "%s", r->replaced_by);
+    snprintf(c->cert, sizeof(c->cert), "%s", r->cert_path);
+    snprintf(c->key, sizeof(c->key), "%s", r->key_path);
+    return 0;
+}
+
+static int copy_full_row(const struct pqm_cert_record *r, const char *staged, void *arg)
+{
+    struct row_copy *c = arg;
+    snprintf(c->staged, sizeof(c->staged), "%s", staged);
+    return copy_row(r, arg);
+}
+
+static struct row_copy get_row(struct pqm_store *s, const char *serial)
+{
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    struct pqm_err e = {{0}};
+    if (pqm__store_get(s, serial, copy_row, &c, &e) != 1)
+        fail_msg("row %s: not found (%s)", serial, pqm__err_str(&e));
+    return c;
+}
+
+static void test_get_valid_name(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    insert_full(t->s, "B1", "svc", "client", "superseded", 100);
+    insert_full(t->s, "B2", "svc", "client", "valid", 200);
+    insert_full(t->s, "B3", "gone", "client", "revoked", 100);
+    assert_int_equal(pqm__store_get_valid_name(t->s, "svc", copy_row, &c, &e), 1);
+    assert_string_equal(c.serial, "B2");
+    assert_int_equal(pqm__store_get_valid_name(t->s, "gone", copy_row, &c, &e), 0);
+    assert_int_equal(pqm__store_get_valid_name(t->s, "none", copy_row, &c, &e), 0);
+}
+
+/* A renewal as pki renew records it, then as recovery undoes it. */
+static void test_supersede_and_unrenew(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    struct rec_buf b;
+    const char *archived[4] = {"issued/archive/svc.C1.crt.pem", "issued/archive/svc.C1.key.pem",
+                               "issued/archive/svc.C1.chain.pem", ""};
+    insert_full(t->s, "C1", "svc", "client", "valid", 100);
+    make_rec(&b, "C2", "svc", "pending");
+    /* Two live certificates under one name: refused while the old one is valid. */
+    assert_int_equal(pqm__store_insert(t->s, &b.r, &e), -1);
+    assert_int_equal(pqm__store_begin(t->s, &e), 0);
+    assert_int_equal(pqm__store_set_replaced_by(t->s, "C1", "C2", &e), 0);
+    assert_int_equal(pqm__store_set_files(t->s, "C1", archived, "h1 h2 h3 -", &e), 0);
+    assert_int_equal(pqm__store_insert_staged(t->s, &b.r, "n1 n2 n3 -", &e), 0);
+    assert_int_equal(pqm__store_commit(t->s, &e), 0);
+    struct row_copy old = get_row(t->s, "C1");
+    assert_string_equal(old.status, "superseded");
+    assert_string_equal(old.replaced_by, "C2");
+    assert_string_equal(old.cert, "issued/archive/svc.C1.crt.pem");
+
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(pqm__store_renewal_of(t->s, "C2", copy_full_row, &c, &e), 1);
+    assert_string_equal(c.serial, "C1");
+    assert_string_equal(c.staged, "h1 h2 h3 -");
+    assert_int_equal(pqm__store_renewal_of(t->s, "C1", copy_full_row, &c, &e), 0);
+    assert_int_equal(pqm__store_set_files(t->s, "ZZ", archived, "", &e), -1);
+
+    /* Undone while C2 is still pending: two live rows under one name, refused whole. */
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), -1);
+    assert_string_equal(get_row(t->s, "C1").status, "superseded");
+    assert_int_equal(pqm__store_begin(t->s, &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "C2", "pending", "aborted", &e), 0);
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), 1);
+    assert_int_equal(pqm__store_commit(t->s, &e), 0);
+    old = get_row(t->s, "C1");
+    assert_string_equal(old.status, "valid");
+    assert_string_equal(old.replaced_by, "");
+    assert_string_equal(old.cert, b.cert); /* the live paths, the renewal's */
+    assert_string_equal(old.key, b.key);
+    /* Nothing more to undo. */
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), 0);
+    assert_int_equal(pqm__store_unrenew(t->s, "C1", &e), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_store_setup, tu_store_teardown)
@@ -604,7 +748,8 @@ int main(void)
         T(test_foreach_filters),    T(test_foreach_stops),   T(test_transactions),
         T(test_two_handles),        T(test_reopen_preserves), T(test_open_refusals),
         T(test_migrate_v1),         T(test_mark),            T(test_mark_all),
-        T(test_staging),
+        T(test_staging),            T(test_foreach_due),     T(test_get_valid_name),
+        T(test_supersede_and_unrenew),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
