@@ -25,9 +25,6 @@
 
 #define PQM_MAX_DAYS 36500
 #define PQM_MAX_SUBTREES 64
-/* Certificates are valid from a minute ago, so that a peer whose clock is a little
- * behind does not refuse a certificate issued a moment before. */
-#define PQM_BACKDATE_SECONDS 60
 
 const char *pqm_version(void)
 {
@@ -774,6 +771,17 @@ static int load_ca(struct pqm_pki *p, struct pqm_ca *ca)
     return 0;
 }
 
+int pqm__pki_load_root(struct pqm_pki *p)
+{
+    char path[PATH_MAX];
+    if (p->root != NULL)
+        return 0;
+    if (pqm__pki_path(p, PQM_F_ROOT_CRT, path, sizeof(path)) != 0)
+        return pqm__err_set(&p->err, "path too long");
+    p->root = pqm__cert_load(path, &p->err);
+    return p->root != NULL ? 0 : -1;
+}
+
 int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
 {
     if (ca->pkey != NULL)
@@ -807,9 +815,7 @@ static int note_dir(struct recover_ctx *c, const char *path)
     return pqm__strlist_add(&c->dirs, dir, &c->p->err);
 }
 
-/* Entry I of a row's staged-file identities (the SHA-256 of each file, in the order
- * cert, key, chain, p12, "-" where none); NULL for a row recorded without them. */
-static const char *identity_at(const char *staged, int i, char *buf, size_t len)
+const char *pqm__identity_at(const char *staged, int i, char *buf, size_t len)
 {
     if (staged[0] == '\0')
         return NULL;
@@ -828,13 +834,16 @@ static int collect_pending(const struct pqm_cert_record *r, const char *staged, 
     struct recover_ctx *c = arg;
     const char *paths[] = {r->cert_path, r->key_path, r->chain_path, r->p12_path};
     char path[PATH_MAX], idbuf[80];
+    /* A renewal puts the files it replaced back first: they go by content, not name. */
+    if (pqm__renew_undo_files(c->p, r, staged) != 0)
+        return -1;
     for (int i = 0; i < 4; i++) {
         if (paths[i][0] == '\0' || pqm__pki_path(c->p, paths[i], path, sizeof(path)) != 0)
             continue;
         /* Only the file this issuance wrote goes (recognised by its content): a file
          * someone else put at that name, which the rename refused to replace, stays.
          * A file that cannot be removed stops the recovery: the row stays pending. */
-        const char *id = identity_at(staged, i, idbuf, sizeof(idbuf));
+        const char *id = pqm__identity_at(staged, i, idbuf, sizeof(idbuf));
         if (id != NULL && strcmp(id, "-") == 0)
             continue;
         if (pqm__unlink_if_same(path, id, &c->p->err) < 0 || note_dir(c, path) != 0)
@@ -890,7 +899,8 @@ int pqm__pki_recover(struct pqm_pki *p)
             goto cleanup;
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < c.n; i++)
-        if (pqm__store_mark(p->store, c.serials[i], "pending", "aborted", &p->err) != 0) {
+        if (pqm__store_mark(p->store, c.serials[i], "pending", "aborted", &p->err) != 0 ||
+            pqm__store_unrenew(p->store, c.serials[i], &p->err) < 0) {
             pqm__store_rollback(p->store);
             goto cleanup;
         }
