@@ -299,17 +299,18 @@ static void print_summary(const struct renew_args *a, const json_t *items,
 static void print_json(const struct renew_args *a, json_t *items, const struct pqm_lifetimes *lt,
                        long long within)
 {
-    json_t *doc = json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:O}", "pki", a->pki, "dry_run",
-                            a->dry, "profile", lt->profile, "lifetime_seconds",
-                            (json_int_t)(a->lifetime > 0 ? a->lifetime : lt->leaf_lifetime),
-                            "renewed",
-                            (json_int_t)count_result(items, a->dry ? "would renew" : "renewed"),
-                            "skipped", (json_int_t)count_result(items, "skipped"),
-                            "certificates", items);
+    json_t *doc = json_pack("{s:s, s:b, s:s}", "pki", a->pki, "dry_run", a->dry, "profile",
+                            lt->profile);
     if (doc == NULL)
         return;
-    if (a->name == NULL)
+    if (a->name == NULL) /* --name renews whatever the window */
         json_object_set_new(doc, "within_seconds", json_integer((json_int_t)within));
+    json_object_set_new(doc, "lifetime_seconds",
+                        json_integer(a->lifetime > 0 ? a->lifetime : lt->leaf_lifetime));
+    json_object_set_new(doc, "renewed", json_integer((json_int_t)count_result(
+                                            items, a->dry ? "would renew" : "renewed")));
+    json_object_set_new(doc, "skipped", json_integer((json_int_t)count_result(items, "skipped")));
+    json_object_set(doc, "certificates", items);
     json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     putchar('\n');
     json_decref(doc);
