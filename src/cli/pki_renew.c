@@ -286,8 +286,9 @@ static void print_summary(const struct renew_args *a, const json_t *items,
     print_table(items);
     printf("%zu %s, %zu skipped", done, a->dry ? "would be renewed" : "renewed", skipped);
     if (a->name == NULL)
-        printf(" (the window: what expires before %s, within %s%s%s)", before, w,
-               a->within != NULL ? "" : " as profile ", a->within != NULL ? "" : lt->profile);
+        printf(" (due: expiring before %s, within %s%s%s)", before, w,
+               a->within != NULL ? "" : ", the window of profile ",
+               a->within != NULL ? "" : lt->profile);
     printf(".\n");
     if (done > 0 && !a->dry)
         printf("The new files are at the same paths; the old ones are in %s/issued/archive/.\n"

@@ -536,6 +536,10 @@ static void test_modes_and_p12(void **state)
     char arch[PATH_MAX];
     snprintf(arch, sizeof(arch), "issued/archive/svc.%s.p12", serial);
     assert_true(tu_exists(in(t, arch)));
+    /* The archive's copy of the key is its owner's alone: no service reads it. */
+    snprintf(arch, sizeof(arch), "issued/archive/svc.%s.key.pem", serial);
+    assert_int_equal(stat(in(t, arch), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
     assert_renewed(t, "svc", serial, fp, g.v[0].new_serial, "kp");
 }
 
@@ -557,6 +561,14 @@ static void test_lifetime_beyond_ca(void **state)
                                       "intermediate CA");
 }
 
+static void other_problem(const char *line, void *arg)
+{
+    if (strstr(line, "svc.key.pem: key file readable by group or others") == NULL) {
+        print_error("%s\n", line);
+        (*(int *)arg)++;
+    }
+}
+
 /* A renewal stopped before (or after) each of its renames: the next command's recovery
  * leaves the old certificate, key and chain whole at the paths, the old certificate
  * valid again, no copy in the archive, no temporary file; a renewal then succeeds. */
@@ -564,6 +576,7 @@ static void test_interrupted_at_each_rename(void **state)
 {
     struct rstate *t = *state;
     issue(t, "svc", &(struct issue_opts){.lifetime = 2 * PQM_HOUR});
+    assert_int_equal(chmod(issued(t, "svc", ".key.pem"), 0640), 0); /* a service's group reads it */
     char serial[64], fp[65];
     cert_id(issued(t, "svc", ".crt.pem"), serial, fp);
     char before[4096];
@@ -593,14 +606,22 @@ static void test_interrupted_at_each_rename(void **state)
         if ((strcmp(mid_fp, fp) != 0) != (point >= 5))
             fail_msg("point %d: the certificate is %s", point,
                      point >= 5 ? "not replaced yet" : "replaced already");
-        /* The next command (check) recovers; the old set is whole at the paths. */
-        assert_int_equal(pqm_pki_check(t->pki, NULL, NULL), 0);
+        /* The next command (check) recovers; the old set is whole at the paths. The one
+         * problem check sees is the key the test made group-readable. */
+        int other = 0;
+        assert_int_equal(pqm_pki_check(t->pki, other_problem, &other), 1);
+        assert_int_equal(other, 0);
         char now[4096], got_serial[64], got_fp[65];
         snapshot(t, "", now, sizeof(now));
         if (strcmp(now, before) != 0)
             fail_msg("point %d: the files are not the old set:\n%s\n%s", point, before, now);
         cert_id(issued(t, "svc", ".crt.pem"), got_serial, got_fp);
         assert_string_equal(got_fp, fp);
+        struct stat st;
+        assert_int_equal(stat(issued(t, "svc", ".key.pem"), &st), 0);
+        if ((st.st_mode & 0777) != 0640)
+            fail_msg("point %d: the key put back has mode %o, not the old 0640", point,
+                     st.st_mode & 0777);
         struct row old = row_of(t->pki, serial);
         assert_string_equal(old.status, "valid");
         assert_string_equal(old.replaced_by, "");

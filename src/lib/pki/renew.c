@@ -452,7 +452,9 @@ cleanup:
     return rc;
 }
 
-/* Copies of the old files under temporary names in the archive, as they are now. */
+/* Copies of the old files under temporary names in the archive, as they are now; the
+ * keys among them readable by their owner alone, whatever a service needed of the live
+ * ones: nothing reads the archive but an operator. */
 static int stage_archive(struct job *j)
 {
     struct pqm_err *e = &j->p->err;
@@ -463,8 +465,7 @@ static int stage_archive(struct job *j)
         size_t len = 0;
         if (pqm__read_file(j->live[f], PQM_PEMFILE_MAX, &data, &len, e) != 0)
             return -1;
-        int rc = pqm__filetx_stage_like(&j->arch_tx, j->arch[f], data, len, j->live[f],
-                                        mode_of[f], e);
+        int rc = pqm__filetx_stage(&j->arch_tx, j->arch[f], data, len, mode_of[f], e);
         OPENSSL_cleanse(data, len);
         free(data);
         if (rc != 0)
@@ -720,7 +721,9 @@ struct undo {
 };
 
 /* Puts OLD_ID's content back at LIVE from the archived copy ARCH, unless LIVE holds
- * something else than the renewal's file NEW_ID (the old file still, or someone's). */
+ * something else than the renewal's file NEW_ID (the old file still, or someone's). The
+ * file put back takes the permissions and owner of the renewal's, which took the old
+ * file's. */
 static int restore(struct pqm_pki *p, const char *live, const char *arch, const char *old_id,
                    const char *new_id)
 {
@@ -741,7 +744,14 @@ static int restore(struct pqm_pki *p, const char *live, const char *arch, const 
                             live, arch);
     if (pqm__read_file(arch, (size_t)st.st_size + 1, &data, &len, e) != 0)
         return -1;
-    int rc = pqm__write_file_atomic(live, data, len, st.st_mode & 07777, e);
+    struct pqm_filetx tx;
+    pqm__filetx_init(&tx);
+    int rc = pqm__filetx_stage_like(&tx, live, data, len, there ? live : arch,
+                                    st.st_mode & 07777, e) == 0 &&
+                     pqm__filetx_sync(&tx, e) == 0 && pqm__filetx_replace(&tx, e) == 0
+                 ? 0
+                 : -1;
+    pqm__filetx_release(&tx);
     OPENSSL_cleanse(data, len);
     free(data);
     return rc;
