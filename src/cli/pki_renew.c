@@ -359,10 +359,13 @@ static int run(struct renew_args *a)
     if ((rc = key_passphrases(a)) != -1)
         goto out;
     int renewed = pqm_pki_renew(pki, a->req, collect, items);
-    if (a->json)
+    /* After a failure, what was renewed before it, if anything, and why it stopped. */
+    if (a->json && (renewed >= 0 || json_array_size(items) > 0))
         print_json(a, items, &lt, within);
-    else
+    else if (renewed >= 0)
         print_summary(a, items, &lt, within);
+    else if (json_array_size(items) > 0)
+        print_table(items);
     if (renewed < 0)
         rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
     else

@@ -76,6 +76,13 @@ pass "and skips the sign-csr certificate, saying --reuse-key renews it"
 [[ ! -e "$A" ]] || fail "the dry run made the archive directory"
 pass "the dry run changed no file and no inventory row"
 
+echo "not the passphrase" > "$T/wrong"
+expect_rc 1 "a wrong PKI passphrase fails the renewal" pqm pki renew --pki "$P" --within 3d \
+    --key-passphrase-file "$T/kp" --passphrase-file "$T/wrong"
+assert_contains "naming the CA key it cannot decrypt" "$OUT" "int-ca.key.pem: cannot decrypt the key: wrong passphrase"
+[[ "$(state)" == "$before" ]] || fail "a renewal refused for its passphrase changed something"
+pass "and changes nothing"
+
 # ---- the renewal --------------------------------------------------------------------------
 t0=$(date +%s)
 expect_rc 1 "pki renew --within 3d renews the window, skipping the sign-csr certificate (exit 1)" \
