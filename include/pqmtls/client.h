@@ -61,6 +61,11 @@ PQM_API int pqm_client_config_add_pin(struct pqm_client_config *cfg, const char 
 /* Reads the files and builds the TLS context; again later to reload them (connections
  * made before keep what they were made with). */
 PQM_API int pqm_client_config_load(struct pqm_client_config *cfg);
+/* 1 when a file the last load read (certificate, key, CA, CRLs) has changed on disk since
+ * (replaced, rewritten, removed or back), 0 when not: poll it, and load again when it
+ * says so, to pick up renewed certificates without a restart. A load that failed (a key
+ * and certificate caught mid-renewal do not match) is tried again at the next change. */
+PQM_API int pqm_client_config_changed(const struct pqm_client_config *cfg);
 
 /* A connection with the configuration as loaded now; NULL when it is not loaded. */
 PQM_API struct pqm_conn *pqm_conn_new(struct pqm_client_config *cfg);

@@ -60,6 +60,17 @@ PQM_API int pqm_pki_config_set_ocsp_url(struct pqm_pki_config *cfg, const char *
 PQM_API int pqm_pki_config_set_passphrase(struct pqm_pki_config *cfg, const char *pass, size_t len);
 /* Write unencrypted keys instead (still mode 0600). */
 PQM_API void pqm_pki_config_insecure_no_passphrase(struct pqm_pki_config *cfg);
+/* The lifetime profile of the PKI's leaf certificates, recorded in its inventory: how
+ * long `pqm_pki_issue` makes them when not told (pqm_issue_set_lifetime), and how long
+ * before they expire `pqm_pki_renew` replaces them when not told. One of:
+ *   "default"       365 days, renewed when 30 days remain (a PKI made without a profile)
+ *   "cloud-native"  24 hours, renewed when 8 hours remain
+ *   "financial"     90 days, renewed when 30 days remain
+ *   "healthcare"    365 days, renewed when 122 days remain
+ *   "iot"           3 years, renewed when 1 year remains; CAs 20 (root) and 10 years
+ * Root and intermediate validity set with pqm_pki_config_set_root_days/_ca_days win
+ * over the profile's. */
+PQM_API int pqm_pki_config_set_profile(struct pqm_pki_config *cfg, const char *profile);
 
 /* --- a PKI directory --- */
 PQM_API struct pqm_pki *pqm_pki_new(void);
@@ -78,6 +89,14 @@ PQM_API int pqm_pki_set_urls(struct pqm_pki *pki, const char *crl_url, const cha
 PQM_API const char *pqm_pki_crl_url(const struct pqm_pki *pki);
 PQM_API const char *pqm_pki_ocsp_url(const struct pqm_pki *pki);
 
+/* The lifetimes a PKI's leaf certificates get (its profile's, pqm_pki_config_set_profile). */
+struct pqm_lifetimes {
+    char profile[32];
+    int64_t leaf_lifetime; /* seconds */
+    int64_t renew_within;  /* seconds: renewed when less than this remains */
+};
+PQM_API int pqm_pki_get_lifetimes(struct pqm_pki *pki, struct pqm_lifetimes *out);
+
 /* --- issuing --- */
 PQM_API struct pqm_issue *pqm_issue_new(enum pqm_profile profile);
 PQM_API void pqm_issue_free(struct pqm_issue *req);
@@ -86,7 +105,10 @@ PQM_API int pqm_issue_set_name(struct pqm_issue *req, const char *name);
 PQM_API int pqm_issue_add_dns(struct pqm_issue *req, const char *dns);
 PQM_API int pqm_issue_add_ip(struct pqm_issue *req, const char *ip);
 PQM_API int pqm_issue_set_spiffe_id(struct pqm_issue *req, const char *uri);
+/* Validity from now (less a minute of allowance for slow clocks): whole days, or any
+ * number of seconds from an hour to 36500 days. Default: the PKI's profile lifetime. */
 PQM_API int pqm_issue_set_days(struct pqm_issue *req, int days);
+PQM_API int pqm_issue_set_lifetime(struct pqm_issue *req, int64_t seconds);
 PQM_API int pqm_issue_set_alg(struct pqm_issue *req, const char *alg);
 /* Output files PREFIX.crt.pem etc. instead of DIR/issued/NAME.* */
 PQM_API int pqm_issue_set_out_prefix(struct pqm_issue *req, const char *prefix);
@@ -118,6 +140,67 @@ typedef int (*pqm_issued_cb)(const struct pqm_issued *issued, void *arg);
 /* Issues the certificate(s) of REQ. CB (may be NULL) is called once per certificate
  * after everything is durably written and recorded. */
 PQM_API int pqm_pki_issue(struct pqm_pki *pki, const struct pqm_issue *req, pqm_issued_cb cb, void *arg);
+
+/* --- renewal --- */
+struct pqm_renew;
+PQM_API struct pqm_renew *pqm_renew_new(void);
+PQM_API void pqm_renew_free(struct pqm_renew *req);
+PQM_API const char *pqm_renew_error(const struct pqm_renew *req);
+/* Renews every valid server and client certificate that expires within SECONDS from now
+ * (0 and up). Default: the renewal window of the PKI's profile. */
+PQM_API int pqm_renew_set_within(struct pqm_renew *req, int64_t seconds);
+/* Renews the valid certificate NAME alone, however long it has left. */
+PQM_API int pqm_renew_set_name(struct pqm_renew *req, const char *name);
+/* Lifetime of the new certificates (1 hour to 36500 days). Default: the PKI's profile's. */
+PQM_API int pqm_renew_set_lifetime(struct pqm_renew *req, int64_t seconds);
+/* Keeps each certificate's key pair instead of making a new one: its key file is read
+ * (and stays as it is); a certificate issued for a CSR, which has no key file, keeps the
+ * public key it certifies. Without it, such a certificate is skipped. */
+PQM_API void pqm_renew_reuse_key(struct pqm_renew *req);
+/* The passphrase of encrypted issued keys: to read them, and for the new keys, which are
+ * encrypted when the ones they replace were (so that a service needs nothing new to read
+ * its renewed key). An encrypted key without it is skipped. */
+PQM_API int pqm_renew_set_key_passphrase(struct pqm_renew *req, const char *pass, size_t len);
+/* Protects renewed PKCS#12 files (default: the key passphrase). */
+PQM_API int pqm_renew_set_p12_passphrase(struct pqm_renew *req, const char *pass, size_t len);
+/* Says what would be done, and does nothing: no lock, no CA key, no file, no record. */
+PQM_API void pqm_renew_dry_run(struct pqm_renew *req);
+
+enum pqm_renew_result {
+    PQM_RENEW_DONE = 1, /* renewed */
+    PQM_RENEW_PLANNED,  /* would be renewed (dry run) */
+    PQM_RENEW_SKIPPED,  /* due, but cannot be renewed as asked: see reason */
+};
+
+/* One certificate considered for renewal. */
+struct pqm_renewed {
+    char name[256];
+    enum pqm_renew_result result;
+    char reason[1024];         /* why it was skipped; "" otherwise */
+    char old_serial[64];
+    char new_serial[64];       /* "" unless renewed */
+    int64_t old_not_after;
+    int64_t new_not_after;     /* planned in a dry run; 0 when skipped */
+    int key_reused;            /* the key pair stays (pqm_renew_reuse_key) */
+    /* The files, at the same paths before and after: the new ones replace the old. */
+    char cert_path[4096], key_path[4096], chain_path[4096], p12_path[4096];
+    /* Where the old files go: this prefix plus .crt.pem, .key.pem, .chain.pem, .p12 */
+    char archive_prefix[4096];
+};
+typedef int (*pqm_renewed_cb)(const struct pqm_renewed *r, void *arg);
+
+/* Renews the certificates REQ selects, one after the other, each with the same subject,
+ * SANs, profile and key algorithm as the one it replaces: the new certificate, key, chain
+ * (and PKCS#12) replace the old ones at their paths, the old files are moved to
+ * DIR/issued/archive/, and the inventory records the old one as superseded by the new
+ * (replaced_by). Each renewal is whole or absent after a crash (the next write command
+ * puts the old files back). CB (may be NULL) is called for each certificate considered,
+ * the soonest to expire first. Needs the CA passphrase of an encrypted PKI, unless it is
+ * a dry run. Returns 0 when every certificate due was renewed (or would be), 1 when some
+ * were skipped (CB says why; the others were renewed), -1 on failure (with the reason in
+ * pqm_pki_error; what was renewed before it stays renewed). */
+PQM_API int pqm_pki_renew(struct pqm_pki *pki, const struct pqm_renew *req, pqm_renewed_cb cb,
+                          void *arg);
 
 /* --- the inventory --- */
 struct pqm_cert_record {

@@ -13,6 +13,7 @@ int cmd_pki_list(int argc, char **argv);
 int cmd_pki_tree(int argc, char **argv);
 int cmd_pki_check(int argc, char **argv);
 int cmd_pki_revoke(int argc, char **argv);
+int cmd_pki_renew(int argc, char **argv);
 int cmd_pki_crl(int argc, char **argv);
 int cmd_pki_configure(int argc, char **argv);
 int cmd_pki_status(int argc, char **argv);

@@ -191,6 +191,41 @@ int cli_bad_option(const char *cmd, int c, char **argv)
     return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
+long long cli_parse_lifetime(const char *cmd, const char *opt, const char *arg,
+                             const char **given)
+{
+    static const long long max = 36500LL * 86400;
+    if (*given != NULL && strcmp(*given, opt) != 0)
+        return cli_usage(cmd, "--%s and --%s both set the lifetime: give one", *given, opt), -1;
+    *given = opt;
+    long long v, unit = strcmp(opt, "days") == 0 ? 86400 : strcmp(opt, "hours") == 0 ? 3600 : 0;
+    if (unit != 0) {
+        long n = cli_parse_long(arg, 1, (long)(max / unit));
+        v = n < 0 ? -1 : n * unit;
+    } else {
+        v = cli_parse_duration(arg, 3600, max);
+    }
+    if (v < 0)
+        return cli_usage(cmd, "--%s '%s' is not a lifetime from 1h to 36500d (--days 90, --hours "
+                              "24, --lifetime 36h)",
+                         opt, arg),
+               -1;
+    return v;
+}
+
+void cli_format_duration(long long seconds, char *out, size_t outlen)
+{
+    const char *unit = "s";
+    long long n = seconds;
+    if (seconds >= 2 * 86400 && seconds % 86400 == 0)
+        n = seconds / 86400, unit = "d";
+    else if (seconds != 0 && seconds % 3600 == 0)
+        n = seconds / 3600, unit = "h";
+    else if (seconds != 0 && seconds % 60 == 0)
+        n = seconds / 60, unit = "m";
+    snprintf(out, outlen, "%lld%s", n, unit);
+}
+
 void cli_getopt_reset(void)
 {
     optind = 0; /* glibc: a full reinitialisation */

@@ -41,6 +41,14 @@ long cli_parse_long(const char *s, long min, long max);
 /* A duration "90s", "30m", "24h", "7d" (a bare number is seconds) into seconds, within
  * [min, max]; -1 when it is not one. */
 long long cli_parse_duration(const char *s, long long min, long long max);
+/* The validity of a certificate from --days N, --hours N or --lifetime DURATION (OPT
+ * names which), 1h to 36500d, in seconds; -1 after a usage message. *GIVEN remembers
+ * the option seen, so that a second one of the three is refused. */
+long long cli_parse_lifetime(const char *cmd, const char *opt, const char *arg,
+                             const char **given);
+/* SECONDS as "90d", "24h", "30m" or "45s": the largest unit that divides it (days from
+ * two days on). */
+void cli_format_duration(long long seconds, char *out, size_t outlen);
 struct sockaddr_storage;
 /* "HOST:PORT" (HOST may be [v6], empty for any address when PASSIVE) into an address;
  * 0, or -1 when it is not HOST:PORT or does not resolve. */

@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
     {"pki list", cmd_pki_list, "list the inventory"},
     {"pki tree", cmd_pki_tree, "show the hierarchy (text, Mermaid, DOT)"},
     {"pki check", cmd_pki_check, "check the inventory against the files"},
+    {"pki renew", cmd_pki_renew, "re-issue the certificates about to expire, at the same paths"},
     {"pki revoke", cmd_pki_revoke, "revoke a certificate (then publish CRLs with pki crl)"},
     {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
     {"pki status", cmd_pki_status, "the fleet: expiry, CRLs, OCSP signers (exit 1 on a problem)"},

@@ -33,8 +33,17 @@ static void help(void)
         "                            default: loopback only (127.0.0.0/8, ::1/128);\n"
         "                            'none': no IP address at all\n"
         "  --spiffe-trust-domain TD  the client CA permits only URIs in this trust domain\n"
-        "  --root-days N             root validity (default 3650)\n"
-        "  --ca-days N               intermediate validity (default 1825)\n"
+        "  --profile NAME            lifetimes of the certificates this PKI issues, recorded\n"
+        "                            in its inventory (pki issue and pki renew use them when\n"
+        "                            not told otherwise):\n"
+        "                              default       365 days, renewed when 30 days remain\n"
+        "                              cloud-native  24 hours, renewed when 8 hours remain\n"
+        "                              financial     90 days, renewed when 30 days remain\n"
+        "                              healthcare    365 days, renewed when 122 days remain\n"
+        "                              iot           3 years, renewed when 1 year remains;\n"
+        "                                            CAs 10 years (intermediates), 20 (root)\n"
+        "  --root-days N             root validity (default 3650; iot 7300)\n"
+        "  --ca-days N               intermediate validity (default 1825; iot 3650)\n"
         "  --root-cn CN, --server-ca-cn CN, --client-ca-cn CN\n"
         "                            common names (default '<org> Root CA', ...)\n"
         "  --crl-url BASE            certificates carry a CRL distribution point\n"
@@ -53,14 +62,15 @@ static void help(void)
         "  --json                    describe the result as JSON\n\n"
         "Example:\n"
         "  pqmtls pki init ./pki --org Example --server-domain example.com \\\n"
-        "      --spiffe-trust-domain cluster.local --passphrase-file pass.txt\n",
+        "      --spiffe-trust-domain cluster.local --passphrase-file pass.txt\n"
+        "  pqmtls pki init ./mesh-pki --profile cloud-native --no-passphrase\n",
         PQM_PASS_ENV);
 }
 
 enum {
-    O_ALG = 256, O_ROOT_ALG, O_ORG, O_DOMAIN, O_IPRANGE, O_TD, O_ROOT_DAYS, O_CA_DAYS,
-    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_CRL_URL, O_OCSP_URL, O_MESH_ALG, O_PASSFILE, O_NOPASS, O_JSON,
-    O_HELP
+    O_ALG = 256, O_ROOT_ALG, O_ORG, O_DOMAIN, O_IPRANGE, O_TD, O_PROFILE, O_ROOT_DAYS, O_CA_DAYS,
+    O_ROOT_CN, O_SERVER_CN, O_CLIENT_CN, O_CRL_URL, O_OCSP_URL, O_MESH_ALG, O_PASSFILE, O_NOPASS,
+    O_JSON, O_HELP
 };
 
 static const struct option opts[] = {
@@ -70,6 +80,7 @@ static const struct option opts[] = {
     {"server-domain", required_argument, NULL, O_DOMAIN},
     {"server-ip-range", required_argument, NULL, O_IPRANGE},
     {"spiffe-trust-domain", required_argument, NULL, O_TD},
+    {"profile", required_argument, NULL, O_PROFILE},
     {"root-days", required_argument, NULL, O_ROOT_DAYS},
     {"ca-days", required_argument, NULL, O_CA_DAYS},
     {"root-cn", required_argument, NULL, O_ROOT_CN},
@@ -109,6 +120,9 @@ static int apply(struct pqm_pki_config *cfg, int c, const char *arg)
     case O_TD:
         rc = pqm_pki_config_set_spiffe_trust_domain(cfg, arg);
         break;
+    case O_PROFILE:
+        rc = pqm_pki_config_set_profile(cfg, arg);
+        break;
     case O_ROOT_DAYS:
     case O_CA_DAYS:
         if ((days = cli_parse_long(arg, 1, 36500)) < 0)
@@ -136,6 +150,19 @@ static int apply(struct pqm_pki_config *cfg, int c, const char *arg)
         return -1;
     }
     return rc == 0 ? -1 : cli_usage(CMD, "%s", pqm_pki_config_error(cfg));
+}
+
+static void print_profile(struct pqm_pki *pki)
+{
+    struct pqm_lifetimes lt;
+    char life[32], within[32];
+    if (pqm_pki_get_lifetimes(pki, &lt) != 0)
+        return;
+    cli_format_duration(lt.leaf_lifetime, life, sizeof(life));
+    cli_format_duration(lt.renew_within, within, sizeof(within));
+    printf("Profile %s: certificates are issued for %s and renewed when %s remain "
+           "(pqmtls pki renew).\n",
+           lt.profile, life, within);
 }
 
 int cmd_pki_init(int argc, char **argv)
@@ -227,6 +254,8 @@ int cmd_pki_init(int argc, char **argv)
     }
     rc = records_print(pki, dir, json ? RECORDS_JSON : RECORDS_CREATED, 0) == 0 ? EXIT_OK
                                                                                : EXIT_FAIL;
+    if (rc == EXIT_OK && !json)
+        print_profile(pki);
 out:
     cli_pass_clear(&pass);
     pqm_pki_free(pki);

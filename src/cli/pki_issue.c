@@ -26,7 +26,11 @@ static void help_issue(void)
         "unencrypted (mode 0600) unless --key-passphrase-file gives it a passphrase of its own:\n"
         "the PKI passphrase, which protects the CAs, never goes to a service.\n\n"
         "Common options:\n"
-        "  --days N                  validity (default 365; never beyond the issuing CA)\n"
+        "  --days N, --hours N, --lifetime DURATION\n"
+        "                            validity: whole days, hours, or a duration such as 24h,\n"
+        "                            90d, 36h (1h to 36500d); default: the lifetime of the\n"
+        "                            PKI's profile (pki init --profile; 365 days without\n"
+        "                            one); never beyond the issuing CA\n"
         "  --alg ALG                 key algorithm (default: the PKI's)\n"
         "  --out PREFIX              write PREFIX.crt.pem ... instead of DIR/issued/NAME.*\n"
         "  --count N                 issue N certificates NAME-0001 ... NAME-N in one run\n"
@@ -56,7 +60,8 @@ static void help_sign_csr(void)
         "profile decides them, and the names come from the options below (--name defaults to\n"
         "the CSR's subject CN). Writes the certificate and chain, no key.\n\n"
         "Options:\n"
-        "  --name NAME --dns NAME --ip ADDR --spiffe-id URI --days N --out PREFIX\n"
+        "  --name NAME --dns NAME --ip ADDR --spiffe-id URI --days N --hours N\n"
+        "  --lifetime DURATION --out PREFIX\n"
         "  --passphrase-file F --json      as for 'pqmtls pki issue'\n\n"
         "Example:\n"
         "  openssl req -new -newkey ml-dsa-65 -nodes -keyout device.key -out device.csr \\\n"
@@ -66,8 +71,8 @@ static void help_sign_csr(void)
 }
 
 enum {
-    O_PKI = 256, O_NAME, O_DNS, O_IP, O_SPIFFE, O_DAYS, O_ALG, O_OUT, O_COUNT, O_P12,
-    O_PASSFILE, O_KEYPASSFILE, O_NOKEYPASS, O_P12PASSFILE, O_JSON, O_CSR, O_PROFILE, O_HELP
+    O_PKI = 256, O_NAME, O_DNS, O_IP, O_SPIFFE, O_DAYS, O_HOURS, O_LIFETIME, O_ALG, O_OUT,
+    O_COUNT, O_P12, O_PASSFILE, O_KEYPASSFILE, O_NOKEYPASS, O_P12PASSFILE, O_JSON, O_CSR, O_PROFILE, O_HELP
 };
 
 static const struct option opts[] = {
@@ -77,6 +82,8 @@ static const struct option opts[] = {
     {"ip", required_argument, NULL, O_IP},
     {"spiffe-id", required_argument, NULL, O_SPIFFE},
     {"days", required_argument, NULL, O_DAYS},
+    {"hours", required_argument, NULL, O_HOURS},
+    {"lifetime", required_argument, NULL, O_LIFETIME},
     {"alg", required_argument, NULL, O_ALG},
     {"out", required_argument, NULL, O_OUT},
     {"count", required_argument, NULL, O_COUNT},
@@ -97,7 +104,7 @@ struct issue_args {
     int sign_csr;
     const char *pki, *passfile, *keypassfile, *p12passfile, *csr, *profile;
     int p12, nokeypass, json;
-    const char *name;
+    const char *name, *lifetime_opt; /* the one of --days, --hours, --lifetime given */
     struct pqm_issue *req;
     enum pqm_profile prof;
 };
@@ -123,10 +130,16 @@ static int apply(struct issue_args *a, int c, const char *arg)
         rc = pqm_issue_set_spiffe_id(r, arg);
         break;
     case O_DAYS:
-        if ((n = cli_parse_long(arg, 1, 36500)) < 0)
-            return cli_usage(a->cmd, "--days: '%s' is not a number of days (1-36500)", arg);
-        rc = pqm_issue_set_days(r, (int)n);
+    case O_HOURS:
+    case O_LIFETIME: {
+        long long secs = cli_parse_lifetime(a->cmd, c == O_DAYS ? "days" : c == O_HOURS ? "hours"
+                                                                                       : "lifetime",
+                                            arg, &a->lifetime_opt);
+        if (secs < 0)
+            return EXIT_USAGE;
+        rc = pqm_issue_set_lifetime(r, secs);
         break;
+    }
     case O_ALG:
         rc = pqm_issue_set_alg(r, arg);
         break;

@@ -145,13 +145,13 @@ int records_print(struct pqm_pki *pki, const char *dir, enum records_mode mode, 
         break;
     case RECORDS_TABLE:
     default:
-        printf("%-24s %-12s %-8s %-20s %-18s %s\n", "NAME", "KIND", "STATUS", "NOT AFTER",
+        printf("%-24s %-12s %-10s %-20s %-18s %s\n", "NAME", "KIND", "STATUS", "NOT AFTER",
                "SERIAL", "NAMES");
         json_array_foreach(items, i, o)
         {
             char sans[1024];
             sans_text(o, sans, sizeof(sans));
-            printf("%-24s %-12s %-8s %-20s %-18.16s %s\n", s(o, "name"), s(o, "kind"),
+            printf("%-24s %-12s %-10s %-20s %-18.16s %s\n", s(o, "name"), s(o, "kind"),
                    s(o, "status"), s(o, "not_after"), s(o, "serial"),
                    sans[0] ? sans : s(o, "subject"));
         }

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <pqmtls/pqmtls.h>
@@ -49,9 +50,9 @@ struct tunnel {
     struct sockaddr_storage up_addr;
     socklen_t up_len;
     char servername[256];
-    int ep, lfd, sfd;
+    int ep, lfd, sfd, tfd;
     long open;
-    const char *config_desc;
+    double watch_interval; /* seconds between looks at the files; 0: SIGHUP only */
 };
 
 /* epoll data: a pointer with its low bit telling the side (the struct is aligned). */
@@ -253,22 +254,40 @@ static void help(void)
 {
     printf("Usage: pqmtls tunnel --listen ADDR:PORT --upstream HOST:PORT --cert FILE --key FILE\n"
            "                     --ca FILE [--resolve HOST:PORT:ADDR] [--key-passphrase-file F]\n"
-           "                     [--crl FILE]... [--pin sha256:B64]... [--require-pq] [--groups L]\n\n"
+           "                     [--crl FILE]... [--pin sha256:B64]... [--require-pq] [--groups L]\n"
+           "                     [--watch-interval SECONDS]\n\n"
            "Gives a service that speaks plain TCP (HTTP or anything else) an mTLS identity: each\n"
            "connection accepted on --listen is carried to --upstream over mutual TLS with the\n"
            "client certificate, checked as `pqmtls request` checks (the server's certificate\n"
            "must chain to --ca alone, name HOST, carry serverAuth; TLS 1.3; X25519MLKEM768\n"
            "first). Bytes flow both ways until either side closes. One thread serves every\n"
-           "connection. SIGHUP reads the certificate, key, CA and CRL files again (new\n"
-           "connections use them); SIGTERM or SIGINT stops.\n\n"
+           "connection. The certificate, key, CA and CRL files are read again on SIGHUP and\n"
+           "when one of them changes on disk (`pqmtls pki renew` replaced them): new\n"
+           "connections use them, open ones keep theirs; files that do not load (a key that\n"
+           "does not match its certificate) leave the running ones in place. SIGTERM or\n"
+           "SIGINT stops.\n\n"
+           "  --watch-interval SECONDS  how often the files are checked for changes\n"
+           "                            (default 2; 0: only on SIGHUP)\n\n"
            "Example (the legacy service talks to 127.0.0.1:9000):\n"
            "  pqmtls tunnel --listen 127.0.0.1:9000 --upstream api.example.com:8443 \\\n"
            "      --cert pki/issued/client1.crt.pem --key pki/issued/client1.key.pem \\\n"
            "      --ca pki/server-ca-chain.pem\n");
 }
 
+/* Seconds, fractions allowed (the gateway's watch_interval takes the same). */
+static int parse_interval(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0 && v <= 3600))
+        return -1;
+    *out = v;
+    return 0;
+}
+
 enum { O_LISTEN = 256, O_UPSTREAM, O_CERT, O_KEY, O_CA, O_CRL, O_PIN, O_REQPQ, O_GROUPS,
-       O_RESOLVE, O_KEYPASS, O_HELP };
+       O_RESOLVE, O_KEYPASS, O_WATCH, O_HELP };
 
 static int configure(struct tunnel *tn, int argc, char **argv, const char **listen_at,
                      const char **upstream, const char **resolve_opt)
@@ -285,6 +304,7 @@ static int configure(struct tunnel *tn, int argc, char **argv, const char **list
         {"groups", required_argument, NULL, O_GROUPS},
         {"resolve", required_argument, NULL, O_RESOLVE},
         {"key-passphrase-file", required_argument, NULL, O_KEYPASS},
+        {"watch-interval", required_argument, NULL, O_WATCH},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -325,6 +345,12 @@ static int configure(struct tunnel *tn, int argc, char **argv, const char **list
             break;
         case O_KEYPASS:
             keypass = optarg;
+            break;
+        case O_WATCH:
+            if (parse_interval(optarg, &tn->watch_interval) != 0)
+                return cli_usage(CMD, "--watch-interval '%s' is not a number of seconds from 0 "
+                                      "to 3600 (0.5 and 2 are)",
+                                 optarg);
             break;
         case O_HELP:
             help();
@@ -393,6 +419,41 @@ static int open_sockets(struct tunnel *tn, const char *listen_at, const char *up
     return 0;
 }
 
+static void reload(struct tunnel *tn, const char *why)
+{
+    if (pqm_client_config_load(tn->cfg) != 0)
+        fprintf(stderr, "pqmtls %s: reload (%s) refused, the running configuration stays: %s\n",
+                CMD, why, pqm_client_config_error(tn->cfg));
+    else
+        fprintf(stderr, "pqmtls %s: reloaded the certificate, key, CA and CRL files (%s)\n", CMD,
+                why);
+}
+
+/* A periodic timer for the file watch; none when the interval is 0. */
+static int start_watch(struct tunnel *tn)
+{
+    if (tn->watch_interval <= 0)
+        return 0;
+    tn->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tn->tfd < 0)
+        return -1;
+    time_t sec = (time_t)tn->watch_interval;
+    long nsec = (long)((tn->watch_interval - (double)sec) * 1e9);
+    if (sec == 0 && nsec == 0)
+        nsec = 1;
+    struct itimerspec its = {{sec, nsec}, {sec, nsec}};
+    return timerfd_settime(tn->tfd, 0, &its, NULL);
+}
+
+static void on_watch(struct tunnel *tn)
+{
+    uint64_t ticks;
+    while (read(tn->tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks)) {
+    }
+    if (pqm_client_config_changed(tn->cfg))
+        reload(tn, "a file changed");
+}
+
 static int run(struct tunnel *tn)
 {
     sigset_t set;
@@ -404,11 +465,13 @@ static int run(struct tunnel *tn)
     signal(SIGPIPE, SIG_IGN);
     tn->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     tn->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (tn->sfd < 0 || tn->ep < 0)
+    if (tn->sfd < 0 || tn->ep < 0 || start_watch(tn) != 0)
         return cli_fail(CMD, "cannot set up the event loop: %s", strerror(errno));
-    static int lfd_tag, sfd_tag;
+    static int lfd_tag, sfd_tag, tfd_tag;
     watch(tn, tn->lfd, &lfd_tag, EPOLLIN, EPOLL_CTL_ADD);
     watch(tn, tn->sfd, &sfd_tag, EPOLLIN, EPOLL_CTL_ADD);
+    if (tn->tfd >= 0)
+        watch(tn, tn->tfd, &tfd_tag, EPOLLIN, EPOLL_CTL_ADD);
     fprintf(stderr, "pqmtls %s: listening, carrying connections to %s over mTLS\n", CMD,
             tn->servername);
     for (;;) {
@@ -420,19 +483,16 @@ static int run(struct tunnel *tn)
                 accept_all(tn);
                 continue;
             }
+            if (d == &tfd_tag) {
+                on_watch(tn);
+                continue;
+            }
             if (d == &sfd_tag) {
                 struct signalfd_siginfo si;
                 while (read(tn->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                     if (si.ssi_signo != SIGHUP)
                         return EXIT_OK;
-                    if (pqm_client_config_load(tn->cfg) != 0)
-                        fprintf(stderr, "pqmtls %s: reload refused, the running configuration "
-                                        "stays: %s\n",
-                                CMD, pqm_client_config_error(tn->cfg));
-                    else
-                        fprintf(stderr, "pqmtls %s: reloaded the certificate, key, CA and CRL "
-                                        "files\n",
-                                CMD);
+                    reload(tn, "SIGHUP");
                 }
                 continue;
             }
@@ -455,7 +515,7 @@ static int run(struct tunnel *tn)
 
 int cmd_tunnel(int argc, char **argv)
 {
-    struct tunnel tn = {.lfd = -1, .sfd = -1, .ep = -1};
+    struct tunnel tn = {.lfd = -1, .sfd = -1, .ep = -1, .tfd = -1, .watch_interval = 2};
     tn.cfg = pqm_client_config_new();
     if (tn.cfg == NULL)
         return cli_fail(CMD, "out of memory");

@@ -155,6 +155,11 @@ assert_contains "and says where" "$OUT" "not allowed in a URL"
 pqm pki issue client --pki "$U" --name u3 > /dev/null || fail "issue u3"
 run ossl x509 -in "$U/issued/u3.crt.pem" -noout -ext authorityInfoAccess
 assert_not_contains "a certificate issued after --ocsp-url none has no OCSP URL" "$OUT" "OCSP"
+pqm pki configure --pki "$U" --ocsp-url "http://127.0.0.1:8/ocsp2" > /dev/null || fail "configure"
+expect_ok "pki renew --name u3" pqm pki renew --pki "$U" --name u3
+run ossl x509 -in "$U/issued/u3.crt.pem" -noout -ext crlDistributionPoints,authorityInfoAccess
+assert_contains "the renewal carries the PKI's URLs as they are now" "$OUT" "OCSP - URI:http://127.0.0.1:8/ocsp2"
+assert_contains "and its CA's CRL" "$OUT" "/crl/client-int-ca.crl"
 
 pqm pki revoke --pki "$U" "$(cert_serial "$U/issued/u1.crt.pem")" > /dev/null || fail "revoke u1"
 pqm pki crl --pki "$U" > /dev/null || fail "pki crl"

@@ -2,7 +2,8 @@
 # pqmtls tunnel: a plain TCP port that reaches the gateway over mutual TLS. 100 MB go up and
 # 100 MB come down intact (SHA-256), 200 connections held open at once each get their
 # answer, the identity reaching the upstream is the tunnel's certificate, a tunnel whose CA
-# does not trust the server refuses, SIGHUP reloads, and the C API example (examples/
+# does not trust the server refuses, SIGHUP reloads and so does a file changed on disk
+# (--watch-interval), and the C API example (examples/
 # mtls_get.c, built with the project) calls the same API.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
@@ -64,16 +65,18 @@ track_pid $GWPID
 wait_port "$GW" 10 "$GWPID" || fail "the gateway did not start: $(cat "$T/gw.err")"
 
 TUN=$(free_port)
-start_tunnel() { # CA-FILE
-    "$PQMTLS_BIN" tunnel --listen "127.0.0.1:$TUN" --upstream "api.example.com:$GW" \
+start_tunnel() { # PORT CA-FILE ERR-FILE WATCH-INTERVAL: sets TPID
+    "$PQMTLS_BIN" tunnel --listen "127.0.0.1:$1" --upstream "api.example.com:$GW" \
         --resolve "api.example.com:$GW:127.0.0.1" --cert "$I/legacy.crt.pem" \
-        --key "$I/legacy.key.pem" --ca "$1" 2> "$T/tunnel.err" &
+        --key "$I/legacy.key.pem" --ca "$2" --watch-interval "$4" 2> "$3" &
     TPID=$!
     track_pid $TPID
-    wait_port "$TUN" 10 "$TPID" || fail "the tunnel did not start: $(cat "$T/tunnel.err")"
+    wait_port "$1" 10 "$TPID" || fail "the tunnel did not start: $(cat "$3")"
 }
 cp "$P/server-ca-chain.pem" "$T/ca.pem"
-start_tunnel "$T/ca.pem"
+# SIGHUP only for this one (--watch-interval 0), so that each reload below is the
+# signal's; a second tunnel further down watches its files.
+start_tunnel "$TUN" "$T/ca.pem" "$T/tunnel.err" 0
 
 # ---- the identity, both directions ------------------------------------------------------
 run curl -sS "http://127.0.0.1:$TUN/hello"
@@ -136,6 +139,22 @@ kill -HUP "$TPID"
 for _ in $(seq 1 50); do [[ $(grep -c reloaded "$T/tunnel.err") -ge 2 ]] && break; sleep 0.05; done
 run curl -sS "http://127.0.0.1:$TUN/hello"
 assert_contains "after another SIGHUP with the right CA, the tunnel works again" "$OUT" "hello CN=legacy"
+
+# ---- the file watch: a changed file reloads without a signal -----------------------------
+TUN2=$(free_port)
+cp "$P/server-ca-chain.pem" "$T/ca2.pem"
+T1PID=$TPID
+start_tunnel "$TUN2" "$T/ca2.pem" "$T/tunnel2.err" 0.2
+T2PID=$TPID
+TPID=$T1PID
+cp "$P/client-ca-chain.pem" "$T/ca2.new" && mv "$T/ca2.new" "$T/ca2.pem"
+for _ in $(seq 1 100); do grep -q 'a file changed' "$T/tunnel2.err" && break; sleep 0.05; done
+assert_contains "a CA file replaced on disk reloads the tunnel without a signal" \
+    "$(cat "$T/tunnel2.err")" "reloaded the certificate, key, CA and CRL files (a file changed)"
+run curl -sS "http://127.0.0.1:$TUN2/hello"
+[[ $RC -ne 0 ]] || fail "after the watched CA file changed to the client CA, the tunnel still reached the server"
+pass "and the reloaded CA is the one in force"
+kill -TERM "$T2PID"
 
 # ---- the C API example ----------------------------------------------------------------
 EX="$(dirname "$PQMTLS_BIN")/example_mtls_get"

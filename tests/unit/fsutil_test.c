@@ -158,13 +158,42 @@ static void test_read_file_bounds(void **state)
     assert_non_null(strstr(pqm__err_str(&e), "cannot open"));
 }
 
+/* The files stamp moves with every change a reload must notice, and only then. */
+static void test_files_stamp(void **state)
+{
+    (void)state;
+    char a[PATH_MAX], b[PATH_MAX], tmp[PATH_MAX];
+    snprintf(a, sizeof(a), "%s", at("cert.pem"));
+    snprintf(b, sizeof(b), "%s", at("key.pem"));
+    snprintf(tmp, sizeof(tmp), "%s", at("key.pem.new"));
+    const char *files[] = {a, b, NULL, ""};
+    assert_int_equal(tu_write(a, "certificate one"), 0);
+    assert_int_equal(tu_write(b, "key one"), 0);
+    uint64_t s0 = pqm__files_stamp(files, 4);
+    assert_true(s0 == pqm__files_stamp(files, 4)); /* nothing changed */
+    assert_true(s0 != pqm__files_stamp(files, 1)); /* another set of files */
+    assert_int_equal(tu_write(tmp, "key two"), 0);
+    assert_int_equal(rename(tmp, b), 0);          /* replaced by rename: a new inode */
+    uint64_t s1 = pqm__files_stamp(files, 4);
+    assert_true(s1 != s0);
+    assert_int_equal(tu_write(a, "certificate one, rewritten"), 0); /* rewritten in place */
+    uint64_t s2 = pqm__files_stamp(files, 4);
+    assert_true(s2 != s1);
+    assert_int_equal(unlink(b), 0); /* gone */
+    uint64_t s3 = pqm__files_stamp(files, 4);
+    assert_true(s3 != s2);
+    assert_true(s3 == pqm__files_stamp(files, 4));
+    assert_int_equal(tu_write(b, "key three"), 0); /* back */
+    assert_true(pqm__files_stamp(files, 4) != s3);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_stage_then_publish),          T(test_publish_refuses_to_replace),
         T(test_identity_and_unlink_if_same), T(test_remove_tmp_files_prefix),
-        T(test_read_file_bounds),
+        T(test_read_file_bounds),            T(test_files_stamp),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,41 +10,10 @@
 
 #include <sqlite3.h>
 
-#include "pki/store.h"
-#include "unit_util.h"
+#include "store_util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-struct sstate {
-    char *dir;
-    char path[PATH_MAX];
-    struct pqm_store *s;
-};
-
-static int setup(void **state)
-{
-    struct sstate *t = calloc(1, sizeof(*t));
-    assert_non_null(t);
-    t->dir = tu_mkdtemp("store");
-    assert_non_null(t->dir);
-    snprintf(t->path, sizeof(t->path), "%s/pki.db", t->dir);
-    struct pqm_err e = {{0}};
-    t->s = pqm__store_open(t->path, 1, &e);
-    if (t->s == NULL)
-        fail_msg("pqm__store_open: %s", pqm__err_str(&e));
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct sstate *t = *state;
-    pqm__store_close(t->s);
-    tu_rmtree(t->dir);
-    free(t->dir);
-    free(t);
-    return 0;
-}
 
 /* A record with every field set, all distinct per SERIAL, so a mixed-up column shows. */
 struct rec_buf {
@@ -148,7 +117,7 @@ static void joined(const struct seen *v, char *out, size_t outlen)
 
 static void test_schema_version(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -173,7 +142,7 @@ struct live_row {
 
 static void test_name_live(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "S1", "pending.example.com", "pending");
     must_insert(t->s, "S2", "valid.example.com", "valid");
@@ -202,7 +171,7 @@ struct used_row {
 
 static void test_serial_used(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "AA01", "a.example.com", "valid");
     must_insert(t->s, "AA02", "b.example.com", "pending");
@@ -230,7 +199,7 @@ struct insert_row {
 
 static void test_insert_constraints(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "B1", "live.example.com", "valid");
     must_insert(t->s, "B2", "pend.example.com", "pending");
@@ -281,7 +250,7 @@ static void test_insert_constraints(void **state)
 
 static void test_set_status(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "E1", "e.example.com", "pending");
     struct {
@@ -304,7 +273,7 @@ static void test_set_status(void **state)
 
 static void test_meta(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     char out[64];
     snprintf(out, sizeof(out), "untouched");
@@ -336,7 +305,7 @@ struct filter_row {
 
 static void test_foreach_filters(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     /* Serials out of alphabetical order: the order must be issue order. */
     must_insert(t->s, "S9", "z.example.com", "valid");
@@ -369,7 +338,7 @@ static void test_foreach_filters(void **state)
 
 static void test_foreach_stops(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "T1", "t1", "valid");
     must_insert(t->s, "T2", "t2", "valid");
@@ -385,7 +354,7 @@ static void test_foreach_stops(void **state)
 
 static void test_transactions(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     /* Rolled back: gone, serial and name free. */
     assert_int_equal(pqm__store_begin(t->s, &e), 0);
@@ -412,7 +381,7 @@ static void test_transactions(void **state)
 /* A second connection sees only committed rows, and BEGIN IMMEDIATE takes the lock. */
 static void test_two_handles(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct pqm_store *other = pqm__store_open(t->path, 0, &e);
     assert_non_null(other);
@@ -426,7 +395,7 @@ static void test_two_handles(void **state)
 
 static void test_reopen_preserves(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     must_insert(t->s, "P1", "p1.example.com", "valid");
     must_insert(t->s, "P2", "p2.example.com", "pending");
@@ -466,7 +435,7 @@ static void test_reopen_preserves(void **state)
 
 static void test_open_refusals(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     char missing[PATH_MAX], nodir[PATH_MAX], newer[PATH_MAX], notdb[PATH_MAX];
     snprintf(missing, sizeof(missing), "%s/missing.db", t->dir);
     snprintf(nodir, sizeof(nodir), "%s/no/such/dir/pki.db", t->dir);
@@ -514,7 +483,7 @@ static void test_open_refusals(void **state)
  * migrates to the current schema, and keeps its rows. */
 static void test_migrate_v1(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/v1.db", t->dir);
     sqlite3 *db = NULL;
@@ -567,7 +536,7 @@ static void test_migrate_v1(void **state)
  * already recovered is not marked valid behind its back. */
 static void test_mark(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct rec_buf b;
     assert_int_equal(pqm__store_insert(t->s, make_rec(&b, "01", "m1", "pending"), &e), 0);
@@ -581,7 +550,7 @@ static void test_mark(void **state)
  * means rows this writer did not make, fewer that someone recovered some. */
 static void test_mark_all(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     struct rec_buf b1, b2, b3;
     assert_int_equal(pqm__store_insert(t->s, make_rec(&b1, "11", "a1", "pending"), &e), 0);
@@ -608,7 +577,7 @@ static int count_staging(const char *dir, const char *prefix, void *arg)
 
 static void test_staging(void **state)
 {
-    struct sstate *t = *state;
+    struct tu_store *t = *state;
     struct pqm_err e = {{0}};
     int64_t a = -1, b = -1;
     int n = 0;
@@ -626,16 +595,161 @@ static void test_staging(void **state)
     assert_int_equal(n, 0);
 }
 
+
+/* --- renewal ------------------------------------------------------------------------- */
+
+static void insert_full(struct pqm_store *s, const char *serial, const char *name,
+                        const char *kind, const char *status, int64_t not_after)
+{
+    struct pqm_err e = {{0}};
+    struct rec_buf b;
+    make_rec(&b, serial, name, status);
+    b.r.kind = kind;
+    b.r.not_after = not_after;
+    if (pqm__store_insert(s, &b.r, &e) != 0)
+        fail_msg("insert %s: %s", serial, pqm__err_str(&e));
+}
+
+/* What is due: valid server and client certificates up to the date, soonest first;
+ * never a CA, nor anything superseded, revoked, pending or aborted. */
+static void test_foreach_due(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    insert_full(t->s, "A1", "late", "client", "valid", 3000);
+    insert_full(t->s, "A2", "soon", "server", "valid", 1000);
+    insert_full(t->s, "A3", "edge", "client", "valid", 2000);
+    insert_full(t->s, "A4", "far", "client", "valid", 2001);
+    insert_full(t->s, "A5", "int", "intermediate", "valid", 500);
+    insert_full(t->s, "A6", "root", "root", "valid", 500);
+    insert_full(t->s, "A7", "old", "client", "superseded", 500);
+    insert_full(t->s, "A8", "rev", "client", "revoked", 500);
+    insert_full(t->s, "A9", "pend", "client", "pending", 500);
+    insert_full(t->s, "AA", "abort", "client", "aborted", 500);
+    static const struct {
+        int64_t before;
+        const char *want;
+    } rows[] = {
+        {999, ""}, {1000, "A2"}, {2000, "A2,A3"}, {2001, "A2,A3,A4"}, {INT64_MAX, "A2,A3,A4,A1"},
+    };
+    int nfail = 0;
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        struct seen v = {0};
+        char got[256];
+        assert_int_equal(pqm__store_foreach_due(t->s, rows[i].before, collect, &v, &e), 0);
+        joined(&v, got, sizeof(got));
+        if (strcmp(got, rows[i].want) != 0)
+            TU_ROW_FAIL(nfail, "row %zu: due before %lld: '%s', expected '%s'", i,
+                        (long long)rows[i].before, got, rows[i].want);
+    }
+    TU_ROWS_DONE(nfail);
+}
+
+struct row_copy {
+    char serial[64], status[16], replaced_by[64], cert[128], key[128], staged[128];
+};
+
+static int copy_row(const struct pqm_cert_record *r, void *arg)
+{
+    struct row_copy *c = arg;
+    snprintf(c->serial, sizeof(c->serial), "%s", r->serial);
+    snprintf(c->status, sizeof(c->status), "%s", r->status);
+    snprintf(c->replaced_by, sizeof(c->replaced_by), "%s", r->replaced_by);
+    snprintf(c->cert, sizeof(c->cert), "%s", r->cert_path);
+    snprintf(c->key, sizeof(c->key), "%s", r->key_path);
+    return 0;
+}
+
+static int copy_full_row(const struct pqm_cert_record *r, const char *staged, void *arg)
+{
+    struct row_copy *c = arg;
+    snprintf(c->staged, sizeof(c->staged), "%s", staged);
+    return copy_row(r, arg);
+}
+
+static struct row_copy get_row(struct pqm_store *s, const char *serial)
+{
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    struct pqm_err e = {{0}};
+    if (pqm__store_get(s, serial, copy_row, &c, &e) != 1)
+        fail_msg("row %s: not found (%s)", serial, pqm__err_str(&e));
+    return c;
+}
+
+static void test_get_valid_name(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    insert_full(t->s, "B1", "svc", "client", "superseded", 100);
+    insert_full(t->s, "B2", "svc", "client", "valid", 200);
+    insert_full(t->s, "B3", "gone", "client", "revoked", 100);
+    assert_int_equal(pqm__store_get_valid_name(t->s, "svc", copy_row, &c, &e), 1);
+    assert_string_equal(c.serial, "B2");
+    assert_int_equal(pqm__store_get_valid_name(t->s, "gone", copy_row, &c, &e), 0);
+    assert_int_equal(pqm__store_get_valid_name(t->s, "none", copy_row, &c, &e), 0);
+}
+
+/* A renewal as pki renew records it, then as recovery undoes it. */
+static void test_supersede_and_unrenew(void **state)
+{
+    struct tu_store *t = *state;
+    struct pqm_err e = {{0}};
+    struct rec_buf b;
+    const char *archived[4] = {"issued/archive/svc.C1.crt.pem", "issued/archive/svc.C1.key.pem",
+                               "issued/archive/svc.C1.chain.pem", ""};
+    insert_full(t->s, "C1", "svc", "client", "valid", 100);
+    make_rec(&b, "C2", "svc", "pending");
+    /* Two live certificates under one name: refused while the old one is valid. */
+    assert_int_equal(pqm__store_insert(t->s, &b.r, &e), -1);
+    assert_int_equal(pqm__store_begin(t->s, &e), 0);
+    assert_int_equal(pqm__store_set_replaced_by(t->s, "C1", "C2", &e), 0);
+    assert_int_equal(pqm__store_set_files(t->s, "C1", archived, "h1 h2 h3 -", &e), 0);
+    assert_int_equal(pqm__store_insert_staged(t->s, &b.r, "n1 n2 n3 -", &e), 0);
+    assert_int_equal(pqm__store_commit(t->s, &e), 0);
+    struct row_copy old = get_row(t->s, "C1");
+    assert_string_equal(old.status, "superseded");
+    assert_string_equal(old.replaced_by, "C2");
+    assert_string_equal(old.cert, "issued/archive/svc.C1.crt.pem");
+
+    struct row_copy c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(pqm__store_renewal_of(t->s, "C2", copy_full_row, &c, &e), 1);
+    assert_string_equal(c.serial, "C1");
+    assert_string_equal(c.staged, "h1 h2 h3 -");
+    assert_int_equal(pqm__store_renewal_of(t->s, "C1", copy_full_row, &c, &e), 0);
+    assert_int_equal(pqm__store_set_files(t->s, "ZZ", archived, "", &e), -1);
+
+    /* Undone while C2 is still pending: two live rows under one name, refused whole. */
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), -1);
+    assert_string_equal(get_row(t->s, "C1").status, "superseded");
+    assert_int_equal(pqm__store_begin(t->s, &e), 0);
+    assert_int_equal(pqm__store_mark(t->s, "C2", "pending", "aborted", &e), 0);
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), 1);
+    assert_int_equal(pqm__store_commit(t->s, &e), 0);
+    old = get_row(t->s, "C1");
+    assert_string_equal(old.status, "valid");
+    assert_string_equal(old.replaced_by, "");
+    assert_string_equal(old.cert, b.cert); /* the live paths, the renewal's */
+    assert_string_equal(old.key, b.key);
+    /* Nothing more to undo. */
+    assert_int_equal(pqm__store_unrenew(t->s, "C2", &e), 0);
+    assert_int_equal(pqm__store_unrenew(t->s, "C1", &e), 0);
+}
+
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, tu_store_setup, tu_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_schema_version),     T(test_name_live),       T(test_serial_used),
         T(test_insert_constraints), T(test_set_status),      T(test_meta),
         T(test_foreach_filters),    T(test_foreach_stops),   T(test_transactions),
         T(test_two_handles),        T(test_reopen_preserves), T(test_open_refusals),
         T(test_migrate_v1),         T(test_mark),            T(test_mark_all),
-        T(test_staging),
+        T(test_staging),            T(test_foreach_due),     T(test_get_valid_name),
+        T(test_supersede_and_unrenew),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -286,9 +285,8 @@ static int open_access_log(struct pqm_gateway *gw, struct pqm_err *e)
     return 0;
 }
 
-/* A fingerprint of the identity of the files the TLS configuration is built from
- * (device, inode, size, modification time): any replacement or rewrite changes it. A
- * missing file counts too, so that its return is noticed. */
+/* The identity of the files the TLS configuration is built from (util/fsutil.h): any
+ * replacement or rewrite changes it, and so does a missing file's return. */
 static uint64_t files_stamp(const struct pqm_gateway_config *c)
 {
     const char *files[4 + PQM_GW_MAX_CRLS + 8] = {c->cert, c->key, c->client_ca,
@@ -299,22 +297,7 @@ static uint64_t files_stamp(const struct pqm_gateway_config *c)
     for (size_t i = 0; i < c->ops.n && n < sizeof(files) / sizeof(files[0]); i++)
         if (c->ops.v[i][0] == 'F')
             files[n++] = c->ops.v[i] + 2; /* the configuration file itself */
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the stat fields */
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        uint64_t v[5] = {0, 0, 0, 0, 0};
-        if (files[i][0] != '\0' && stat(files[i], &st) == 0) {
-            v[0] = (uint64_t)st.st_dev;
-            v[1] = (uint64_t)st.st_ino;
-            v[2] = (uint64_t)st.st_size;
-            v[3] = (uint64_t)st.st_mtim.tv_sec;
-            v[4] = (uint64_t)st.st_mtim.tv_nsec;
-        }
-        const unsigned char *p = (const unsigned char *)v;
-        for (size_t j = 0; j < sizeof(v); j++)
-            h = (h ^ p[j]) * 1099511628211ULL;
-    }
-    return h;
+    return pqm__files_stamp(files, n);
 }
 
 static int is_loopback(const struct sockaddr_storage *ss)
@@ -611,6 +594,9 @@ static void reload(struct pqm_gateway *gw, const char *why)
         }
         take_reloadable(&trial, next);
     }
+    /* The files as they are before they are read: one replaced while they are read
+     * still differs from this stamp, and is read again at the next look. */
+    uint64_t stamp = files_stamp(&trial);
     if (read_key_pass(trial.key_passphrase_file, &pass, &e) != 0 ||
         (fresh = build_tls(gw, &trial, &pass, &e)) == NULL)
         goto refused;
@@ -628,7 +614,7 @@ static void reload(struct pqm_gateway *gw, const char *why)
     pqm__gw_policy_release(old_policy);
     pqm__secret_clear(&gw->key_pass);
     gw->key_pass = pass;
-    gw->files_stamp = files_stamp(&gw->cfg);
+    gw->files_stamp = stamp;
     pqm__gw_say("info", "reloaded %s (%s)",
                 next != NULL ? "the configuration, certificates, key, client CAs, CRLs and policy"
                              : "certificates, key, client CAs and CRLs",

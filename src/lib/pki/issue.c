@@ -17,25 +17,21 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/pkcs12.h>
 
 #include "pki/alg.h"
 #include "pki/certbuild.h"
 #include "pki/keyfile.h"
 #include "pki/names.h"
+#include "pki/profile.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
 #define PQM_MAX_SANS 64
-#define PQM_DEFAULT_LEAF_DAYS 365
 #define PQM_MAX_LEAF_DAYS 36500
 #define PQM_MAX_COUNT 1000000
 /* Certificates written and recorded per transaction: bounds memory for large batches. */
 #define PQM_ISSUE_CHUNK 1000
-/* PKCS#12: AES-256-CBC under PBKDF2-HMAC-SHA256 with this many iterations. */
-#define PQM_P12_ITER 200000
 #define PQM_CSR_MAX (256 * 1024)
-#define PQM_BACKDATE_SECONDS 60
 #define PQM_RSA_MIN_BITS 2048
 #define PQM_MAX_SIGNERS 16
 
@@ -48,7 +44,7 @@ struct pqm_issue {
     char *ip[PQM_MAX_SANS];
     size_t nip;
     char spiffe[PQM_SPIFFE_MAX + 1];
-    int days;
+    int64_t lifetime; /* seconds; 0: the PKI's profile's */
     const struct pqm_alg *alg;
     char out_prefix[PATH_MAX];
     struct pqm_secret key_pass;
@@ -67,7 +63,6 @@ struct pqm_issue *pqm_issue_new(enum pqm_profile profile)
     if (r == NULL)
         return NULL;
     r->profile = profile;
-    r->days = PQM_DEFAULT_LEAF_DAYS;
     r->count = 1;
     return r;
 }
@@ -125,8 +120,31 @@ int pqm_issue_set_days(struct pqm_issue *r, int days)
 {
     if (days < 1 || days > PQM_MAX_LEAF_DAYS)
         return pqm__err_set(&r->err, "--days must be 1 to %d", PQM_MAX_LEAF_DAYS);
-    r->days = days;
+    r->lifetime = (int64_t)days * PQM_DAY;
     return 0;
+}
+
+int pqm_issue_set_lifetime(struct pqm_issue *r, int64_t seconds)
+{
+    if (seconds < PQM_LIFETIME_MIN || seconds > PQM_LIFETIME_MAX)
+        return pqm__err_set(&r->err, "the lifetime must be 1h to %dd", PQM_MAX_LEAF_DAYS);
+    r->lifetime = seconds;
+    return 0;
+}
+
+int pqm__ca_holds(const X509 *ca, const char *label, int64_t not_after, int64_t lifetime,
+                  struct pqm_err *e)
+{
+    int64_t ca_end = 0;
+    if (pqm__asn1_time_to_epoch(X509_get0_notAfter(ca), &ca_end) != 0)
+        return pqm__err_set(e, "the %s's validity cannot be read", label);
+    if (not_after <= ca_end)
+        return 0;
+    char when[32], life[32];
+    pqm__format_time(ca_end, when, sizeof(when));
+    pqm__format_duration(lifetime, life, sizeof(life));
+    return pqm__err_set(e, "a lifetime of %s would outlive the %s, which expires %s", life,
+                        label, when);
 }
 
 int pqm_issue_set_alg(struct pqm_issue *r, const char *alg)
@@ -392,33 +410,19 @@ static int encode_outputs(const struct issue_ctx *c, struct pending *pd, X509 *x
         return -1;
     if (c->req->p12_pass.buf == NULL)
         return 0;
-    STACK_OF(X509) *cas = sk_X509_new_null();
-    PKCS12 *p12 = NULL;
-    int rc = -1;
-    GUARD_OSSL(cas != NULL && sk_X509_push(cas, c->ca->cert) > 0 &&
-                   (c->p->root == NULL || sk_X509_push(cas, c->p->root) > 0),
-               e, "out of memory");
-    p12 = PKCS12_create_ex(c->req->p12_pass.buf, pd->name, key, x, cas, NID_aes_256_cbc,
-                           NID_aes_256_cbc, PQM_P12_ITER, PQM_P12_ITER, 0, NULL, NULL);
-    GUARD_OSSL(p12 != NULL, e, "cannot build the PKCS#12 file");
-    pd->p12_len = i2d_PKCS12(p12, &pd->p12);
-    GUARD_OSSL(pd->p12_len > 0, e, "cannot encode the PKCS#12 file");
-    rc = 0;
-cleanup:
-    PKCS12_free(p12);
-    sk_X509_free(cas);
-    return rc;
+    return pqm__p12_der(c->req->p12_pass.buf, pd->name, key, x, c->ca->cert, c->p->root,
+                        &pd->p12, &pd->p12_len, e);
 }
 
-static int new_serial(struct issue_ctx *c, BIGNUM **out)
+int pqm__pki_new_serial(struct pqm_pki *p, BIGNUM **out)
 {
     char hex[64];
     for (int tries = 0; tries < 8; tries++) {
-        BIGNUM *bn = pqm__serial_new(&c->p->err);
+        BIGNUM *bn = pqm__serial_new(&p->err);
         if (bn == NULL)
             return -1;
         int used = pqm__serial_hex(bn, hex, sizeof(hex)) == 0
-                       ? pqm__store_serial_used(c->p->store, hex, &c->p->err)
+                       ? pqm__store_serial_used(p->store, hex, &p->err)
                        : -1;
         if (used == 0) {
             *out = bn;
@@ -428,7 +432,7 @@ static int new_serial(struct issue_ctx *c, BIGNUM **out)
         if (used < 0)
             return -1;
     }
-    return pqm__err_set(&c->p->err, "cannot draw an unused serial number");
+    return pqm__err_set(&p->err, "cannot draw an unused serial number");
 }
 
 /* Everything about certificate INDEX that needs the inventory or the file system:
@@ -478,7 +482,7 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     pd->subject = pqm__name_new(name, p->org, e);
     if (pd->subject == NULL)
         return -1;
-    return new_serial(c, &pd->serial_bn);
+    return pqm__pki_new_serial(c->p, &pd->serial_bn);
 }
 
 /* Writes PD's files under temporary names (invisible until published) and drops the
@@ -506,13 +510,7 @@ static int stage_one(struct pending *pd)
     pd->cert_pem = pd->chain_pem = pd->key_pem = NULL;
     pd->p12 = NULL;
     /* In the order recovery reads them: cert, key, chain, p12. */
-    size_t used = 0;
-    for (int i = 0; i < F_COUNT; i++) {
-        char id[66];
-        pqm__filetx_identity(tx, pd->path[i], id, sizeof(id));
-        used += (size_t)snprintf(pd->staged + used, sizeof(pd->staged) - used, "%s%s",
-                                 i ? " " : "", id);
-    }
+    pqm__filetx_identities(tx, pd->path, F_COUNT, pd->staged, sizeof(pd->staged));
     return 0;
 }
 
@@ -876,12 +874,8 @@ static int prepare(struct issue_ctx *c)
     }
     if (pqm__pki_load_ca(p, c->ca) != 0)
         return -1;
-    if (p->root == NULL) {
-        char path[PATH_MAX];
-        if (pqm__pki_path(p, PQM_F_ROOT_CRT, path, sizeof(path)) != 0 ||
-            (p->root = pqm__cert_load(path, e)) == NULL)
-            return -1;
-    }
+    if (pqm__pki_load_root(p) != 0)
+        return -1;
     if (pqm__pki_crl_url_for(p->crl_url, c->ca->crt, c->crl_url, sizeof(c->crl_url)) != 0)
         return pqm__err_set(e, "the PKI's CRL URL is too long");
     /* Fill the CA certificate's extension cache now, before signers share it. */
@@ -890,17 +884,17 @@ static int prepare(struct issue_ctx *c)
     c->nc = X509_get_ext_d2i(c->ca->cert, NID_name_constraints, &crit, NULL);
     if (c->nc == NULL && crit != -1)
         return pqm__err_ossl(e, "the %s's name constraints cannot be read", c->ca->label);
-    c->now = (int64_t)time(NULL);
-    c->not_after = c->now + (int64_t)r->days * 86400;
-    int64_t ca_end = 0;
-    if (pqm__asn1_time_to_epoch(X509_get0_notAfter(c->ca->cert), &ca_end) != 0)
-        return pqm__err_set(e, "the %s's validity cannot be read", c->ca->label);
-    if (c->not_after > ca_end) {
-        char when[32];
-        pqm__format_time(ca_end, when, sizeof(when));
-        return pqm__err_set(e, "--days %d would outlive the %s, which expires %s", r->days,
-                            c->ca->label, when);
+    int64_t lifetime = r->lifetime;
+    if (lifetime == 0) {
+        struct pqm_lifetimes lt;
+        if (pqm__profile_load(p->store, &lt, e) != 0)
+            return -1;
+        lifetime = lt.leaf_lifetime;
     }
+    c->now = (int64_t)time(NULL);
+    c->not_after = c->now + lifetime;
+    if (pqm__ca_holds(c->ca->cert, c->ca->label, c->not_after, lifetime, e) != 0)
+        return -1;
     if (pqm__certs_to_pem(&c->ca->cert, 1, &c->ca_pem, &c->ca_pem_len, e) != 0)
         return -1;
     c->width = digits(r->count) < 4 ? 4 : digits(r->count);

@@ -118,3 +118,24 @@ int pqm__key_file_is_encrypted(const char *path, struct pqm_err *e)
     free(data);
     return enc;
 }
+
+int pqm__p12_der(const char *pass, const char *name, EVP_PKEY *key, X509 *x, X509 *ca,
+                 X509 *root, unsigned char **der, int *len, struct pqm_err *e)
+{
+    STACK_OF(X509) *cas = sk_X509_new_null();
+    PKCS12 *p12 = NULL;
+    int rc = -1;
+    GUARD_OSSL(cas != NULL && sk_X509_push(cas, ca) > 0 &&
+                   (root == NULL || sk_X509_push(cas, root) > 0),
+               e, "out of memory");
+    p12 = PKCS12_create_ex(pass, name, key, x, cas, NID_aes_256_cbc, NID_aes_256_cbc,
+                           PQM_P12_ITER, PQM_P12_ITER, 0, NULL, NULL);
+    GUARD_OSSL(p12 != NULL, e, "cannot build the PKCS#12 file");
+    *len = i2d_PKCS12(p12, der);
+    GUARD_OSSL(*len > 0, e, "cannot encode the PKCS#12 file");
+    rc = 0;
+cleanup:
+    PKCS12_free(p12);
+    sk_X509_free(cas);
+    return rc;
+}

@@ -19,16 +19,12 @@
 #include "pki/certbuild.h"
 #include "pki/keyfile.h"
 #include "pki/names.h"
+#include "pki/profile.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
-#define PQM_DEFAULT_ROOT_DAYS 3650
-#define PQM_DEFAULT_CA_DAYS 1825
 #define PQM_MAX_DAYS 36500
 #define PQM_MAX_SUBTREES 64
-/* Certificates are valid from a minute ago, so that a peer whose clock is a little
- * behind does not refuse a certificate issued a moment before. */
-#define PQM_BACKDATE_SECONDS 60
 
 const char *pqm_version(void)
 {
@@ -42,6 +38,8 @@ struct pqm_pki_config {
     char root_cn[PQM_NAME_MAX + 1], server_ca_cn[PQM_NAME_MAX + 1],
         client_ca_cn[PQM_NAME_MAX + 1];
     int root_days, ca_days;
+    int root_days_set, ca_days_set; /* given: the profile's defaults do not apply */
+    const struct pqm_lifetime_profile *profile;
     char *domains[PQM_MAX_SUBTREES];
     size_t ndomains;
     char *ip_ranges[PQM_MAX_SUBTREES];
@@ -59,8 +57,9 @@ struct pqm_pki_config *pqm_pki_config_new(void)
     if (c == NULL)
         return NULL;
     c->alg = c->root_alg = pqm__alg_find("ml-dsa-65");
-    c->root_days = PQM_DEFAULT_ROOT_DAYS;
-    c->ca_days = PQM_DEFAULT_CA_DAYS;
+    c->profile = pqm__profile_find("default");
+    c->root_days = c->profile->root_days;
+    c->ca_days = c->profile->ca_days;
     return c;
 }
 
@@ -149,6 +148,7 @@ int pqm_pki_config_set_root_days(struct pqm_pki_config *c, int days)
     if (check_days(c, "the root CA validity", days) != 0)
         return -1;
     c->root_days = days;
+    c->root_days_set = 1;
     return 0;
 }
 
@@ -157,6 +157,17 @@ int pqm_pki_config_set_ca_days(struct pqm_pki_config *c, int days)
     if (check_days(c, "the intermediate CA validity", days) != 0)
         return -1;
     c->ca_days = days;
+    c->ca_days_set = 1;
+    return 0;
+}
+
+int pqm_pki_config_set_profile(struct pqm_pki_config *c, const char *profile)
+{
+    const struct pqm_lifetime_profile *pr = pqm__profile_find(profile);
+    if (pr == NULL)
+        return pqm__err_set(&c->err, "unknown profile '%s' (one of: %s)",
+                            profile != NULL ? profile : "", pqm__profile_names());
+    c->profile = pr;
     return 0;
 }
 
@@ -593,6 +604,7 @@ static int write_pki(const char *tmp, const struct pqm_pki_config *c, struct ca_
     GUARD(pqm__store_meta_set(s, "created_at", created, e));
     GUARD(pqm__store_meta_set(s, "crl_url", c->crl_url, e));
     GUARD(pqm__store_meta_set(s, "ocsp_url", c->ocsp_url, e));
+    GUARD(pqm__profile_store(s, c->profile, e));
     GUARD(pqm__record_ca(s, &cas[0], cas[0].serial, now, e));
     GUARD(pqm__record_ca(s, &cas[1], cas[0].serial, now, e));
     GUARD(pqm__record_ca(s, &cas[2], cas[0].serial, now, e));
@@ -667,6 +679,10 @@ int pqm_pki_create(struct pqm_pki *p, const char *dir, const struct pqm_pki_conf
     default_cn(c.root_cn, sizeof(c.root_cn), c.org, "Root CA");
     default_cn(c.server_ca_cn, sizeof(c.server_ca_cn), c.org, "Server Intermediate CA");
     default_cn(c.client_ca_cn, sizeof(c.client_ca_cn), c.org, "Client Intermediate CA");
+    if (!c.root_days_set)
+        c.root_days = c.profile->root_days;
+    if (!c.ca_days_set)
+        c.ca_days = c.profile->ca_days;
     if (c.root_days < c.ca_days)
         return pqm__err_set(e, "the intermediate CA validity (%d days) is longer than the root's "
                                "(%d days)",
@@ -836,6 +852,17 @@ static int load_ca(struct pqm_pki *p, struct pqm_ca *ca)
     return 0;
 }
 
+int pqm__pki_load_root(struct pqm_pki *p)
+{
+    char path[PATH_MAX];
+    if (p->root != NULL)
+        return 0;
+    if (pqm__pki_path(p, PQM_F_ROOT_CRT, path, sizeof(path)) != 0)
+        return pqm__err_set(&p->err, "path too long");
+    p->root = pqm__cert_load(path, &p->err);
+    return p->root != NULL ? 0 : -1;
+}
+
 int pqm__pki_load_ca(struct pqm_pki *p, struct pqm_ca *ca)
 {
     if (ca->pkey != NULL)
@@ -869,9 +896,7 @@ static int note_dir(struct recover_ctx *c, const char *path)
     return pqm__strlist_add(&c->dirs, dir, &c->p->err);
 }
 
-/* Entry I of a row's staged-file identities (the SHA-256 of each file, in the order
- * cert, key, chain, p12, "-" where none); NULL for a row recorded without them. */
-static const char *identity_at(const char *staged, int i, char *buf, size_t len)
+const char *pqm__identity_at(const char *staged, int i, char *buf, size_t len)
 {
     if (staged[0] == '\0')
         return NULL;
@@ -890,13 +915,16 @@ static int collect_pending(const struct pqm_cert_record *r, const char *staged, 
     struct recover_ctx *c = arg;
     const char *paths[] = {r->cert_path, r->key_path, r->chain_path, r->p12_path};
     char path[PATH_MAX], idbuf[80];
+    /* A renewal puts the files it replaced back first: they go by content, not name. */
+    if (pqm__renew_undo_files(c->p, r, staged) != 0)
+        return -1;
     for (int i = 0; i < 4; i++) {
         if (paths[i][0] == '\0' || pqm__pki_path(c->p, paths[i], path, sizeof(path)) != 0)
             continue;
         /* Only the file this issuance wrote goes (recognised by its content): a file
          * someone else put at that name, which the rename refused to replace, stays.
          * A file that cannot be removed stops the recovery: the row stays pending. */
-        const char *id = identity_at(staged, i, idbuf, sizeof(idbuf));
+        const char *id = pqm__identity_at(staged, i, idbuf, sizeof(idbuf));
         if (id != NULL && strcmp(id, "-") == 0)
             continue;
         if (pqm__unlink_if_same(path, id, &c->p->err) < 0 || note_dir(c, path) != 0)
@@ -952,7 +980,8 @@ int pqm__pki_recover(struct pqm_pki *p)
             goto cleanup;
     GUARD(pqm__store_begin(p->store, &p->err));
     for (size_t i = 0; i < c.n; i++)
-        if (pqm__store_mark(p->store, c.serials[i], "pending", "aborted", &p->err) != 0) {
+        if (pqm__store_mark(p->store, c.serials[i], "pending", "aborted", &p->err) != 0 ||
+            pqm__store_unrenew(p->store, c.serials[i], &p->err) < 0) {
             pqm__store_rollback(p->store);
             goto cleanup;
         }

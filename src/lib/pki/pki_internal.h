@@ -30,8 +30,12 @@
 #define PQM_D_CRL "crl"
 #define PQM_D_MESH "mesh"
 #define PQM_F_MESH_CHAIN "mesh-ca-chain.pem"
+#define PQM_D_ARCHIVE "issued/archive" /* the files renewed certificates had */
 
 #define PQM_NAME_MAX 64
+/* Certificates are valid from a minute ago, so that a peer whose clock is a little
+ * behind does not refuse a certificate issued a moment before. */
+#define PQM_BACKDATE_SECONDS 60
 
 /* An issuing CA, loaded when first needed. */
 struct pqm_ca {
@@ -68,6 +72,15 @@ int pqm__pki_lock(struct pqm_pki *pki);
 void pqm__pki_unlock(struct pqm_pki *pki);
 /* Rolls back every issuance left 'pending' (under the lock). */
 int pqm__pki_recover(struct pqm_pki *pki);
+/* 0 when a certificate valid until NOT_AFTER (for LIFETIME seconds) ends within the
+ * validity of CA (LABEL: "server intermediate CA"); -1 with the reason (the lifetime, the
+ * CA and its end) when it would outlive it. */
+int pqm__ca_holds(const X509 *ca, const char *label, int64_t not_after, int64_t lifetime,
+                  struct pqm_err *e);
+/* A random serial number that the inventory has never recorded. */
+int pqm__pki_new_serial(struct pqm_pki *pki, BIGNUM **out);
+/* Loads the root's certificate into pki->root, once. */
+int pqm__pki_load_root(struct pqm_pki *pki);
 /* Loads the CA's certificate and (with the passphrase) key. */
 int pqm__pki_load_ca(struct pqm_pki *pki, struct pqm_ca *ca);
 /* DIR/REL into OUT, or REL itself when it is absolute. */
@@ -76,6 +89,16 @@ int pqm__pki_path(const struct pqm_pki *pki, const char *rel, char *out, size_t 
 void pqm__name_string(const X509_NAME *n, char *out, size_t outlen);
 /* A name usable as a file name: [A-Za-z0-9._-], not starting with '.', 1..64 characters. */
 int pqm__name_valid(const char *name, struct pqm_err *e);
+
+/* Entry I of a row's staged-file identities (the SHA-256 of each file, in the order
+ * cert, key, chain, p12, "-" where none) into BUF; NULL for a row recorded without them. */
+const char *pqm__identity_at(const char *staged, int i, char *buf, size_t len);
+/* Recovery of an interrupted renewal by R (pending, its files' identities STAGED): the
+ * files it replaced are put back from the archive at R's paths, where they are R's
+ * (never over a file someone else put there), then the archived copies go. Nothing to do
+ * when R renews nothing. */
+int pqm__renew_undo_files(struct pqm_pki *pki, const struct pqm_cert_record *r,
+                          const char *staged);
 
 /* Storage for the strings of a record made from a certificate. */
 struct pqm_record_buf {

@@ -476,9 +476,10 @@ static const char row_columns[] =
     " fingerprint, status, cert_path, key_path, chain_path, p12_path, not_before, not_after,"
     " created_at, staged, revoked_at, revocation_reason, replaced_by FROM certs";
 
-/* Runs row_columns + WHERE (with ARG bound to its one parameter when not NULL). */
-static int query_rows(struct pqm_store *s, const char *where, const char *arg, pqm_row_cb cb,
-                      void *cb_arg, struct pqm_err *e)
+/* Runs row_columns + WHERE, with ARG (when not NULL) and then NUM (when not NULL) bound
+ * to its parameters in that order. */
+static int query_rows(struct pqm_store *s, const char *where, const char *arg,
+                      const int64_t *num, pqm_row_cb cb, void *cb_arg, struct pqm_err *e)
 {
     char sql[sizeof(row_columns) + 128];
     snprintf(sql, sizeof(sql), "%s%s", row_columns, where);
@@ -487,6 +488,8 @@ static int query_rows(struct pqm_store *s, const char *where, const char *arg, p
         return -1;
     if (arg != NULL)
         sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    if (num != NULL)
+        sqlite3_bind_int64(st, arg != NULL ? 2 : 1, *num);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct pqm_cert_record r = {
@@ -528,31 +531,40 @@ int pqm__store_foreach_rows(struct pqm_store *s, enum pqm_store_filter f, pqm_ro
         where = " ORDER BY seq";
         break;
     }
-    return query_rows(s, where, NULL, cb, arg, e);
+    return query_rows(s, where, NULL, NULL, cb, arg, e);
 }
 
 struct found {
-    pqm_record_cb cb;
+    pqm_record_cb cb;  /* either */
+    pqm_row_cb row_cb; /* or, with the staged-file identities */
     void *arg;
     int n;
 };
 
 static int found_one(const struct pqm_cert_record *r, const char *staged, void *arg)
 {
-    (void)staged;
     struct found *f = arg;
     f->n++;
+    if (f->row_cb != NULL)
+        return f->row_cb(r, staged, f->arg);
     return f->cb != NULL ? f->cb(r, f->arg) : 0;
+}
+
+/* The rows WHERE (with ARG) selects to F: 1 when there was one, 0 when none, -1 on error. */
+static int find_rows(struct pqm_store *s, const char *where, const char *arg, struct found *f,
+                     struct pqm_err *e)
+{
+    int rc = query_rows(s, where, arg, NULL, found_one, f, e);
+    if (rc != 0)
+        return rc < 0 ? -1 : rc;
+    return f->n > 0;
 }
 
 int pqm__store_get(struct pqm_store *s, const char *serial, pqm_record_cb cb, void *arg,
                    struct pqm_err *e)
 {
-    struct found f = {cb, arg, 0};
-    int rc = query_rows(s, " WHERE serial = ?", serial, found_one, &f, e);
-    if (rc != 0)
-        return rc < 0 ? -1 : rc;
-    return f.n > 0;
+    struct found f = {cb, NULL, arg, 0};
+    return find_rows(s, " WHERE serial = ?", serial, &f, e);
 }
 
 int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
@@ -562,7 +574,7 @@ int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
     return query_rows(s,
                       " WHERE issuer_serial = ? AND serial <> issuer_serial"
                       " AND status IN ('valid','revoked','superseded') ORDER BY seq",
-                      issuer_serial, call_plain, &p, e);
+                      issuer_serial, NULL, call_plain, &p, e);
 }
 
 int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reason, int64_t at,
@@ -583,6 +595,17 @@ int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reaso
     return sqlite3_changes(s->db) == 1 ? 0 : 1;
 }
 
+/* Runs an update of certificate SERIAL's row, which must exist. */
+static int step_on_serial(struct pqm_store *s, sqlite3_stmt *st, const char *serial,
+                          const char *what, struct pqm_err *e)
+{
+    if (step_done(s, st, what, e) != 0)
+        return -1;
+    if (sqlite3_changes(s->db) != 1)
+        return pqm__err_set(e, "inventory: certificate %s is not recorded", serial);
+    return 0;
+}
+
 int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const char *by,
                                struct pqm_err *e)
 {
@@ -594,9 +617,64 @@ int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const ch
         return -1;
     sqlite3_bind_text(st, 1, by, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
-    if (step_done(s, st, "cannot record the renewal", e) != 0)
+    return step_on_serial(s, st, serial, "cannot record the renewal", e);
+}
+
+int pqm__store_foreach_due(struct pqm_store *s, int64_t before, pqm_record_cb cb, void *arg,
+                           struct pqm_err *e)
+{
+    struct plain_cb p = {cb, arg};
+    return query_rows(s,
+                      " WHERE status = 'valid' AND kind IN ('server','client')"
+                      " AND not_after <= ? ORDER BY not_after, seq",
+                      NULL, &before, call_plain, &p, e);
+}
+
+int pqm__store_get_valid_name(struct pqm_store *s, const char *name, pqm_record_cb cb, void *arg,
+                              struct pqm_err *e)
+{
+    struct found f = {cb, NULL, arg, 0};
+    return find_rows(s, " WHERE name = ? AND status = 'valid'", name, &f, e);
+}
+
+int pqm__store_renewal_of(struct pqm_store *s, const char *serial, pqm_row_cb cb, void *arg,
+                          struct pqm_err *e)
+{
+    struct found f = {NULL, cb, arg, 0};
+    return find_rows(s, " WHERE replaced_by = ? AND status = 'superseded'", serial, &f, e);
+}
+
+int pqm__store_set_files(struct pqm_store *s, const char *serial, const char *const paths[4],
+                         const char *staged, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s,
+                               "UPDATE certs SET cert_path = ?, key_path = ?, chain_path = ?,"
+                               " p12_path = ?, staged = ? WHERE serial = ?",
+                               e);
+    if (st == NULL)
         return -1;
-    if (sqlite3_changes(s->db) != 1)
-        return pqm__err_set(e, "inventory: certificate %s is not recorded", serial);
-    return 0;
+    for (int i = 0; i < 4; i++)
+        bind_text(st, i + 1, paths[i]);
+    bind_text(st, 5, staged);
+    bind_text(st, 6, serial);
+    return step_on_serial(s, st, serial, "cannot record where the certificate's files are", e);
+}
+
+int pqm__store_unrenew(struct pqm_store *s, const char *serial, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(
+        s,
+        "UPDATE certs SET status = 'valid', replaced_by = '',"
+        " cert_path = (SELECT n.cert_path FROM certs n WHERE n.serial = ?1),"
+        " key_path = (SELECT n.key_path FROM certs n WHERE n.serial = ?1),"
+        " chain_path = (SELECT n.chain_path FROM certs n WHERE n.serial = ?1),"
+        " p12_path = (SELECT n.p12_path FROM certs n WHERE n.serial = ?1)"
+        " WHERE replaced_by = ?1 AND status = 'superseded'",
+        e);
+    if (st == NULL)
+        return -1;
+    bind_text(st, 1, serial);
+    if (step_done(s, st, "cannot undo an interrupted renewal", e) != 0)
+        return -1;
+    return sqlite3_changes(s->db);
 }

@@ -83,4 +83,26 @@ int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reaso
 int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const char *by,
                                struct pqm_err *e);
 
+/* --- renewal -------------------------------------------------------------------------- */
+/* Every valid server and client certificate whose notAfter is BEFORE or earlier, the
+ * soonest first. */
+int pqm__store_foreach_due(struct pqm_store *s, int64_t before, pqm_record_cb cb, void *arg,
+                           struct pqm_err *e);
+/* The valid certificate named NAME to CB: 1 when found, 0 when not, -1 on error. */
+int pqm__store_get_valid_name(struct pqm_store *s, const char *name, pqm_record_cb cb, void *arg,
+                              struct pqm_err *e);
+/* The superseded certificate that SERIAL renews, with its file identities, to CB: 1 when
+ * found, 0 when SERIAL renews nothing, -1 on error. */
+int pqm__store_renewal_of(struct pqm_store *s, const char *serial, pqm_row_cb cb, void *arg,
+                          struct pqm_err *e);
+/* Records where SERIAL's files are now (cert, key, chain, p12; "" for none) and their
+ * identities (as pqm__store_insert_staged takes them). */
+int pqm__store_set_files(struct pqm_store *s, const char *serial, const char *const paths[4],
+                         const char *staged, struct pqm_err *e);
+/* Undoes the inventory side of a renewal by SERIAL that did not complete: the certificate
+ * it supersedes is valid again, renewed by nothing, with SERIAL's paths (where its files
+ * are back). Returns how many rows that was (0: SERIAL renews nothing), -1 on error.
+ * SERIAL must be out of 'pending' first: the two cannot both be live under one name. */
+int pqm__store_unrenew(struct pqm_store *s, const char *serial, struct pqm_err *e);
+
 #endif

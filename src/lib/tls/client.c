@@ -22,6 +22,7 @@
 #include "tls/server.h"
 #include "tls/trust.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/secret.h"
 #include "util/strlist.h"
 
@@ -51,6 +52,7 @@ struct pqm_client_config {
     size_t npins;
     int require_pq, system_ca;
     struct loaded *loaded;
+    uint64_t stamp; /* of the files, taken before the last load read them */
 };
 
 struct pqm_conn {
@@ -265,9 +267,27 @@ fail:
     return NULL;
 }
 
+/* The identity of the files a load reads (util/fsutil.h). */
+static uint64_t files_stamp(const struct pqm_client_config *cfg)
+{
+    const char *files[3 + PQM_CLIENT_MAX_CRLS] = {cfg->cert, cfg->key, cfg->ca};
+    size_t n = 3;
+    for (size_t i = 0; i < cfg->ncrl; i++)
+        files[n++] = cfg->crls[i];
+    return pqm__files_stamp(files, n);
+}
+
+int pqm_client_config_changed(const struct pqm_client_config *cfg)
+{
+    return files_stamp(cfg) != cfg->stamp;
+}
+
 int pqm_client_config_load(struct pqm_client_config *cfg)
 {
     pqm__err_clear(&cfg->err);
+    /* Taken before the files are read: a file replaced while they are read (a key
+     * renewed just after its certificate) changes it again, and the next look reloads. */
+    cfg->stamp = files_stamp(cfg);
     struct loaded *l = build(cfg);
     if (l == NULL)
         return -1;

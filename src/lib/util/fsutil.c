@@ -163,6 +163,30 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     return 0;
 }
 
+int pqm__filetx_stage_like(struct pqm_filetx *tx, const char *final, const void *data,
+                           size_t len, const char *like, mode_t mode, struct pqm_err *e)
+{
+    struct stat st;
+    int have = stat(like, &st) == 0;
+    if (pqm__filetx_stage(tx, final, data, len, have ? st.st_mode & 07777 : mode, e) != 0)
+        return -1;
+    if (!have)
+        return 0;
+    const char *tmp = tx->files[tx->n - 1].tmp;
+    /* The mode again: creation took the umask off it. */
+    if (chmod(tmp, st.st_mode & 07777) != 0)
+        return pqm__err_set(e, "%s: cannot give it the permissions of %s: %s", tmp, like,
+                            strerror(errno));
+    struct stat mine;
+    if (stat(tmp, &mine) != 0 ||
+        ((mine.st_uid != st.st_uid || mine.st_gid != st.st_gid) &&
+         chown(tmp, st.st_uid, st.st_gid) != 0))
+        return pqm__err_set(e, "%s: cannot give the new file its owner and group (%u:%u): %s "
+                               "(run as root or as its owner)",
+                            like, (unsigned)st.st_uid, (unsigned)st.st_gid, strerror(errno));
+    return 0;
+}
+
 int pqm__syncfs_of(const char *path, struct pqm_err *e)
 {
     char dir[PATH_MAX];
@@ -241,6 +265,20 @@ int pqm__filetx_rename(struct pqm_filetx *tx, struct pqm_err *e)
         f->tmp = NULL;
     }
     return 0;
+}
+
+int pqm__filetx_replace(struct pqm_filetx *tx, struct pqm_err *e)
+{
+    for (size_t i = 0; i < tx->n; i++) {
+        struct pqm_staged_file *f = &tx->files[i];
+        if (f->tmp == NULL)
+            continue;
+        if (rename(f->tmp, f->final) != 0)
+            return pqm__err_set(e, "%s: cannot replace: %s", f->final, strerror(errno));
+        free(f->tmp);
+        f->tmp = NULL;
+    }
+    return sync_dirs(tx, e);
 }
 
 void pqm__filetx_release(struct pqm_filetx *tx)
@@ -356,8 +394,46 @@ void pqm__filetx_identity(const struct pqm_filetx *tx, const char *final, char *
     snprintf(out, outlen, "-");
 }
 
+void pqm__filetx_identities(const struct pqm_filetx *tx, char *const *finals, size_t n,
+                            char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < outlen; i++) {
+        char id[66];
+        pqm__filetx_identity(tx, finals[i], id, sizeof(id));
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " " : "", id);
+    }
+}
+
 /* Staged files are certificates, keys, chains and PKCS#12 files: well under this. */
 #define PQM_OWN_FILE_MAX (16 * 1024 * 1024)
+
+/* The content's SHA-256 of the regular file PATH whose lstat is ST. */
+static int hash_file(const char *path, const struct stat *st, char out[65], struct pqm_err *e)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (!S_ISREG(st->st_mode) || (uintmax_t)st->st_size > PQM_OWN_FILE_MAX)
+        return pqm__err_set(e, "%s: not a file pqmtls writes", path);
+    if (pqm__read_file(path, PQM_OWN_FILE_MAX, &data, &len, e) != 0)
+        return -1;
+    int hashed = pqm__sha256_hex(data, len, out);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return hashed != 0 ? pqm__err_set(e, "%s: cannot hash the content", path) : 0;
+}
+
+int pqm__file_identity(const char *path, char out[65], struct pqm_err *e)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return pqm__err_set(e, "%s: %s", path, strerror(errno));
+    }
+    return hash_file(path, &st, out, e) == 0 ? 1 : -1;
+}
 
 int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e)
 {
@@ -368,18 +444,11 @@ int pqm__unlink_if_same(const char *path, const char *sha, struct pqm_err *e)
         return pqm__err_set(e, "%s: %s", path, strerror(errno));
     }
     if (sha != NULL) {
-        unsigned char *data = NULL;
-        size_t len = 0;
         char have[65];
         if (!S_ISREG(st.st_mode) || (uintmax_t)st.st_size > PQM_OWN_FILE_MAX)
             return 0; /* not a file this pqmtls wrote */
-        if (pqm__read_file(path, PQM_OWN_FILE_MAX, &data, &len, e) != 0)
+        if (hash_file(path, &st, have, e) != 0)
             return -1;
-        int hashed = pqm__sha256_hex(data, len, have);
-        OPENSSL_cleanse(data, len);
-        free(data);
-        if (hashed != 0)
-            return pqm__err_set(e, "%s: cannot hash the content", path);
         if (strcmp(have, sha) != 0)
             return 0;
     }
@@ -408,4 +477,24 @@ int pqm__rmtree(const char *path)
     }
     closedir(d);
     return rmdir(path);
+}
+
+uint64_t pqm__files_stamp(const char *const *files, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the stat fields */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        uint64_t v[5] = {0, 0, 0, 0, 0};
+        if (files[i] != NULL && files[i][0] != '\0' && stat(files[i], &st) == 0) {
+            v[0] = (uint64_t)st.st_dev;
+            v[1] = (uint64_t)st.st_ino;
+            v[2] = (uint64_t)st.st_size;
+            v[3] = (uint64_t)st.st_mtim.tv_sec;
+            v[4] = (uint64_t)st.st_mtim.tv_nsec;
+        }
+        const unsigned char *p = (const unsigned char *)v;
+        for (size_t j = 0; j < sizeof(v); j++)
+            h = (h ^ p[j]) * 1099511628211ULL;
+    }
+    return h;
 }

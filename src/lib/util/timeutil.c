@@ -19,3 +19,18 @@ void pqm__format_time(int64_t t, char *out, size_t outlen)
     if (gmtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, outlen, "%lld", (long long)t);
 }
+
+void pqm__format_duration(int64_t seconds, char *out, size_t outlen)
+{
+    static const struct {
+        int64_t n;
+        char unit;
+    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+    /* Days from two on: "24h" reads better than "1d" for a day-long certificate. */
+    for (size_t i = seconds < 2 * 86400 ? 1 : 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (seconds != 0 && seconds % units[i].n == 0) {
+            snprintf(out, outlen, "%lld%c", (long long)(seconds / units[i].n), units[i].unit);
+            return;
+        }
+    snprintf(out, outlen, "%llds", (long long)seconds);
+}

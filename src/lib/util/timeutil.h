@@ -9,5 +9,8 @@
 int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out);
 /* "2026-11-26T18:00:00Z" into OUT (at least 21 bytes). */
 void pqm__format_time(int64_t t, char *out, size_t outlen);
+/* A duration in its largest whole unit, as the command line takes it: "90d", "24h",
+ * "30m", "45s" (whole days from two days on, else hours, minutes, seconds). */
+void pqm__format_duration(int64_t seconds, char *out, size_t outlen);
 
 #endif
