@@ -21,6 +21,7 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
 # python3-yaml, python3-jsonschema: tests/integration/lib/schema_check.py checks the
 # exported Kubernetes and Istio documents against tests/schemas.
+# groff-base: tests/integration/build_checks.sh renders the installed manual page.
 # prometheus: for its promtool, which checks the gateway's metrics in a test.
 # libssl-dev is Debian's OpenSSL 3.0: never built against (CMake is pointed at 3.5), but
 # tests/integration/build_checks.sh uses it to show that configure refuses an OpenSSL
@@ -29,7 +30,7 @@ PACKAGES=(
   build-essential cmake pkg-config perl make xz-utils ca-certificates
   libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev libev-dev
   nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
-  clang libclang-rt-14-dev prometheus python3-yaml python3-jsonschema
+  clang libclang-rt-14-dev prometheus python3-yaml python3-jsonschema groff-base
 )
 
 install_packages() {

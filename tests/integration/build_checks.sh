@@ -14,6 +14,19 @@ for f in bin/pqmtls lib/libpqmtls.so lib/libpqmtls.a include/pqmtls/pqmtls.h inc
     [[ -e "$T/prefix/$f" ]] || fail "install did not produce $f"
 done
 pass "install layout: binary, shared and static library, public headers"
+M="$T/prefix/share/man/man1/pqmtls.1"
+[[ -s "$M" ]] || fail "install did not produce share/man/man1/pqmtls.1"
+if command -v man > /dev/null; then
+    run env MANWIDTH=120 MANPATH="$T/prefix/share/man" man pqmtls
+else
+    run groff -man -Tutf8 "$M"
+fi
+[[ $RC -eq 0 ]] || fail "the manual page does not render: $OUT"
+for cmd in "pki init" "pki revoke" "pki crl" "pki status" "pki renew" "export nginx" "export istio" gateway request tunnel; do
+    grep -q "pqmtls $cmd" <<<"$OUT" || fail "the manual page lacks a section for 'pqmtls $cmd'"
+done
+grep -q -- "--client-ocsp" <<<"$OUT" || fail "the manual page lacks the gateway's options"
+pass "man pqmtls renders from the installed page, with every command and the gateway's options"
 run env -u LD_LIBRARY_PATH ldd "$T/prefix/bin/pqmtls"
 assert_contains "installed pqmtls links libcrypto from $OPENSSL_LIBDIR" "$OUT" "$OPENSSL_LIBDIR/libcrypto.so"
 assert_not_contains "no unresolved library" "$OUT" "not found"
