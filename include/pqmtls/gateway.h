@@ -47,6 +47,15 @@ PQM_API struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg
 PQM_API int pqm_gateway_run(struct pqm_gateway *gw);
 PQM_API void pqm_gateway_free(struct pqm_gateway *gw);
 
+/* A health probe: one GET of URL (http://HOST:PORT/PATH, plain HTTP, as the admin
+ * listener's /healthz and /readyz), all of it within TIMEOUT seconds. For a prober that
+ * cannot reach the loopback admin listener itself: a Kubernetes exec probe runs this
+ * inside the pod's network namespace, so the listener stays on loopback. Returns 0 when
+ * an HTTP answer came, with its status in *STATUS and the first line of its body in
+ * DETAIL; -1 when none did (refused, timed out, not HTTP), with the reason in DETAIL. */
+PQM_API int pqm_gateway_probe(const char *url, double timeout, int *status, char *detail,
+                              size_t detaillen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 /* Each gets argv with argv[0] the subcommand's last word. */
 int cmd_pki_init(int argc, char **argv);
 int cmd_gateway(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_request(int argc, char **argv);
 int cmd_tunnel(int argc, char **argv);

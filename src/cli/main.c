@@ -26,6 +26,7 @@ static const struct cli_cmd commands[] = {
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},
+    {"probe", cmd_probe, "ask the gateway's admin listener for /healthz or /readyz (exec probes)"},
     {"request", cmd_request, "send one HTTP request over mutual TLS (an mTLS curl)"},
     {"tunnel", cmd_tunnel, "give a plain TCP service an mTLS identity towards an upstream"},
     {"bench", cmd_bench, "load an mTLS server: handshakes/s, requests/s, idle connections"},
