@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <pqmtls/export.h>
 
+#include "export/common.h"
 #include "pki/keyfile.h"
 #include "pki/pki_internal.h"
 #include "util/buf.h"
@@ -91,19 +92,6 @@ static int check_mesh(struct pqm_pki *p, struct mesh *m)
     return 0;
 }
 
-static int b64_field(struct pqm_buf *b, const char *name, const char *data, size_t len)
-{
-    size_t cap = 4 * ((len + 2) / 3) + 1;
-    unsigned char *out = malloc(cap);
-    if (out == NULL)
-        return -1;
-    int n = EVP_EncodeBlock(out, (const unsigned char *)data, (int)len);
-    int rc = pqm__buf_addf(b, "  %s: %.*s\n", name, n, (const char *)out);
-    OPENSSL_cleanse(out, cap);
-    free(out);
-    return rc;
-}
-
 static int render(struct pqm_pki *p, struct mesh *m, struct pqm_buf *b)
 {
     struct pqm_err *e = &p->err;
@@ -124,10 +112,10 @@ static int render(struct pqm_pki *p, struct mesh *m, struct pqm_buf *b)
                        "  namespace: istio-system\n  labels:\n"
                        "    app.kubernetes.io/managed-by: pqmtls\ntype: Opaque\ndata:\n",
                        p->dir);
-    rc |= b64_field(b, "ca-cert.pem", ca, ca_len);
-    rc |= b64_field(b, "ca-key.pem", m->key_pem, m->key_len);
-    rc |= b64_field(b, "root-cert.pem", root, root_len);
-    rc |= b64_field(b, "cert-chain.pem", chain, chain_len);
+    rc |= pqm__yaml_b64_field(b, "ca-cert.pem", ca, ca_len);
+    rc |= pqm__yaml_b64_field(b, "ca-key.pem", m->key_pem, m->key_len);
+    rc |= pqm__yaml_b64_field(b, "root-cert.pem", root, root_len);
+    rc |= pqm__yaml_b64_field(b, "cert-chain.pem", chain, chain_len);
     if (rc != 0)
         pqm__err_set(e, "out of memory");
 out:
@@ -145,11 +133,8 @@ int pqm_pki_export_istio_cacerts(struct pqm_pki *p, const char *out_file, char *
         *text = NULL;
     pqm__buf_init(&b, CACERTS_MAX);
     int rc = load_mesh(p, &m) == 0 && check_mesh(p, &m) == 0 && render(p, &m, &b) == 0 ? 0 : -1;
-    if (rc == 0 && out_file != NULL)
-        rc = pqm__write_file_atomic(out_file, pqm__buf_head(&b), b.len, 0600, &p->err);
-    if (rc == 0 && out_file == NULL && text != NULL &&
-        (*text = strndup((const char *)pqm__buf_head(&b), b.len)) == NULL)
-        rc = pqm__err_set(&p->err, "out of memory");
+    if (rc == 0)
+        rc = pqm__export_emit(p, &b, out_file, 0600, text);
     if (b.data != NULL)
         OPENSSL_cleanse(b.data, b.cap);
     pqm__buf_free(&b);

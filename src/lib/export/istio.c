@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <pqmtls/export.h>
 
+#include "export/common.h"
 #include "gateway/config.h"
 #include "gateway/policy.h"
 #include "pki/pki_internal.h"
@@ -15,35 +16,12 @@
 
 #define ISTIO_YAML_MAX (4 * 1024 * 1024)
 
-/* RFC 1123 label, as Kubernetes requires of a namespace. */
-static int namespace_ok(const char *ns)
-{
-    size_t n = strlen(ns);
-    if (n == 0 || n > 63 || ns[0] == '-' || ns[n - 1] == '-')
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
-            return 0;
-    return 1;
-}
-
-/* A YAML scalar: the JSON string form, which YAML reads the same. */
-static int scalar(struct pqm_buf *b, const char *v)
-{
-    json_t *j = json_string(v);
-    char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    int rc = q != NULL ? pqm__buf_addf(b, "%s", q) : -1;
-    free(q);
-    json_decref(j);
-    return rc;
-}
-
 static int list(struct pqm_buf *b, const char *const *v, size_t n)
 {
     int rc = pqm__buf_addf(b, "[");
     for (size_t i = 0; i < n; i++) {
         rc |= pqm__buf_addf(b, "%s", i ? ", " : "");
-        rc |= scalar(b, v[i]);
+        rc |= pqm__yaml_scalar(b, v[i]);
     }
     return rc | pqm__buf_addf(b, "]\n");
 }
@@ -253,7 +231,7 @@ int pqm_pki_export_istio(struct pqm_pki *p, const struct pqm_istio_export *x, ch
     struct pqm_err *e = &p->err;
     if (text != NULL)
         *text = NULL;
-    if (x->namespace_ == NULL || !namespace_ok(x->namespace_))
+    if (x->namespace_ == NULL || !pqm__k8s_label_ok(x->namespace_))
         return pqm__err_set(e, "--namespace '%s' is not a Kubernetes namespace name (a-z, 0-9, "
                                "'-', at most 63)",
                             x->namespace_ != NULL ? x->namespace_ : "");
@@ -269,13 +247,8 @@ int pqm_pki_export_istio(struct pqm_pki *p, const struct pqm_istio_export *x, ch
         rc = allow_policy(p, &b, x->namespace_, x->policy_file);
     else
         rc = allow_pki(p, &b, x->namespace_);
-    if (rc == 0 && x->out_file != NULL)
-        rc = pqm__write_file_atomic(x->out_file, pqm__buf_head(&b), b.len, 0644, e);
-    if (rc == 0 && x->out_file == NULL && text != NULL) {
-        *text = strndup((const char *)pqm__buf_head(&b), b.len);
-        if (*text == NULL)
-            rc = pqm__err_set(e, "out of memory");
-    }
+    if (rc == 0)
+        rc = pqm__export_emit(p, &b, x->out_file, 0644, text);
     pqm__buf_free(&b);
     return rc;
 }

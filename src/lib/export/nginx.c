@@ -8,6 +8,7 @@
 
 #include <pqmtls/export.h>
 
+#include "export/common.h"
 #include "ocsp/fetch.h"
 #include "pki/certbuild.h"
 #include "pki/pki_internal.h"
@@ -15,25 +16,6 @@
 #include "util/fsutil.h"
 
 #define PQM_NGINX_DEFAULT_SSL_DIR "/etc/nginx/ssl"
-#define PQM_EXPORT_FILE_MAX (16 * 1024 * 1024)
-
-struct server_files {
-    char chain[PATH_MAX], key[PATH_MAX];
-    int found;
-};
-
-static int find_server(const struct pqm_cert_record *r, void *arg)
-{
-    struct server_files *f = arg;
-    const char *name = f->chain; /* holds the wanted name until found */
-    if (f->found || strcmp(r->kind, "server") != 0 || strcmp(r->status, "valid") != 0 ||
-        strcmp(r->name, name) != 0)
-        return 0;
-    snprintf(f->chain, sizeof(f->chain), "%s", r->chain_path);
-    snprintf(f->key, sizeof(f->key), "%s", r->key_path);
-    f->found = 1;
-    return 0;
-}
 
 /* Text nginx reads as one token: no whitespace, quotes, braces, ';', '$', '#' or '\'. */
 static int nginx_token_ok(const char *v)
@@ -66,18 +48,6 @@ static int make_dir(struct pqm_pki *p, const char *dir, mode_t mode)
 {
     if (mkdir(dir, mode) != 0 && errno != EEXIST)
         return pqm__err_set(&p->err, "%s: cannot create: %s", dir, strerror(errno));
-    return 0;
-}
-
-static int key_is_encrypted(struct pqm_pki *p, const char *path, int *enc)
-{
-    unsigned char *data = NULL;
-    size_t len = 0;
-    if (pqm__read_file(path, PQM_EXPORT_FILE_MAX, &data, &len, &p->err) != 0)
-        return -1;
-    *enc = strstr((const char *)data, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL;
-    OPENSSL_cleanse(data, len);
-    free(data);
     return 0;
 }
 
@@ -183,31 +153,16 @@ int pqm_pki_export_nginx(struct pqm_pki *p, const struct pqm_nginx_export *x)
 {
     struct pqm_err *e = &p->err;
     const char *ssl_dir = NULL;
-    char chain[PATH_MAX], key[PATH_MAX], crl[PATH_MAX], ssl_out[PATH_MAX], path[PATH_MAX];
+    char crl[PATH_MAX], ssl_out[PATH_MAX], path[PATH_MAX];
     char name[PATH_MAX], url[PQM_OCSP_URL_MAX];
-    if (check_args(p, x, &ssl_dir) != 0)
+    struct pqm_export_server srv;
+    if (check_args(p, x, &ssl_dir) != 0 || pqm__export_server(p, x->server_name, &srv) != 0 ||
+        pqm__export_crl_chain(p, "nginx's ssl_crl", crl, sizeof(crl)) != 0)
         return -1;
-    struct server_files f = {.found = 0};
-    snprintf(f.chain, sizeof(f.chain), "%s", x->server_name);
-    if (pqm_pki_foreach(p, 0, find_server, &f) != 0)
-        return -1;
-    if (!f.found)
-        return pqm__err_set(e, "no valid server certificate named '%s' in %s (pqmtls pki issue "
-                               "server --name %s)",
-                            x->server_name, p->dir, x->server_name);
-    if (pqm__pki_path(p, f.chain, chain, sizeof(chain)) != 0 ||
-        pqm__pki_path(p, f.key, key, sizeof(key)) != 0 ||
-        pqm__pki_path(p, PQM_D_CRL "/client-ca-chain.crl.pem", crl, sizeof(crl)) != 0 ||
-        pqm__path_join(ssl_out, sizeof(ssl_out), x->out_dir, "ssl") != 0)
+    if (pqm__path_join(ssl_out, sizeof(ssl_out), x->out_dir, "ssl") != 0)
         return pqm__err_set(e, "path too long");
-    struct stat st;
-    if (stat(crl, &st) != 0)
-        return pqm__err_set(e, "%s: %s: nginx's ssl_crl needs the CRLs; run `pqmtls pki crl "
-                               "--pki %s` first",
-                            crl, strerror(errno), p->dir);
-    int encrypted = 0;
-    if (key_is_encrypted(p, key, &encrypted) != 0)
-        return -1;
+    const char *chain = srv.chain, *key = srv.key;
+    int encrypted = srv.encrypted;
     if (encrypted && (x->key_passphrase_file == NULL || x->key_passphrase_file[0] == '\0'))
         return pqm__err_set(e, "%s is encrypted: give --key-passphrase-file (copied for "
                                "ssl_password_file)",

@@ -115,6 +115,7 @@ int pqm__key_file_is_encrypted(const char *path, struct pqm_err *e)
     if (pqm__read_file(path, PQM_KEYFILE_MAX, &data, &len, e) != 0)
         return -1;
     int enc = strstr((const char *)data, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL;
+    OPENSSL_cleanse(data, len);
     free(data);
     return enc;
 }
