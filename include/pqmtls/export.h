@@ -58,6 +58,31 @@ PQM_API int pqm_pki_export_istio(struct pqm_pki *pki, const struct pqm_istio_exp
  * without it the text goes to *TEXT. */
 PQM_API int pqm_pki_export_istio_cacerts(struct pqm_pki *pki, const char *out_file, char **text);
 
+/* The pqmtls gateway on Kubernetes. */
+struct pqm_k8s_export {
+    const char *namespace_;    /* default "pqmtls" */
+    const char *name;          /* the server certificate (a valid one of the PKI); NULL:
+                                  the PKI's only valid server certificate */
+    const char *upstream;      /* HOST:PORT the gateway forwards to (default backend:8080,
+                                  a Service "backend" in the namespace) */
+    const char *image;         /* default "pqmtls-gateway:<version>" (deploy/Containerfile) */
+    int replicas;              /* default 2 */
+    const char *service_type;  /* "ClusterIP" (default) or "LoadBalancer" */
+    int create_namespace;      /* also a Namespace that enforces Pod Security "restricted" */
+    const char *key_passphrase_file; /* required when the server key is encrypted: its first
+                                        line goes into the Secret (checked against the key) */
+    const char *out_file;      /* written mode 0600 (it holds the key); NULL: *TEXT */
+};
+
+/* One multi-document YAML: a Secret (kubernetes.io/tls: the server chain, its key, the
+ * client CA chain as ca.crt, and key.pass when the key is encrypted), a ConfigMap
+ * (gateway.yaml and the client CA chain's CRLs, which `pqm_pki_gen_crls` writes), a
+ * Deployment (non-root, read-only root file system, no capabilities, RuntimeDefault
+ * seccomp, resources, exec probes of the loopback admin listener, both objects in one
+ * projected volume at /etc/pqmtls), a Service (443 to 8443) and a PodDisruptionBudget.
+ * gateway.yaml is checked by the gateway's own option parser before it is written. */
+PQM_API int pqm_pki_export_k8s(struct pqm_pki *pki, const struct pqm_k8s_export *x, char **text);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@ int cmd_pki_configure(int argc, char **argv);
 int cmd_pki_status(int argc, char **argv);
 int cmd_export_nginx(int argc, char **argv);
 int cmd_export_istio(int argc, char **argv);
+int cmd_export_k8s(int argc, char **argv);
 int cmd_export_istio_cacerts(int argc, char **argv);
 int cmd_pki_mesh(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

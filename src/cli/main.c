@@ -23,6 +23,7 @@ static const struct cli_cmd commands[] = {
     {"export nginx", cmd_export_nginx, "write an nginx mTLS server block and its files"},
     {"export istio", cmd_export_istio, "write Istio PeerAuthentication, DestinationRule, AuthorizationPolicy"},
     {"export istio-cacerts", cmd_export_istio_cacerts, "write the cacerts Secret of Istio's plug-in CA"},
+    {"export k8s", cmd_export_k8s, "write the gateway's Secret, ConfigMap, Deployment, Service, PDB"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},

@@ -95,7 +95,12 @@ int pqm__k8s_label_ok(const char *name)
 
 int pqm__yaml_scalar(struct pqm_buf *b, const char *v)
 {
-    json_t *j = json_string(v);
+    return pqm__yaml_scalarn(b, v, strlen(v));
+}
+
+int pqm__yaml_scalarn(struct pqm_buf *b, const void *v, size_t len)
+{
+    json_t *j = json_stringn(v, len);
     char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
     int rc = q != NULL ? pqm__buf_addf(b, "%s", q) : -1;
     free(q);

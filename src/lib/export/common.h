@@ -32,8 +32,10 @@ int pqm__export_crl_chain(struct pqm_pki *p, const char *who, char *out, size_t 
 /* 1 when NAME is an RFC 1123 label (a-z, 0-9, '-', at most 63), as Kubernetes requires
  * of a namespace. */
 int pqm__k8s_label_ok(const char *name);
-/* A YAML scalar: V's JSON string form (jansson), which YAML reads as the same string. */
+/* A YAML scalar: V's JSON string form (jansson), which YAML reads as the same string.
+ * The N form takes LEN bytes of UTF-8 (a file's text); -1 for anything else. */
 int pqm__yaml_scalar(struct pqm_buf *b, const char *v);
+int pqm__yaml_scalarn(struct pqm_buf *b, const void *v, size_t len);
 /* "  NAME: BASE64\n", a Secret's data field. */
 int pqm__yaml_b64_field(struct pqm_buf *b, const char *name, const void *data, size_t len);
 

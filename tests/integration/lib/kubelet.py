@@ -2,14 +2,15 @@
 """Publishes files into a directory the way the kubelet updates a mounted Secret,
 ConfigMap or projected volume (pkg/volume/util/atomic_writer.go), for the tests.
 
-    kubelet.py write MOUNT SRC
+    kubelet.py write MOUNT SRC [FSGROUP]
         MOUNT gets SRC's files (subdirectories too): they are written into a new
         directory MOUNT/..<UTC time>.<random>, the symbolic link MOUNT/..data is pointed
         at it by renaming a new link ..data_tmp over it (one atomic rename), each
         top-level name of SRC is a link NAME -> ..data/NAME, and the previous timestamped
         directory is removed. Readers that open MOUNT/NAME see either the old files or
         the new ones, never a mix; stat() of MOUNT/NAME follows the links, so every
-        update gives new inodes.
+        update gives new inodes. With FSGROUP, the new files and directories belong to
+        that group, as the pod's securityContext.fsGroup makes them.
 
     kubelet.py swap-during-read MOUNT SRC_B SRC_C PID BYTES
         Publishes SRC_B, waits until process PID has read BYTES more bytes
@@ -22,7 +23,7 @@ import sys
 import time
 
 
-def stage(mount, src):
+def stage(mount, src, fsgroup=None):
     """SRC's files in a new timestamped directory of MOUNT; returns its name."""
     os.makedirs(mount, exist_ok=True)
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
@@ -33,7 +34,12 @@ def stage(mount, src):
             break
         except FileExistsError:
             continue
-    shutil.copytree(src, os.path.join(mount, name), dirs_exist_ok=True)
+    top = os.path.join(mount, name)
+    shutil.copytree(src, top, dirs_exist_ok=True)
+    if fsgroup is not None:
+        for d, _, files in os.walk(top):
+            for n in [d] + [os.path.join(d, f) for f in files]:
+                os.chown(n, -1, fsgroup)
     return name
 
 
@@ -54,8 +60,8 @@ def swap(mount, name, src):
         shutil.rmtree(os.path.join(mount, old))
 
 
-def write(mount, src):
-    swap(mount, stage(mount, src), src)
+def write(mount, src, fsgroup=None):
+    swap(mount, stage(mount, src, fsgroup), src)
 
 
 def rchar(pid):
@@ -79,8 +85,8 @@ def swap_during_read(mount, src_b, src_c, pid, nbytes):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[1] == "write":
-        write(argv[2], argv[3])
+    if len(argv) in (4, 5) and argv[1] == "write":
+        write(argv[2], argv[3], int(argv[4]) if len(argv) == 5 else None)
     elif len(argv) == 7 and argv[1] == "swap-during-read":
         swap_during_read(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
     else:
