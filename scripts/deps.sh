@@ -5,6 +5,9 @@
 #   scripts/deps.sh            install packages, find or build OpenSSL 3.5
 #   scripts/deps.sh --openssl  only find or build OpenSSL (no package installs)
 #
+# PQMTLS_DEPS=build installs only what building needs (BUILD_PACKAGES), not the peers
+# and checkers the tests use: deploy/Containerfile's build stage runs `make` so.
+#
 # OpenSSL: the system's when pkg-config reports >= 3.5; otherwise Debian 13's
 # source package, fetched through a private apt configuration (apt verifies it
 # against the signed index), built once into a cache directory outside the
@@ -19,6 +22,12 @@ set -euo pipefail
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
+# What building needs (the tests included: cmocka).
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config perl make xz-utils ca-certificates
+  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libev-dev
+)
+# What the tests need besides.
 # python3-yaml, python3-jsonschema: tests/integration/lib/schema_check.py checks the
 # exported Kubernetes and Istio documents against tests/schemas.
 # groff-base: tests/integration/build_checks.sh renders the installed manual page.
@@ -26,12 +35,17 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # libssl-dev is Debian's OpenSSL 3.0: never built against (CMake is pointed at 3.5), but
 # tests/integration/build_checks.sh uses it to show that configure refuses an OpenSSL
 # without ML-DSA.
-PACKAGES=(
-  build-essential cmake pkg-config perl make xz-utils ca-certificates
-  libsqlite3-dev libcmocka-dev libjansson-dev libyaml-dev libssl-dev libev-dev
-  nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
+# systemd (systemd-analyze) and strace: tests/integration/deploy.sh checks the systemd
+# unit and the system calls the gateway makes against its SystemCallFilter.
+TEST_PACKAGES=(
+  libssl-dev nginx-light curl procps sqlite3 iproute2 python3 util-linux binutils
   clang libclang-rt-14-dev prometheus python3-yaml python3-jsonschema groff-base
+  systemd strace
 )
+PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+if [ "${PQMTLS_DEPS:-all}" = build ]; then
+  PACKAGES=("${BUILD_PACKAGES[@]}")
+fi
 
 install_packages() {
   command -v dpkg-query >/dev/null || { log "not a Debian system: install ${PACKAGES[*]} yourself"; return 0; }

@@ -14,6 +14,7 @@
 # server name, an encrypted key without (or with a wrong) passphrase, CRLs too large
 # for a ConfigMap, bad namespace, upstream, image, replicas and service type.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.bash"
 require_bin
 PY=/usr/bin/python3
 LIB="$PQMTLS_SOURCE_DIR/tests/integration/lib"
@@ -90,16 +91,7 @@ assert_contains "and names it" "$OUT" "'readOnlyRootFilesytem' was unexpected"
 sed 's/  maxUnavailable: 1/  maxUnavailable: [1]/' "$T/k8s.yaml" > "$T/type.yaml"
 expect_rc 1 "and a value of the wrong type" "$PY" "$CHECK" "$T/type.yaml"
 
-# checks SCRIPT ARGS...: a Python script that prints "CHECK what" for each check it made
-# (and exits non-zero at the first that fails); each line counts as a pass.
-checks() {
-    local out line
-    out=$("$PY" - "$@" 2>&1) || fail "${out:0:3000}"
-    while IFS= read -r line; do
-        [[ $line == CHECK\ * ]] && pass "${line#CHECK }"
-    done <<< "$out"
-}
-checks "$T/k8s.yaml" "$P" "$NS" <<'PY'
+py_checks "$T/k8s.yaml" "$P" "$NS" <<'PY'
 import base64, hashlib, sys, yaml
 path, pki, ns = sys.argv[1:4]
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
@@ -168,7 +160,7 @@ check(svc["spec"]["type"] == "ClusterIP", "a ClusterIP Service by default")
 check(pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") == 1, "the PodDisruptionBudget keeps all but one pod")
 check(pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), "the PodDisruptionBudget selects the gateway's pods")
 PY
-checks "$T/enc.yaml" "$T/key.pass" <<'PY'
+py_checks "$T/enc.yaml" "$T/key.pass" <<'PY'
 import base64, sys, yaml
 path, passfile = sys.argv[1:3]
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
