@@ -69,6 +69,8 @@ struct pqm_k8s_export {
     int replicas;              /* default 2 */
     const char *service_type;  /* "ClusterIP" (default) or "LoadBalancer" */
     int create_namespace;      /* also a Namespace that enforces Pod Security "restricted" */
+    const char *policy_file;   /* a gateway configuration (YAML) whose allow, deny and
+                                  allow_spiffe rules go into gateway.yaml; NULL: none */
     const char *key_passphrase_file; /* required when the server key is encrypted: its first
                                         line goes into the Secret (checked against the key) */
     const char *out_file;      /* written mode 0600 (it holds the key); NULL: *TEXT */

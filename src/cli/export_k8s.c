@@ -20,6 +20,7 @@ enum {
     K_REPLICAS,
     K_SERVICE_TYPE,
     K_CREATE_NS,
+    K_POLICY,
     K_KEYPASS,
     K_OUT,
     K_HELP
@@ -34,6 +35,7 @@ static const struct option k8s_opts[] = {
     {"replicas", required_argument, NULL, K_REPLICAS},
     {"service-type", required_argument, NULL, K_SERVICE_TYPE},
     {"create-namespace", no_argument, NULL, K_CREATE_NS},
+    {"policy", required_argument, NULL, K_POLICY},
     {"key-passphrase-file", required_argument, NULL, K_KEYPASS},
     {"out", required_argument, NULL, K_OUT},
     {"help", no_argument, NULL, K_HELP},
@@ -46,7 +48,7 @@ static void help(void)
         "Usage: pqmtls export k8s --pki DIR [--namespace pqmtls] [--name NAME]\n"
         "                         [--upstream backend:8080] [--image IMAGE] [--replicas 2]\n"
         "                         [--service-type ClusterIP|LoadBalancer] [--create-namespace]\n"
-        "                         [--key-passphrase-file F] [--out FILE|-]\n\n"
+        "                         [--policy FILE] [--key-passphrase-file F] [--out FILE|-]\n\n"
         "Writes, as one multi-document YAML for `kubectl apply -f`, what runs the pqmtls\n"
         "gateway on Kubernetes in front of the upstream, from the PKI in DIR:\n"
         "  Secret pqmtls-gateway-tls   kubernetes.io/tls: tls.crt (NAME's certificate chain),\n"
@@ -86,6 +88,9 @@ static void help(void)
         "  --replicas N               pods (default 2)\n"
         "  --service-type TYPE        ClusterIP (default) or LoadBalancer\n"
         "  --create-namespace         also write the Namespace\n"
+        "  --policy FILE              the allow, deny and allow_spiffe rules of a gateway\n"
+        "                             configuration (docs/gateway.md) go into gateway.yaml,\n"
+        "                             as `export istio --policy` takes them for the mesh\n"
         "  --key-passphrase-file F    required when NAME's key is encrypted; checked against it\n"
         "  --out FILE|-               write FILE, mode 0600 (it holds the key), or standard\n"
         "                             output (the default)\n\n"
@@ -131,6 +136,9 @@ static int parse(int argc, char **argv, const char **dir, struct pqm_k8s_export 
             break;
         case K_CREATE_NS:
             x->create_namespace = 1;
+            break;
+        case K_POLICY:
+            x->policy_file = optarg;
             break;
         case K_KEYPASS:
             x->key_passphrase_file = optarg;

@@ -63,15 +63,27 @@ head -c 1100000 /dev/zero | tr '\0' '#' >> "$P/crl/client-ca-chain.crl.pem"
 expect_rc 1 "CRLs larger than a ConfigMap may hold are refused" k8s --name api.example.com
 assert_contains "saying why" "$OUT" "Kubernetes limits to 1 MiB"
 cp "$T/crl.saved" "$P/crl/client-ca-chain.crl.pem"
+printf 'workers: 2\n' > "$T/norules.yaml"
+expect_rc 1 "a --policy file without rules is refused" k8s --name api.example.com --policy "$T/norules.yaml"
+assert_contains "saying so" "$OUT" "no allow, deny or allow_spiffe rule"
+printf 'allow:\n  - "user=alice"\n' > "$T/badrule.yaml"
+expect_rc 1 "a --policy rule the gateway would refuse is refused" k8s --name api.example.com --policy "$T/badrule.yaml"
+assert_contains "with its file and the reason" "$OUT" "badrule.yaml:1: allow 'user=alice': unknown key 'user'"
+cat > "$T/policy.yaml" <<'YAML'
+allow:
+  - "cn=alice,bob path=/orders"
+deny:
+  - "cn=bob method=DELETE"
+YAML
 
 # ---- the documents ------------------------------------------------------------------------
 NS=edge
-expect_ok "export k8s --out" k8s --name api.example.com --namespace "$NS" \
-    --upstream api.production.svc.cluster.local:8080 --replicas 3 --out "$T/k8s.yaml"
+K8S_ARGS=(--name api.example.com --namespace "$NS" --upstream api.production.svc.cluster.local:8080
+    --replicas 3 --policy "$T/policy.yaml")
+expect_ok "export k8s --out" k8s "${K8S_ARGS[@]}" --out "$T/k8s.yaml"
 [[ $(file_mode "$T/k8s.yaml") == 600 ]] || fail "k8s.yaml has mode $(file_mode "$T/k8s.yaml"), expected 600 (it holds the key)"
 pass "the file is written mode 0600 (it holds the server's private key)"
-expect_ok "to standard output" k8s --name api.example.com --namespace "$NS" \
-    --upstream api.production.svc.cluster.local:8080 --replicas 3
+expect_ok "to standard output" k8s "${K8S_ARGS[@]}"
 [[ "$OUT" == "$(cat "$T/k8s.yaml")" ]] || fail "standard output differs from --out"
 pass "standard output holds the same YAML"
 expect_ok "every document passes the Kubernetes 1.32 schemas" "$PY" "$CHECK" "$T/k8s.yaml"
@@ -114,6 +126,7 @@ check(cm["data"]["client-ca-chain.crl.pem"] == raw("crl/client-ca-chain.crl.pem"
 gw = yaml.safe_load(cm["data"]["gateway.yaml"])
 check(gw["listen"] == "0.0.0.0:8443" and gw["upstream"] == "api.production.svc.cluster.local:8080", "gateway.yaml listens on 8443 and forwards to the upstream given")
 check(gw["admin"].startswith("127.0.0.1:"), "the admin listener stays on loopback")
+check(gw["allow"] == ["cn=alice,bob path=/orders"] and gw["deny"] == ["cn=bob method=DELETE"], "--policy's allow and deny rules are in gateway.yaml")
 pod = dep["spec"]["template"]["spec"]
 c, = pod["containers"]
 mount, = c["volumeMounts"]
@@ -221,9 +234,9 @@ if [[ ${#as_user[@]} -gt 0 ]]; then
     [[ $(ps -o uid= -p "$GWPID" | tr -d ' ') == 10001 ]] || fail "the gateway is not running as 10001"
     pass "the Deployment's command runs the gateway as user 10001 with the exported files"
 fi
-req() { # NAME HOST [ARGS...]: pqmtls request --json as NAME's certificate
+req() { # NAME HOST [ARGS...]: pqmtls request --json as NAME's certificate (of $REQ_PATH)
     local name=$1 host=$2; shift 2
-    pqm request "https://$host:$GW/orders" --resolve "$host:$GW:127.0.0.1" \
+    pqm request "https://$host:$GW${REQ_PATH:-/orders}" --resolve "$host:$GW:127.0.0.1" \
         --cert "$I/$name.crt.pem" --key "$I/$name.key.pem" --ca "$P/server-ca-chain.pem" --json "$@"
 }
 expect_ok "an ML-DSA client gets through the exported gateway" req alice api.example.com
@@ -233,6 +246,10 @@ assert_match "the gateway proves itself with ML-DSA" "$OUT" '"sigalg":"(mldsa65|
 assert_contains "the upstream sees the client's identity" "$(tail -n 1 "$T/seen")" '"X-Client-Cert-Subject", "CN=alice,O=Example"'
 expect_rc 1 "a certificate of the server CA is refused as a client (ca.crt is the client chain)" \
     req api.example.com api.example.com
+REQ_PATH=/admin run req alice api.example.com
+assert_contains "the exported policy holds: a path no allow rule names gets 403" "$OUT" '"status":403'
+run req bob api.example.com -X DELETE
+assert_contains "and its deny rule wins" "$OUT" '"status":403'
 for probe in livenessProbe readinessProbe; do
     mapfile -t PROBE < <(pod_argv "$T/k8s.yaml" $probe)
     expect_ok "the $probe exec command passes" "${PROBE[@]}"
@@ -242,8 +259,7 @@ done
 pqm pki revoke --pki "$P" "$(cert_serial "$I/bob.crt.pem")" > /dev/null
 expect_ok "bob passes before the revocation is published" req bob api.example.com
 pqm pki crl --pki "$P" > /dev/null
-k8s --name api.example.com --namespace "$NS" --upstream api.production.svc.cluster.local:8080 \
-    --replicas 3 --out "$T/k8s-2.yaml" 2> /dev/null || fail "the second export"
+k8s "${K8S_ARGS[@]}" --out "$T/k8s-2.yaml" 2> /dev/null || fail "the second export"
 sha() { sed -n 's/.*pqmtls.io\/gateway-config-sha256: "\(.*\)"/\1/p' "$1"; }
 [[ $(sha "$T/k8s.yaml") == "$(sha "$T/k8s-2.yaml")" ]] || fail "a new CRL changed the pod template's checksum"
 pass "new CRLs leave the pod template alone (no rollout: the pods reload)"

@@ -10,6 +10,8 @@
 #include <pqmtls/gateway.h>
 
 #include "export/common.h"
+#include "gateway/config.h"
+#include "gateway/policy.h"
 #include "pki/keyfile.h"
 #include "pki/pki_internal.h"
 #include "util/digest.h"
@@ -180,69 +182,98 @@ static int load_files(struct pqm_pki *p, const struct pqm_k8s_export *x, struct 
 
 /* --- gateway.yaml ------------------------------------------------------------------- */
 
-struct option_value {
-    const char *key, *value;
+/* gateway.yaml as it is written, and the gateway's own parser taking the same values, so
+ * that the export never writes what a pod would refuse. */
+struct gw_yaml {
+    struct pqm_buf *b;
+    struct pqm_gateway_config *cfg;
+    int rc;
 };
 
-/* Each value through the gateway's own option parser, as the pod will read it. */
-static int check_gateway_options(struct pqm_pki *p, const struct option_value *o, size_t n)
+/* KEY: VALUE, or with LIST a "KEY:" line (when FIRST) and a "  - VALUE" item. */
+static void option(struct gw_yaml *g, const char *key, const char *value, int list, int first)
 {
-    struct pqm_gateway_config *cfg = pqm_gateway_config_new();
-    if (cfg == NULL)
-        return pqm__err_set(&p->err, "out of memory");
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = pqm_gateway_config_set(cfg, o[i].key, o[i].value);
-    if (rc == 0)
-        rc = pqm_gateway_config_check(cfg);
-    if (rc != 0)
-        pqm__err_set(&p->err, "the gateway would refuse its configuration: %s",
-                     pqm_gateway_config_error(cfg));
-    pqm_gateway_config_free(cfg);
-    return rc;
+    if (g->rc != 0 || value == NULL)
+        return;
+    if (pqm_gateway_config_set(g->cfg, key, value) != 0) {
+        g->rc = -2;
+        return;
+    }
+    g->rc |= pqm__buf_addf(g->b, list ? (first ? "%s:\n  - " : "  - ") : "%s: ", key);
+    g->rc |= pqm__yaml_scalar(g->b, value);
+    g->rc |= pqm__buf_addf(g->b, "\n");
 }
 
-static int render_gateway_yaml(struct pqm_pki *p, struct k8s *k)
+/* The allow and deny rules of the gateway configuration FILE (allow_spiffe ones as
+ * "spiffe=URI" allow rules). */
+static void policy(struct pqm_pki *p, struct gw_yaml *g, const char *file)
 {
-    const struct option_value o[] = {
-        {"listen", "0.0.0.0:" K8S_PORT},
-        {"upstream", k->upstream},
-        {"admin", K8S_ADMIN},
-        {"cert", K8S_MOUNT "/tls/tls.crt"},
-        {"key", K8S_MOUNT "/tls/tls.key"},
-        {"key_passphrase_file", k->srv.encrypted ? K8S_MOUNT "/tls/key.pass" : NULL},
-        {"client_ca", K8S_MOUNT "/tls/ca.crt"},
-        {"crl", K8S_MOUNT "/crl/" K8S_CRL},
-        {"access_log", "-"},
-        {"watch_interval", "2"},
-        {"workers", "2"},
-        {"max_connections", "2500"},
-        {"drain_timeout", "20"},
-    };
-    struct option_value set[sizeof(o) / sizeof(o[0])];
-    size_t n = 0;
-    struct pqm_buf *b = &k->gateway_yaml;
-    int rc = pqm__buf_addf(
-        b, "# pqmtls gateway (docs/gateway.md), written by `pqmtls export k8s`. The files are\n"
-           "# in the pod's volume at " K8S_MOUNT ", which the kubelet updates in place: the\n"
-           "# gateway sees the change within watch_interval and reloads them, no restart.\n"
-           "# The admin listener stays on loopback; the exec probes (pqmtls probe) reach it.\n"
-           "# Two workers for the container's CPU limit of 2; max_connections (per worker)\n"
-           "# keeps idle connections (about 70 KiB each) within its memory limit of 512Mi.\n");
-    for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
-        if (o[i].value == NULL)
-            continue;
-        set[n++] = o[i];
-        int list = strcmp(o[i].key, "crl") == 0;
-        rc |= pqm__buf_addf(b, "%s:%s", o[i].key, list ? "\n  - " : " ");
-        rc |= pqm__yaml_scalar(b, o[i].value);
-        rc |= pqm__buf_addf(b, "\n");
+    struct pqm_gateway_config *from = pqm_gateway_config_new();
+    if (from == NULL) {
+        g->rc = -1;
+        return;
     }
-    if (rc != 0)
+    if (pqm_gateway_config_load_file(from, file) != 0) {
+        pqm__err_set(&p->err, "--policy %s", pqm_gateway_config_error(from));
+        g->rc = -3;
+    } else if (from->policy == NULL || from->policy->nrules == 0) {
+        pqm__err_set(&p->err, "--policy %s: no allow, deny or allow_spiffe rule", file);
+        g->rc = -3;
+    }
+    for (int deny = 0; deny <= 1 && g->rc == 0; deny++) {
+        int first = 1;
+        for (size_t i = 0; i < from->policy->nrules; i++)
+            if (from->policy->rules[i].deny == deny) {
+                option(g, deny ? "deny" : "allow", from->policy->rules[i].text, 1, first);
+                first = 0;
+            }
+    }
+    pqm_gateway_config_free(from);
+}
+
+static void gateway_options(struct gw_yaml *g, const struct k8s *k)
+{
+    option(g, "listen", "0.0.0.0:" K8S_PORT, 0, 0);
+    option(g, "upstream", k->upstream, 0, 0);
+    option(g, "admin", K8S_ADMIN, 0, 0);
+    option(g, "cert", K8S_MOUNT "/tls/tls.crt", 0, 0);
+    option(g, "key", K8S_MOUNT "/tls/tls.key", 0, 0);
+    option(g, "key_passphrase_file", k->srv.encrypted ? K8S_MOUNT "/tls/key.pass" : NULL, 0, 0);
+    option(g, "client_ca", K8S_MOUNT "/tls/ca.crt", 0, 0);
+    option(g, "crl", K8S_MOUNT "/crl/" K8S_CRL, 1, 1);
+    option(g, "access_log", "-", 0, 0);
+    option(g, "watch_interval", "2", 0, 0);
+    option(g, "workers", "2", 0, 0);
+    option(g, "max_connections", "2500", 0, 0);
+    option(g, "drain_timeout", "20", 0, 0);
+}
+
+static int render_gateway_yaml(struct pqm_pki *p, const struct pqm_k8s_export *x, struct k8s *k)
+{
+    struct gw_yaml g = {&k->gateway_yaml, pqm_gateway_config_new(), 0};
+    if (g.cfg == NULL)
         return pqm__err_set(&p->err, "out of memory");
-    if (check_gateway_options(p, set, n) != 0)
+    g.rc = pqm__buf_addf(
+        g.b, "# pqmtls gateway (docs/gateway.md), written by `pqmtls export k8s`. The files are\n"
+             "# in the pod's volume at " K8S_MOUNT ", which the kubelet updates in place: the\n"
+             "# gateway sees the change within watch_interval and reloads them, no restart.\n"
+             "# The admin listener stays on loopback; the exec probes (pqmtls probe) reach it.\n"
+             "# Two workers for the container's CPU limit of 2; max_connections (per worker)\n"
+             "# keeps idle connections (about 70 KiB each) within its memory limit of 512Mi.\n");
+    gateway_options(&g, k);
+    if (x->policy_file != NULL)
+        policy(p, &g, x->policy_file);
+    if (g.rc == 0 && pqm_gateway_config_check(g.cfg) != 0)
+        g.rc = -2;
+    if (g.rc == -2)
+        pqm__err_set(&p->err, "the gateway would refuse its configuration: %s",
+                     pqm_gateway_config_error(g.cfg));
+    else if (g.rc == -1)
+        pqm__err_set(&p->err, "out of memory");
+    pqm_gateway_config_free(g.cfg);
+    if (g.rc != 0)
         return -1;
-    if (pqm__sha256_hex(pqm__buf_head(b), b->len, k->gateway_sha) != 0)
+    if (pqm__sha256_hex(pqm__buf_head(g.b), g.b->len, k->gateway_sha) != 0)
         return pqm__err_set(&p->err, "cannot hash gateway.yaml");
     return 0;
 }
@@ -469,7 +500,7 @@ int pqm_pki_export_k8s(struct pqm_pki *p, const struct pqm_k8s_export *x, char *
     pqm__buf_init(&b, K8S_YAML_MAX);
     pqm__buf_init(&k.gateway_yaml, 64 * 1024);
     int rc = check_args(p, x, &k) == 0 && load_files(p, x, &k) == 0 &&
-                     render_gateway_yaml(p, &k) == 0 && check_sizes(p, &k) == 0 &&
+                     render_gateway_yaml(p, x, &k) == 0 && check_sizes(p, &k) == 0 &&
                      render(p, &k, &b) == 0
                  ? 0
                  : -1;
