@@ -62,6 +62,12 @@ cp "$P/crl/client-ca-chain.crl.pem" "$T/crl.saved"
 head -c 1100000 /dev/zero | tr '\0' '#' >> "$P/crl/client-ca-chain.crl.pem"
 expect_rc 1 "CRLs larger than a ConfigMap may hold are refused" k8s --name api.example.com
 assert_contains "saying why" "$OUT" "Kubernetes limits to 1 MiB"
+cp "$I/api.example.com.chain.pem" "$P/crl/client-ca-chain.crl.pem"
+expect_rc 1 "a CRL file without a CRL is refused" k8s --name api.example.com
+assert_contains "saying so" "$OUT" "client-ca-chain.crl.pem: no CRL found"
+cp "$P/crl/client-int-ca.crl" "$P/crl/client-ca-chain.crl.pem"
+expect_rc 1 "a DER CRL is refused (a ConfigMap holds text)" k8s --name api.example.com
+assert_contains "naming the command that writes it" "$OUT" "is not PEM text: write it again with \`pqmtls pki crl"
 cp "$T/crl.saved" "$P/crl/client-ca-chain.crl.pem"
 printf 'workers: 2\n' > "$T/norules.yaml"
 expect_rc 1 "a --policy file without rules is refused" k8s --name api.example.com --policy "$T/norules.yaml"

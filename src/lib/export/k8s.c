@@ -13,6 +13,7 @@
 #include "gateway/config.h"
 #include "gateway/policy.h"
 #include "pki/keyfile.h"
+#include "pki/pemfile.h"
 #include "pki/pki_internal.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -160,13 +161,32 @@ static int read_pass(struct pqm_pki *p, const char *file, struct k8s *k)
     return rc;
 }
 
+/* The CRLs as the gateway will load them: PEM text (a ConfigMap holds text), at least
+ * one CRL in it. */
+static int check_crls(struct pqm_pki *p, const char *path, const struct blob *crl)
+{
+    STACK_OF(X509_CRL) *crls = NULL;
+    for (size_t i = 0; i < crl->len; i++) {
+        unsigned char c = crl->data[i];
+        if (c != '\n' && c != '\r' && c != '\t' && (c < ' ' || c >= 0x7f))
+            return pqm__err_set(&p->err, "%s is not PEM text: write it again with `pqmtls pki "
+                                         "crl --pki %s`",
+                                path, p->dir);
+    }
+    if (pqm__pemfile_load(path, NULL, &crls, &p->err) != 0)
+        return -1;
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    return 0;
+}
+
 static int load_files(struct pqm_pki *p, const struct pqm_k8s_export *x, struct k8s *k)
 {
     struct pqm_err *e = &p->err;
     char path[PATH_MAX];
     if (pqm__export_server(p, x->name, &k->srv) != 0 ||
         pqm__export_crl_chain(p, "the gateway's crl", path, sizeof(path)) != 0 ||
-        read_blob(p, path, &k->crl) != 0 || read_blob(p, k->srv.chain, &k->chain) != 0 ||
+        read_blob(p, path, &k->crl) != 0 || check_crls(p, path, &k->crl) != 0 ||
+        read_blob(p, k->srv.chain, &k->chain) != 0 ||
         read_blob(p, k->srv.key, &k->key) != 0)
         return -1;
     if (pqm__pki_path(p, PQM_F_CLIENT_CHAIN, path, sizeof(path)) != 0)
