@@ -9,8 +9,8 @@
 #    they need found in the staged tree by run path or in a package the runtime stage
 #    installs; the staged binary runs without LD_LIBRARY_PATH.
 #  - deploy/pqmtls-gateway.service: `systemd-analyze verify` without a warning (a copy
-#    whose ExecStart names the built binary, since verify wants the program to exist;
-#    a misspelled key is caught), Type=notify and the hardening options, an exposure
+#    whose ExecStart names the built binary, since verify wants the program to exist, and
+#    the built manual page on MANPATH; a misspelled key is caught), Type=notify and the hardening options, an exposure
 #    level of at most 2.0 by `systemd-analyze security --offline`, and the system calls
 #    the gateway makes (under strace: start, requests, metrics, SIGHUP, a file reload,
 #    drain) all allowed by its SystemCallFilter.
@@ -153,8 +153,14 @@ mkdir -p "$T/unit"
 # verify wants ExecStart's program to exist: the built binary stands in for /usr/local/bin's.
 sed "s|^ExecStart=/usr/local/bin/pqmtls |ExecStart=$PQMTLS_BIN |" "$D/pqmtls-gateway.service" > "$U"
 grep -q "^ExecStart=$PQMTLS_BIN gateway --config /etc/pqmtls/gateway.yaml" "$U" || fail "ExecStart was not rewritten: $(grep ExecStart "$U")"
+# Documentation=man:pqmtls(1): verify looks the page up with man, so the built page is
+# put on MANPATH (make install puts it in /usr/local/share/man).
+[[ -s "$BUILD_DIR/pqmtls.1" ]] || fail "the build has no manual page $BUILD_DIR/pqmtls.1"
+mkdir -p "$T/man/man1" && cp "$BUILD_DIR/pqmtls.1" "$T/man/man1/"
+man_check=(--man=no)
+command -v man > /dev/null && man_check=(--man=yes)
 verify() { # UNIT: systemd-analyze verify, which must exit 0 and say nothing
-    run systemd-analyze verify "$1"
+    run env MANPATH="$T/man" systemd-analyze verify "${man_check[@]}" "$1"
     [[ $RC -eq 0 && -z $OUT ]]
 }
 verify "$U" || fail "systemd-analyze verify: exit $RC: $OUT"
