@@ -4,6 +4,7 @@
 #include <pqmtls/common.h>
 #include <pqmtls/client.h>
 #include <pqmtls/gateway.h>
+#include <pqmtls/ocsp.h>
 #include <pqmtls/pki.h>
 #include <pqmtls/x509.h>
 #endif

@@ -1,0 +1,52 @@
+/*
+ * pqmtls OCSP: an RFC 6960 responder answering from a PKI's inventory, and the
+ * delegated signer certificates it signs with.
+ *
+ * Every answer is signed by a delegated OCSP signer of the certificate's issuing CA
+ * (one per intermediate CA: EKU OCSPSigning, id-pkix-ocsp-nocheck, short-lived), never
+ * by a CA key: the responder runs unattended and holds no CA passphrase. Functions
+ * return 0 on success and -1 on failure (or NULL); the reason is read from the handle.
+ */
+#ifndef PQMTLS_OCSP_H
+#define PQMTLS_OCSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pqmtls/common.h>
+#include <pqmtls/pki.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- signers (pqm_pki_ocsp_signers) --- */
+
+/* One OCSP signer, made or kept by pqm_pki_ocsp_signers. */
+struct pqm_ocsp_signer_info {
+    const char *ca;        /* "server intermediate CA", "client intermediate CA" */
+    const char *name;      /* its inventory name: "server-int-ca-ocsp", "client-int-ca-ocsp" */
+    char serial[64];       /* hex, upper case */
+    char cert_path[4096];  /* DIR/ocsp/NAME.SERIAL.crt.pem (recorded in the inventory) */
+    char key_path[4096];   /* DIR/ocsp/NAME.SERIAL.key.pem, mode 0600 */
+    char cert_link[4096];  /* DIR/ocsp/NAME.crt.pem: a symbolic link to the current one */
+    char key_link[4096];   /* DIR/ocsp/NAME.key.pem */
+    int64_t not_after;     /* seconds since the epoch */
+    int created;           /* 1: made by this call; 0: the current one was kept */
+};
+typedef int (*pqm_ocsp_signer_cb)(const struct pqm_ocsp_signer_info *info, void *arg);
+
+/* Makes a new OCSP signer for the server and the client intermediate CA (their keys sign
+ * them: the PKI passphrase is needed when the PKI is encrypted), valid for DAYS (1 to
+ * 366; never beyond its CA), and records it in the inventory with kind "ocsp". The
+ * signer it replaces becomes "superseded" and its key file is removed. With
+ * WITHIN_SECONDS >= 0, a CA whose current signer is valid for longer than that keeps it.
+ * The signer's key is written unencrypted (mode 0600) unless KEY_PASS is given, so that
+ * the responder can start unattended. CB (may be NULL) is called once per CA. */
+PQM_API int pqm_pki_ocsp_signers(struct pqm_pki *pki, int days, int64_t within_seconds,
+                                 const char *key_pass, size_t key_passlen,
+                                 pqm_ocsp_signer_cb cb, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
