@@ -46,6 +46,45 @@ PQM_API int pqm_pki_ocsp_signers(struct pqm_pki *pki, int days, int64_t within_s
                                  const char *key_pass, size_t key_passlen,
                                  pqm_ocsp_signer_cb cb, void *arg);
 
+/* --- the responder (pqmtls ocsp serve) --- */
+
+struct pqm_ocsp_config;
+struct pqm_ocsp_server;
+
+PQM_API struct pqm_ocsp_config *pqm_ocsp_config_new(void);
+PQM_API void pqm_ocsp_config_free(struct pqm_ocsp_config *cfg);
+PQM_API const char *pqm_ocsp_config_error(const struct pqm_ocsp_config *cfg);
+/* The PKI directory whose inventory (DIR/pki.db) answers, and whose signers sign. */
+PQM_API int pqm_ocsp_config_set_pki(struct pqm_ocsp_config *cfg, const char *dir);
+/* "HOST:PORT" ("127.0.0.1:8080", "[::1]:8080", ":8080" for every address). */
+PQM_API int pqm_ocsp_config_set_listen(struct pqm_ocsp_config *cfg, const char *addr);
+/* The HTTP path requests go to: "/" (default), or e.g. "/ocsp" when the certificates'
+ * AIA URL has one. */
+PQM_API int pqm_ocsp_config_set_path(struct pqm_ocsp_config *cfg, const char *path);
+/* nextUpdate - thisUpdate of every answer: 1 minute to 7 days (default 1 hour). */
+PQM_API int pqm_ocsp_config_set_validity(struct pqm_ocsp_config *cfg, int64_t seconds);
+/* Worker threads, each with its own listener and inventory connection (default: one per
+ * CPU this process may use). */
+PQM_API int pqm_ocsp_config_set_workers(struct pqm_ocsp_config *cfg, int workers);
+/* Seconds an idle keep-alive connection is kept (default 30), and a request may take
+ * to arrive and its answer to leave (default 10). */
+PQM_API int pqm_ocsp_config_set_timeouts(struct pqm_ocsp_config *cfg, double idle,
+                                         double request);
+/* Open connections, all workers together (default 10000). */
+PQM_API int pqm_ocsp_config_set_max_connections(struct pqm_ocsp_config *cfg, int n);
+/* The passphrase of the signers' keys, when they were given one. */
+PQM_API int pqm_ocsp_config_set_key_passphrase(struct pqm_ocsp_config *cfg, const char *pass,
+                                               size_t len);
+
+/* Opens the inventory, loads the CAs and their signers, and binds the listeners. Refuses
+ * (NULL, the reason in ERR) when a CA has no usable signer. */
+PQM_API struct pqm_ocsp_server *pqm_ocsp_server_new(const struct pqm_ocsp_config *cfg, char *err,
+                                                    size_t errlen);
+/* Serves until SIGTERM or SIGINT. SIGHUP (and, every 10 seconds, a look at the
+ * inventory) takes up new signers. */
+PQM_API int pqm_ocsp_server_run(struct pqm_ocsp_server *srv);
+PQM_API void pqm_ocsp_server_free(struct pqm_ocsp_server *srv);
+
 #ifdef __cplusplus
 }
 #endif

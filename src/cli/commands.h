@@ -17,5 +17,6 @@ int cmd_pki_crl(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ocsp_signers(int argc, char **argv);
+int cmd_ocsp_serve(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct cli_cmd commands[] = {
     {"pki revoke", cmd_pki_revoke, "revoke a certificate (then publish CRLs with pki crl)"},
     {"pki crl", cmd_pki_crl, "sign and write the CRL of every CA"},
     {"ocsp signers", cmd_ocsp_signers, "make the delegated OCSP signing certificates"},
+    {"ocsp serve", cmd_ocsp_serve, "answer OCSP requests (RFC 6960) from the inventory"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},

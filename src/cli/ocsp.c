@@ -12,7 +12,23 @@
 #include "records.h"
 
 /* Every option of the ocsp subcommands; each takes those its ALLOWED list names. */
-enum { O_PKI, O_DAYS, O_WITHIN, O_PASSFILE, O_KEYPASSFILE, O_JSON, O_HELP, O_COUNT };
+enum {
+    O_PKI,
+    O_DAYS,
+    O_WITHIN,
+    O_PASSFILE,
+    O_KEYPASSFILE,
+    O_JSON,
+    O_LISTEN,
+    O_PATH,
+    O_VALIDITY,
+    O_WORKERS,
+    O_IDLE,
+    O_REQUEST_TIMEOUT,
+    O_MAXCONN,
+    O_HELP,
+    O_COUNT
+};
 
 static const struct option opts[] = {
     {"pki", required_argument, NULL, 256 + O_PKI},
@@ -21,6 +37,13 @@ static const struct option opts[] = {
     {"passphrase-file", required_argument, NULL, 256 + O_PASSFILE},
     {"key-passphrase-file", required_argument, NULL, 256 + O_KEYPASSFILE},
     {"json", no_argument, NULL, 256 + O_JSON},
+    {"listen", required_argument, NULL, 256 + O_LISTEN},
+    {"path", required_argument, NULL, 256 + O_PATH},
+    {"validity", required_argument, NULL, 256 + O_VALIDITY},
+    {"workers", required_argument, NULL, 256 + O_WORKERS},
+    {"idle-timeout", required_argument, NULL, 256 + O_IDLE},
+    {"request-timeout", required_argument, NULL, 256 + O_REQUEST_TIMEOUT},
+    {"max-connections", required_argument, NULL, 256 + O_MAXCONN},
     {"help", no_argument, NULL, 256 + O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -167,5 +190,125 @@ int cmd_ocsp_signers(int argc, char **argv)
     cli_pass_clear(&pass);
     cli_pass_clear(&kp);
     pqm_pki_free(pki);
+    return rc;
+}
+
+/* --- serve ------------------------------------------------------------------------ */
+
+static void serve_help(void)
+{
+    printf("Usage: pqmtls ocsp serve --pki DIR --listen ADDR:PORT [--validity 1h] [--path /]\n"
+           "                         [--workers N] [--idle-timeout 30s] [--request-timeout 10s]\n"
+           "                         [--max-connections N] [--key-passphrase-file F]\n\n"
+           "An OCSP responder (RFC 6960, with the RFC 5019 profile) for the server and the\n"
+           "client intermediate CA of the PKI in DIR. Each request is answered from the\n"
+           "inventory (DIR/pki.db) as it is at that moment:\n"
+           "  good     the certificate is recorded valid (or superseded by a renewal)\n"
+           "  revoked  `pqmtls pki revoke` marked it, with the time and the reason; at once,\n"
+           "           no CRL or restart needed\n"
+           "  unknown  no certificate with that serial was issued by that CA\n"
+           "and signed (ML-DSA-65 by default) by that CA's delegated OCSP signer, whose\n"
+           "certificate goes with the answer. A request about another CA is answered\n"
+           "'unauthorized', one that cannot be parsed 'malformedRequest'; a nonce (RFC 8954,\n"
+           "1 to 32 octets) is echoed.\n\n"
+           "HTTP: POST to --path with Content-Type application/ocsp-request, or GET --path\n"
+           "followed by the URL-encoded base64 request (answers to GETs without a nonce carry\n"
+           "Cache-Control max-age until their nextUpdate). GET /healthz answers 200. Other\n"
+           "paths get 404, other methods 405; bodies over 16 KB are refused (413).\n"
+           "Connections are kept alive between requests.\n\n"
+           "The signers come from `pqmtls ocsp signers`; without a usable one for each CA\n"
+           "the responder refuses to start (it never holds the PKI passphrase). It looks for\n"
+           "new signers every 10 seconds and on SIGHUP; SIGTERM stops it.\n\n"
+           "Options:\n"
+           "  --pki DIR               the PKI whose inventory answers\n"
+           "  --listen ADDR:PORT      e.g. 127.0.0.1:8080, [::1]:8080, :8080 (all addresses)\n"
+           "  --validity DURATION     nextUpdate - thisUpdate of each answer: how long clients\n"
+           "                          and caches may use it (1m to 7d; default 1h)\n"
+           "  --path PATH             where requests go, e.g. /ocsp (default /)\n"
+           "  --workers N             threads, each with its own listener (default: one per CPU)\n"
+           "  --idle-timeout D        an idle keep-alive connection closes after D (default 30s)\n"
+           "  --request-timeout D     a request must arrive, and its answer leave, within D\n"
+           "                          (default 10s)\n"
+           "  --max-connections N     open connections, all workers together (default 10000)\n"
+           "  --key-passphrase-file F the signers' key passphrase, when they have one (or %s)\n\n"
+           "Example:\n"
+           "  pqmtls ocsp signers --pki ./pki --passphrase-file pass.txt\n"
+           "  pqmtls ocsp serve --pki ./pki --listen 127.0.0.1:8080\n"
+           "  openssl ocsp -issuer pki/client-int-ca.crt.pem -cert pki/issued/client1.crt.pem \\\n"
+           "      -url http://127.0.0.1:8080 -CAfile pki/root-ca.crt.pem\n",
+           PQM_KEY_PASS_ENV);
+}
+
+/* Applies the serve options to CFG; -1 when done, else the exit status. */
+static int serve_config(const char *cmd, const struct ocsp_args *a, struct pqm_ocsp_config *cfg)
+{
+    const char *const *v = a->v;
+    long long validity = 3600, idle = 30, request = 10;
+    long workers = 0, maxconn = 0;
+    if (v[O_LISTEN] == NULL)
+        return cli_usage(cmd, "--listen ADDR:PORT is required");
+    if (v[O_VALIDITY] != NULL && (validity = cli_parse_duration(v[O_VALIDITY], 60, 7 * 86400)) < 0)
+        return cli_usage(cmd, "--validity '%s' is not a duration from 1m to 7d (e.g. 1h)",
+                         v[O_VALIDITY]);
+    if (v[O_IDLE] != NULL && (idle = cli_parse_duration(v[O_IDLE], 1, 3600)) < 0)
+        return cli_usage(cmd, "--idle-timeout '%s' is not a duration from 1s to 1h", v[O_IDLE]);
+    if (v[O_REQUEST_TIMEOUT] != NULL &&
+        (request = cli_parse_duration(v[O_REQUEST_TIMEOUT], 1, 3600)) < 0)
+        return cli_usage(cmd, "--request-timeout '%s' is not a duration from 1s to 1h",
+                         v[O_REQUEST_TIMEOUT]);
+    if (v[O_WORKERS] != NULL && (workers = cli_parse_long(v[O_WORKERS], 1, 256)) < 0)
+        return cli_usage(cmd, "--workers '%s' must be 1 to 256", v[O_WORKERS]);
+    if (v[O_MAXCONN] != NULL && (maxconn = cli_parse_long(v[O_MAXCONN], 1, 1000000)) < 0)
+        return cli_usage(cmd, "--max-connections '%s' must be 1 to 1000000", v[O_MAXCONN]);
+    if (pqm_ocsp_config_set_pki(cfg, v[O_PKI]) != 0 ||
+        pqm_ocsp_config_set_listen(cfg, v[O_LISTEN]) != 0 ||
+        (v[O_PATH] != NULL && pqm_ocsp_config_set_path(cfg, v[O_PATH]) != 0) ||
+        pqm_ocsp_config_set_validity(cfg, validity) != 0 ||
+        pqm_ocsp_config_set_timeouts(cfg, (double)idle, (double)request) != 0 ||
+        (workers > 0 && pqm_ocsp_config_set_workers(cfg, (int)workers) != 0) ||
+        (maxconn > 0 && pqm_ocsp_config_set_max_connections(cfg, (int)maxconn) != 0))
+        return cli_usage(cmd, "%s", pqm_ocsp_config_error(cfg));
+    return -1;
+}
+
+static int serve_with(const char *cmd, const struct ocsp_args *a, struct pqm_ocsp_config *cfg)
+{
+    struct cli_pass kp;
+    int rc = serve_config(cmd, a, cfg);
+    if (rc != -1 || (rc = read_key_pass(cmd, a->v[O_KEYPASSFILE], &kp)) != -1)
+        return rc;
+    if (kp.have && pqm_ocsp_config_set_key_passphrase(cfg, kp.buf, kp.len) != 0)
+        rc = cli_fail(cmd, "%s", pqm_ocsp_config_error(cfg));
+    cli_pass_clear(&kp);
+    if (rc != -1)
+        return rc;
+    char err[1024];
+    struct pqm_ocsp_server *srv = pqm_ocsp_server_new(cfg, err, sizeof(err));
+    if (srv == NULL)
+        return cli_fail(cmd, "%s", err);
+    rc = pqm_ocsp_server_run(srv) == 0 ? EXIT_OK : EXIT_FAIL;
+    pqm_ocsp_server_free(srv);
+    return rc;
+}
+
+int cmd_ocsp_serve(int argc, char **argv)
+{
+    static const char *const CMD = "ocsp serve";
+    struct ocsp_args a = {0};
+    int rc = parse(CMD, argc, argv,
+                   "listen path validity workers idle-timeout request-timeout max-connections "
+                   "key-passphrase-file",
+                   &a);
+    if (a.v[O_HELP] != NULL) {
+        serve_help();
+        return EXIT_OK;
+    }
+    if (rc >= 0)
+        return rc;
+    struct pqm_ocsp_config *cfg = pqm_ocsp_config_new();
+    if (cfg == NULL)
+        return cli_fail(CMD, "out of memory");
+    rc = serve_with(CMD, &a, cfg);
+    pqm_ocsp_config_free(cfg);
     return rc;
 }

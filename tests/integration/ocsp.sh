@@ -2,7 +2,13 @@
 # OCSP: `pqmtls ocsp signers` makes one delegated signer per intermediate CA (EKU
 # OCSPSigning, id-pkix-ocsp-nocheck, keyUsage digitalSignature, ML-DSA-65, recorded in the
 # inventory with kind 'ocsp', links to the current one, renewal supersedes and removes the
-# old key).
+# old key); `pqmtls ocsp serve` answers OpenSSL 3.5's `openssl ocsp` (which verifies every
+# ML-DSA-65 signed answer against the root): good, revoked at once after `pki revoke` with
+# its reason, unknown, unauthorized for CAs it does not serve, nonce echoed or absent, GET
+# with the base64 request in the path and RFC 5019 caching, keep-alive and pipelining,
+# malformedRequest for what is not a request, 404/405/413/415 for what is not OCSP,
+# garbage and idle or slow clients survived, new signers taken up on SIGHUP, and a clear
+# refusal to start without signers.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 require_tool python3
@@ -109,5 +115,339 @@ expect_rc 1 "ocsp signers refuses a name an issued certificate holds" pqm ocsp s
 assert_contains "and says which" "$OUT" "'server-int-ca-ocsp' belongs to another certificate"
 [[ -z "$(ls -A "$P2/ocsp" 2>/dev/null)" ]] || fail "the refused run left files: $(ls -A "$P2/ocsp")"
 pass "and writes nothing"
+
+# --- serve: refusals before it starts -------------------------------------------------
+expect_rc 1 "ocsp serve refuses a PKI without signers" pqm ocsp serve --pki "$P2" --listen 127.0.0.1:1
+assert_contains "naming the command that makes them" "$OUT" "pqmtls ocsp signers --pki $P2"
+expect_rc 2 "ocsp serve without --listen is a usage error" pqm ocsp serve --pki "$P"
+expect_rc 2 "ocsp serve --validity 10s is refused" pqm ocsp serve --pki "$P" --listen 127.0.0.1:1 --validity 10s
+expect_rc 2 "ocsp serve --path without a slash is refused" pqm ocsp serve --pki "$P" --listen 127.0.0.1:1 --path ocsp
+expect_rc 1 "ocsp serve refuses a directory that is not a PKI" pqm ocsp serve --pki "$T" --listen 127.0.0.1:1
+assert_contains "naming the inventory" "$OUT" "pki.db"
+expect_ok "ocsp serve --help teaches" pqm ocsp serve --help
+assert_contains "what each answer means" "$OUT" "unknown  no certificate with that serial"
+
+# --- serve -------------------------------------------------------------------------------
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+start_responder() {
+    "$PQMTLS_BIN" ocsp serve --pki "$P" --listen "127.0.0.1:$PORT" --validity 2h --workers 2 \
+        --idle-timeout 2s --request-timeout 2s "$@" > "$T/serve.log" 2>&1 &
+    RESP_PID=$!
+    track_pid "$RESP_PID"
+    wait_port "$PORT" 10 "$RESP_PID" || fail "the responder did not start: $(cat "$T/serve.log")"
+}
+start_responder
+pass "ocsp serve listens"
+alive() { kill -0 "$RESP_PID" 2>/dev/null || fail "the responder died: $(cat "$T/serve.log")"; }
+
+CI=$P/client-int-ca.crt.pem
+SI=$P/server-int-ca.crt.pem
+# ask ISSUER (-cert F | -serial N) [openssl ocsp options...]: openssl verifies the answer
+# against the root alone (the signer's chain: the signer certificate in the answer, the
+# intermediate given as the issuer).
+# The answer's DER is kept in $T/last.der.
+ask() {
+    local issuer="$1"; shift
+    rm -f "$T/last.der"
+    run ossl ocsp -issuer "$issuer" "$@" -url "$URL" -CAfile "$P/root-ca.crt.pem" -resp_text -respout "$T/last.der"
+}
+# The certificate carried by the last answer, as PEM (read back from its DER: the
+# certificate `openssl ocsp -url -resp_text` prints after verifying is not always the one
+# received, seen with OpenSSL 3.5.7).
+answer_cert() {
+    ossl ocsp -respin "$T/last.der" -resp_text -noverify 2>/dev/null | awk '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/'
+}
+
+ask "$CI" -cert "$P/issued/c2.crt.pem"
+[[ $RC -eq 0 ]] || fail "openssl ocsp failed: $OUT"
+assert_contains "a valid client certificate is good" "$OUT" "c2.crt.pem: good"
+assert_contains "openssl verified the ML-DSA-65 answer" "$OUT" "Response verify OK"
+assert_contains "the answer says successful" "$OUT" "OCSP Response Status: successful"
+assert_contains "the nonce is echoed" "$OUT" "OCSP Nonce"
+assert_not_contains "openssl saw no nonce problem" "$OUT" "WARNING: no nonce"
+head_text=${OUT%%Certificate:*}
+assert_contains "the answer is signed with ML-DSA-65" "$head_text" "Signature Algorithm: ML-DSA-65"
+assert_match "the responder is named by key hash" "$head_text" "Responder Id: [0-9A-F]{40}"
+this=$(date -u -d "$(sed -n 's/^ *This Update: //p' <<< "$head_text" | head -1)" +%s)
+next=$(date -u -d "$(sed -n 's/^ *Next Update: //p' <<< "$head_text" | head -1)" +%s)
+(( next - this == 7200 )) || fail "nextUpdate - thisUpdate = $((next - this)), expected --validity 2h"
+pass "nextUpdate is thisUpdate + --validity"
+answer_cert > "$T/in-answer.pem"
+[[ "$(cert_fp "$T/in-answer.pem")" == "$(cert_fp "$CLI_SIGNER")" ]] || fail "the answer does not carry the client signer's certificate"
+pass "the answer carries the client intermediate's current signer certificate"
+expect_ok "openssl: the signer in the answer is an OCSP signer of the client intermediate" \
+    ossl verify -purpose ocsphelper -CAfile "$P/root-ca.crt.pem" -untrusted "$CI" "$T/in-answer.pem"
+run ossl x509 -in "$T/in-answer.pem" -noout -text
+assert_contains "with EKU OCSPSigning" "$OUT" "OCSP Signing"
+assert_contains "and id-pkix-ocsp-nocheck" "$OUT" "OCSP No Check"
+assert_contains "signed with ML-DSA-65" "$OUT" "Signature Algorithm: ML-DSA-65"
+
+ask "$CI" -cert "$P/issued/c2.crt.pem" -no_nonce
+assert_contains "-no_nonce: good" "$OUT" "c2.crt.pem: good"
+assert_not_contains "and no nonce in the answer" "$OUT" "OCSP Nonce"
+ask "$SI" -cert "$P/issued/api.example.com.crt.pem"
+assert_contains "a server certificate is good (server intermediate's signer)" "$OUT" "api.example.com.crt.pem: good"
+ask "$CI" -cert "$P/issued/c1.crt.pem" -cert "$P/issued/c3.crt.pem"
+assert_contains "two certificates in one request: the first" "$OUT" "c1.crt.pem: good"
+assert_contains "and the second" "$OUT" "c3.crt.pem: good"
+ask "$CI" -serial 0x1234567890ABCDEF
+assert_contains "a serial the inventory does not know is unknown" "$OUT" "0x1234567890ABCDEF: unknown"
+ask "$CI" -serial "0x$(cert_serial "$P/issued/api.example.com.crt.pem")"
+assert_contains "a serial of the other intermediate, asked of this one, is unknown" "$OUT" ": unknown"
+
+# Revocation shows at once: no CRL, no restart.
+S1=$(cert_serial "$P/issued/c1.crt.pem")
+pqm pki revoke --pki "$P" "$S1" --reason keyCompromise > /dev/null || fail "pki revoke c1"
+ask "$CI" -cert "$P/issued/c1.crt.pem"
+assert_contains "after pki revoke, c1 is revoked at once" "$OUT" "c1.crt.pem: revoked"
+assert_contains "with its reason" "$OUT" "Reason: keyCompromise"
+rev_at=$(pqm pki list --pki "$P" --json | python3 -c 'import json,sys; print([c["revoked_at"] for c in json.load(sys.stdin)["certificates"] if c["name"] == "c1"][0])')
+said=$(date -u -d "$(sed -n 's/^ *Revocation Time: //p' <<< "$OUT" | head -1)" +%Y-%m-%dT%H:%M:%SZ)
+[[ "$said" == "$rev_at" ]] || fail "revocation time $said, the inventory says $rev_at"
+pass "and the revocation time the inventory recorded"
+ask "$CI" -cert "$P/issued/c3.crt.pem"
+assert_contains "c3 stays good" "$OUT" "c3.crt.pem: good"
+S2=$(cert_serial "$P/issued/c2.crt.pem")
+pqm pki revoke --pki "$P" "$S2" > /dev/null || fail "pki revoke c2"
+ask "$CI" -cert "$P/issued/c2.crt.pem"
+assert_contains "a revocation for no stated reason is revoked" "$OUT" "c2.crt.pem: revoked"
+assert_not_contains "and states none ('unspecified' is left out, as in the CRLs)" "$OUT" "Reason:"
+
+# Issuers it does not serve.
+pqm pki issue client --pki "$P2" --name other > /dev/null || fail "issue in the second PKI"
+ask "$P2/client-int-ca.crt.pem" -cert "$P2/issued/other.crt.pem"
+assert_contains "another PKI's CA is unauthorized" "$OUT" "Responder Error: unauthorized"
+ask "$P/root-ca.crt.pem" -cert "$SI"
+assert_contains "the root CA (no signer of its own) is unauthorized" "$OUT" "Responder Error: unauthorized"
+
+# --- HTTP ---------------------------------------------------------------------------------
+ossl ocsp -issuer "$CI" -cert "$P/issued/c3.crt.pem" -no_nonce -reqout "$T/req.der" > /dev/null 2>&1 || true
+[[ -s "$T/req.der" ]] || fail "openssl ocsp -reqout wrote no request"
+enc=$(base64 -w0 "$T/req.der" | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read(), safe=""))')
+run curl -s -D "$T/get.head" -o "$T/get.der" "$URL/$enc"
+head=$(tr -d '\r' < "$T/get.head")
+assert_contains "GET with the URL-encoded base64 request: 200" "$head" "HTTP/1.1 200"
+assert_contains "Content-Type application/ocsp-response" "$head" "Content-Type: application/ocsp-response"
+assert_match "a GET answer without a nonce may be cached until nextUpdate (RFC 5019)" "$head" "Cache-Control: max-age=(7199|7200), public"
+assert_contains "with Expires" "$head" "Expires: "
+expect_ok "openssl accepts the GET answer" ossl ocsp -respin "$T/get.der" -issuer "$CI" -cert "$P/issued/c3.crt.pem" -CAfile "$P/root-ca.crt.pem"
+assert_contains "c3 good by GET" "$OUT" "c3.crt.pem: good"
+raw=$(base64 -w0 "$T/req.der")
+run curl -s -o "$T/get2.der" -w '%{http_code}' "$URL/$raw"
+[[ "$OUT" == 200 ]] && ossl ocsp -respin "$T/get2.der" -issuer "$CI" -cert "$P/issued/c3.crt.pem" -CAfile "$P/root-ca.crt.pem" > /dev/null 2>&1 \
+    || fail "GET with '/' and '+' left unencoded: $OUT"
+pass "GET with the base64 not URL-encoded works too"
+
+run curl -s -o "$T/post.der" -D "$T/post.head" -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req.der" "$URL/"
+assert_contains "POST answers 200" "$(cat "$T/post.head")" "200 OK"
+assert_contains "and is not to be cached" "$(cat "$T/post.head")" "Cache-Control: no-store"
+run curl -s -o "$T/bad.der" -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary 'this is no OCSP request' "$URL/"
+[[ "$OUT" == 200 ]] || fail "a malformed POST body: HTTP $OUT"
+run ossl ocsp -respin "$T/bad.der" -resp_text
+assert_contains "a malformed POST body gets malformedRequest" "$OUT" "malformedrequest (1)"
+printf '\x30\x03\x02\x01' > "$T/truncated.der"
+run curl -s -o "$T/bad2.der" -H 'Content-Type: application/ocsp-request' --data-binary "@$T/truncated.der" "$URL/"
+run ossl ocsp -respin "$T/bad2.der" -resp_text
+assert_contains "truncated DER gets malformedRequest" "$OUT" "malformedrequest (1)"
+run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$T/req.der" "$URL/"
+[[ "$OUT" == 415 ]] || fail "a POST of another content type: HTTP $OUT"
+pass "a POST of another content type gets 415"
+head -c 20000 /dev/urandom > "$T/huge"
+run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary "@$T/huge" "$URL/"
+[[ "$OUT" == 413 ]] || fail "a 20 KB body: HTTP $OUT"
+pass "a body over 16 KB is refused with 413"
+run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/ocsp-request' -H 'Transfer-Encoding: chunked' --data-binary "@$T/huge" "$URL/"
+[[ "$OUT" == 413 ]] || fail "a 20 KB chunked body: HTTP $OUT"
+pass "and so is a chunked one"
+run curl -s -o /dev/null -w '%{http_code}' "$URL/favicon.ico"
+[[ "$OUT" == 404 ]] || fail "GET /favicon.ico: HTTP $OUT"
+pass "a path that is not an OCSP request gets 404"
+run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req.der" "$URL/elsewhere"
+[[ "$OUT" == 404 ]] || fail "POST /elsewhere: HTTP $OUT"
+pass "a POST to another path gets 404"
+run curl -s -D - -o /dev/null -X DELETE "$URL/"
+assert_contains "another method gets 405" "$OUT" "405 Method Not Allowed"
+assert_contains "naming the allowed ones" "$OUT" "Allow: GET, POST"
+run curl -s "$URL/healthz"
+[[ "$OUT" == ok ]] || fail "GET /healthz: '$OUT'"
+pass "GET /healthz answers ok"
+
+# Keep-alive, pipelining, garbage, idle and slow clients: raw sockets.
+cat > "$T/raw.py" <<'PY'
+import socket, sys, time
+port, mode, req_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+body = open(req_path, "rb").read()
+post = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+def connect():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+
+def read_answer(s):
+    """One HTTP answer: (status, headers, body), or None when the connection closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    fields = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+    n = int(fields.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        rest += chunk
+    return int(lines[0].split()[1]), fields, rest[:n]
+
+def closed_within(s, secs):
+    s.settimeout(secs)
+    try:
+        return s.recv(1) == b""
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionResetError:
+        return True
+
+if mode == "keepalive":
+    s = connect()
+    for i in range(3):
+        s.sendall(post)
+        st, f, b = read_answer(s)
+        assert st == 200 and b[:4] != b"" and f["content-type"] == "application/ocsp-response", (st, f)
+    print("3 answers on one connection")
+elif mode == "garbage":
+    import os
+    for i in range(20):
+        s = connect()
+        try:
+            s.sendall(os.urandom(4096))
+            s.settimeout(5)
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError, socket.timeout, TimeoutError):
+            pass
+        s.close()
+    s = connect()
+    s.sendall(b"\x00\xff GET /\r\n\r\n")
+    r = read_answer(s)
+    assert r is not None and r[0] == 400, r
+    assert closed_within(s, 5), "a refused request should close the connection"
+    print("garbage survived, 400 and close")
+elif mode == "idle":
+    s = connect()
+    s.sendall(post)
+    assert read_answer(s)[0] == 200
+    t = time.time()
+    assert closed_within(s, 6), "an idle connection should be closed"
+    print("idle closed after %.1f s" % (time.time() - t))
+elif mode == "slow":
+    s = connect()
+    s.sendall(post[:20])
+    t = time.time()
+    assert closed_within(s, 6), "a request that does not come whole should be closed"
+    print("slow closed after %.1f s" % (time.time() - t))
+elif mode == "expect":
+    s = connect()
+    s.sendall(post.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n", 1).split(b"\r\n\r\n")[0] + b"\r\n\r\n")
+    s.settimeout(5)
+    first = s.recv(100)
+    assert first.startswith(b"HTTP/1.1 100 Continue"), first
+    s.sendall(body)
+    st, f, b = read_answer(s)
+    assert st == 200, st
+    print("100 Continue, then the answer")
+elif mode == "http10":
+    s = connect()
+    s.sendall(post.replace(b"HTTP/1.1", b"HTTP/1.0"))
+    st, f, b = read_answer(s)
+    assert st == 200 and f.get("connection") == "close", f
+    assert closed_within(s, 5)
+    print("HTTP/1.0 answered and closed")
+PY
+pipeline_check() {
+    python3 - "$PORT" "$T/req.der" <<'PY'
+import socket, sys
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+post = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)) + body
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(post * 3)
+data, answers = b"", 0
+while answers < 3:
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, "closed after %d answers" % answers
+        data += chunk
+    head, data = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(data) < n:
+        chunk = s.recv(65536)
+        assert chunk
+        data += chunk
+    data = data[n:]
+    answers += 1
+print("3 pipelined requests, 3 answers in order")
+PY
+}
+expect_ok "keep-alive: three requests on one connection" python3 "$T/raw.py" "$PORT" keepalive "$T/req.der"
+expect_ok "pipelining: three requests sent at once are answered in turn" pipeline_check
+expect_ok "Expect: 100-continue is honoured" python3 "$T/raw.py" "$PORT" expect "$T/req.der"
+expect_ok "an HTTP/1.0 request is answered, then the connection closes" python3 "$T/raw.py" "$PORT" http10 "$T/req.der"
+expect_ok "random bytes from 20 clients, then a bad request gets 400 and a close" python3 "$T/raw.py" "$PORT" garbage "$T/req.der"
+alive
+pass "the responder survived the garbage"
+ask "$CI" -cert "$P/issued/c3.crt.pem"
+assert_contains "and still answers a good request" "$OUT" "c3.crt.pem: good"
+expect_ok "an idle connection is closed after --idle-timeout" python3 "$T/raw.py" "$PORT" idle "$T/req.der"
+expect_ok "a request that never completes is closed after --request-timeout" python3 "$T/raw.py" "$PORT" slow "$T/req.der"
+
+# --- new signers while it runs -------------------------------------------------------------
+old_signer=$(cert_fp "$T/in-answer.pem")
+pqm ocsp signers --pki "$P" "${PF[@]}" > /dev/null || fail "ocsp signers (renewal)"
+kill -HUP "$RESP_PID"
+sleep 0.5
+ask "$CI" -cert "$P/issued/c3.crt.pem"
+assert_contains "after a renewal and SIGHUP, answers still verify" "$OUT" "Response verify OK"
+answer_cert > "$T/in-answer2.pem"
+[[ "$(cert_fp "$T/in-answer2.pem")" == "$(cert_fp "$CLI_SIGNER")" && "$(cert_fp "$T/in-answer2.pem")" != "$old_signer" ]] \
+    || fail "the answer is not signed by the new signer"
+pass "and are signed by the new signer"
+grep -q "signed by OCSP signer $(cert_serial "$CLI_SIGNER")" "$T/serve.log" || fail "the log does not name the new signer: $(cat "$T/serve.log")"
+pass "the log names the signer in use"
+
+kill -TERM "$RESP_PID"
+for _ in $(seq 50); do kill -0 "$RESP_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$RESP_PID" 2>/dev/null && fail "the responder did not stop on SIGTERM"
+wait "$RESP_PID" 2>/dev/null; rc=$?
+[[ $rc -eq 0 ]] || fail "the responder exited $rc on SIGTERM"
+pass "SIGTERM stops the responder cleanly"
+
+# --- a signer key with its own passphrase, a path, the port taken ----------------------------
+echo "signer-key-pass" > "$T/keypass"
+pqm pki revoke --pki "$P2" "$(cert_serial "$P2/issued/server-int-ca-ocsp.crt.pem")" > /dev/null \
+    || fail "revoke the certificate that held the signer's name"
+expect_ok "ocsp signers --key-passphrase-file encrypts the signer keys" pqm ocsp signers --pki "$P2" --key-passphrase-file "$T/keypass"
+grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$P2/ocsp/client-int-ca-ocsp.key.pem" || fail "the signer key is not encrypted"
+pass "and the key file says so"
+P2PORT=$(free_port)
+expect_rc 1 "serving it without the key passphrase is refused" pqm ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT"
+assert_contains "naming the key file" "$OUT" "ocsp/"
+"$PQMTLS_BIN" ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass" --path /ocsp/ > "$T/serve2.log" 2>&1 &
+P2PID=$!
+track_pid "$P2PID"
+wait_port "$P2PORT" 10 "$P2PID" || fail "the second responder did not start: $(cat "$T/serve2.log")"
+run ossl ocsp -issuer "$P2/client-int-ca.crt.pem" -cert "$P2/issued/other.crt.pem" -url "http://127.0.0.1:$P2PORT/ocsp" -CAfile "$P2/root-ca.crt.pem"
+assert_contains "with the passphrase, and --path /ocsp, it answers" "$OUT" "other.crt.pem: good"
+run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req.der" "http://127.0.0.1:$P2PORT/"
+[[ "$OUT" == 404 ]] || fail "POST / with --path /ocsp: HTTP $OUT"
+pass "and nothing outside --path"
+expect_rc 1 "a second responder on the same port is refused" pqm ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass"
+assert_contains "saying the address is in use" "$OUT" "in use"
 
 done_all

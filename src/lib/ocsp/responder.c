@@ -29,16 +29,6 @@ static const EVP_MD *id_digest(int i)
     }
 }
 
-static void issuer_clear(struct pqm_ocsp_issuer *is)
-{
-    for (int k = 0; k < PQM_OCSP_NHASH; k++)
-        OCSP_CERTID_free(is->ids[k]);
-    X509_free(is->ca);
-    X509_free(is->signer);
-    EVP_PKEY_free(is->signer_key);
-    memset(is, 0, sizeof(*is));
-}
-
 static int serial_hex_of(const X509 *x, char *out, size_t outlen)
 {
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
@@ -47,20 +37,45 @@ static int serial_hex_of(const X509 *x, char *out, size_t outlen)
     return rc;
 }
 
-static int set_signer(struct pqm_ocsp_issuer *is, X509 *signer, EVP_PKEY *key)
+static void signer_clear(struct pqm_ocsp_issuer *is)
 {
+    X509_free(is->signer);
+    EVP_PKEY_free(is->signer_key);
+    is->signer = NULL;
+    is->signer_key = NULL;
+    is->signer_serial[0] = '\0';
+    is->signer_not_after = 0;
+}
+
+static void issuer_clear(struct pqm_ocsp_issuer *is)
+{
+    for (int k = 0; k < PQM_OCSP_NHASH; k++)
+        OCSP_CERTID_free(is->ids[k]);
+    X509_free(is->ca);
+    signer_clear(is);
+    memset(is, 0, sizeof(*is));
+}
+
+int pqm__ocsp_set_signer(struct pqm_ocsp_issuer *is, X509 *signer, EVP_PKEY *key,
+                         struct pqm_err *e)
+{
+    signer_clear(is);
     if (X509_up_ref(signer) != 1)
-        return -1;
+        return pqm__err_ossl(e, "out of memory");
     is->signer = signer;
-    if (EVP_PKEY_up_ref(key) != 1)
-        return -1;
+    if (EVP_PKEY_up_ref(key) != 1) {
+        signer_clear(is);
+        return pqm__err_ossl(e, "out of memory");
+    }
     is->signer_key = key;
     /* X509_check_purpose fills the extension cache now, before threads share the
      * certificate (OpenSSL fills it lazily otherwise). */
     if (serial_hex_of(signer, is->signer_serial, sizeof(is->signer_serial)) != 0 ||
         X509_check_purpose(signer, -1, 0) != 1 ||
-        pqm__asn1_time_to_epoch(X509_get0_notAfter(signer), &is->signer_not_after) != 0)
-        return -1;
+        pqm__asn1_time_to_epoch(X509_get0_notAfter(signer), &is->signer_not_after) != 0) {
+        signer_clear(is);
+        return pqm__err_ossl(e, "the %s's OCSP signer cannot be read", is->label);
+    }
     return 0;
 }
 
@@ -80,8 +95,10 @@ int pqm__ocsp_add_issuer(struct pqm_ocsp_responder *r, const char *label, X509 *
     if (X509_up_ref(ca) != 1)
         goto fail;
     is.ca = ca;
-    if (signer != NULL && key != NULL && set_signer(&is, signer, key) != 0)
-        goto fail;
+    if (signer != NULL && key != NULL && pqm__ocsp_set_signer(&is, signer, key, e) != 0) {
+        issuer_clear(&is);
+        return -1;
+    }
     r->issuers[r->n++] = is;
     return 0;
 fail:

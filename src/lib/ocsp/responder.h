@@ -57,6 +57,9 @@ struct pqm_ocsp_responder {
 int pqm__ocsp_add_issuer(struct pqm_ocsp_responder *r, const char *label, X509 *ca, X509 *signer,
                          EVP_PKEY *key, struct pqm_err *e);
 void pqm__ocsp_responder_clear(struct pqm_ocsp_responder *r);
+/* Gives IS the signer SIGNER with KEY (references taken), replacing any it had. */
+int pqm__ocsp_set_signer(struct pqm_ocsp_issuer *is, X509 *signer, EVP_PKEY *key,
+                         struct pqm_err *e);
 
 struct pqm_ocsp_answer {
     int status;           /* OCSPResponseStatus (OCSP_RESPONSE_STATUS_*) */
