@@ -24,6 +24,7 @@
 #include "pki/alg.h"
 #include "pki/certbuild.h"
 #include "pki/store.h"
+#include "test_certs.h"
 #include "unit_util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -44,26 +45,9 @@ static X509 *make_cert(enum pqm_cert_kind kind, const char *cn, EVP_PKEY *key, X
                        EVP_PKEY *issuer_key, int64_t not_before, int64_t not_after)
 {
     struct pqm_err e = {{0}};
-    X509_NAME *subject = pqm__name_new(cn, "pqmtls unit", &e);
-    BIGNUM *serial = pqm__serial_new(&e);
-    assert_non_null(subject);
-    assert_non_null(serial);
-    struct pqm_cert_spec spec = {
-        .kind = kind,
-        .subject = subject,
-        .subject_key = key,
-        .issuer = issuer,
-        .issuer_key = issuer_key,
-        .serial = serial,
-        .not_before = not_before,
-        .not_after = not_after,
-        .path_len = kind == PQM_KIND_ROOT ? 0 : -1,
-    };
-    X509 *x = pqm__cert_build(&spec, &e);
+    X509 *x = tc_cert(kind, cn, key, issuer, issuer_key, not_before, not_after, &e);
     if (x == NULL)
         fail_msg("building %s: %s", cn, pqm__err_str(&e));
-    X509_NAME_free(subject);
-    BN_free(serial);
     return x;
 }
 
