@@ -72,6 +72,10 @@ PQM_API int pqm_ocsp_config_set_timeouts(struct pqm_ocsp_config *cfg, double idl
                                          double request);
 /* Open connections, all workers together (default 10000). */
 PQM_API int pqm_ocsp_config_set_max_connections(struct pqm_ocsp_config *cfg, int n);
+/* Signed answers each worker keeps for requests without a nonce (RFC 5019 clients,
+ * nginx's OCSP stapling), given again while half their validity is left and the
+ * inventory and the signers are unchanged (default 1024; 0: every answer signed anew). */
+PQM_API int pqm_ocsp_config_set_cache(struct pqm_ocsp_config *cfg, int entries);
 /* The passphrase of the signers' keys, when they were given one. */
 PQM_API int pqm_ocsp_config_set_key_passphrase(struct pqm_ocsp_config *cfg, const char *pass,
                                                size_t len);

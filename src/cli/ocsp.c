@@ -26,6 +26,7 @@ enum {
     O_IDLE,
     O_REQUEST_TIMEOUT,
     O_MAXCONN,
+    O_CACHE,
     O_HELP,
     O_COUNT
 };
@@ -44,6 +45,7 @@ static const struct option opts[] = {
     {"idle-timeout", required_argument, NULL, 256 + O_IDLE},
     {"request-timeout", required_argument, NULL, 256 + O_REQUEST_TIMEOUT},
     {"max-connections", required_argument, NULL, 256 + O_MAXCONN},
+    {"cache", required_argument, NULL, 256 + O_CACHE},
     {"help", no_argument, NULL, 256 + O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -199,7 +201,7 @@ static void serve_help(void)
 {
     printf("Usage: pqmtls ocsp serve --pki DIR --listen ADDR:PORT [--validity 1h] [--path /]\n"
            "                         [--workers N] [--idle-timeout 30s] [--request-timeout 10s]\n"
-           "                         [--max-connections N] [--key-passphrase-file F]\n\n"
+           "                         [--max-connections N] [--cache N] [--key-passphrase-file F]\n\n"
            "An OCSP responder (RFC 6960, with the RFC 5019 profile) for the server and the\n"
            "client intermediate CA of the PKI in DIR. Each request is answered from the\n"
            "inventory (DIR/pki.db) as it is at that moment:\n"
@@ -230,6 +232,11 @@ static void serve_help(void)
            "  --request-timeout D     a request must arrive, and its answer leave, within D\n"
            "                          (default 10s)\n"
            "  --max-connections N     open connections, all workers together (default 10000)\n"
+           "  --cache N               signed answers each worker keeps for requests without a\n"
+           "                          nonce (RFC 5019 clients, nginx stapling), given again while\n"
+           "                          half their validity is left; any change to the inventory\n"
+           "                          (a revocation) or the signers empties it at once\n"
+           "                          (default 1024; 0: sign every answer anew)\n"
            "  --key-passphrase-file F the signers' key passphrase, when they have one (or %s)\n\n"
            "Example:\n"
            "  pqmtls ocsp signers --pki ./pki --passphrase-file pass.txt\n"
@@ -244,7 +251,7 @@ static int serve_config(const char *cmd, const struct ocsp_args *a, struct pqm_o
 {
     const char *const *v = a->v;
     long long validity = 3600, idle = 30, request = 10;
-    long workers = 0, maxconn = 0;
+    long workers = 0, maxconn = 0, cache = 1024;
     if (v[O_LISTEN] == NULL)
         return cli_usage(cmd, "--listen ADDR:PORT is required");
     if (v[O_VALIDITY] != NULL && (validity = cli_parse_duration(v[O_VALIDITY], 60, 7 * 86400)) < 0)
@@ -260,13 +267,16 @@ static int serve_config(const char *cmd, const struct ocsp_args *a, struct pqm_o
         return cli_usage(cmd, "--workers '%s' must be 1 to 256", v[O_WORKERS]);
     if (v[O_MAXCONN] != NULL && (maxconn = cli_parse_long(v[O_MAXCONN], 1, 1000000)) < 0)
         return cli_usage(cmd, "--max-connections '%s' must be 1 to 1000000", v[O_MAXCONN]);
+    if (v[O_CACHE] != NULL && (cache = cli_parse_long(v[O_CACHE], 0, 100000)) < 0)
+        return cli_usage(cmd, "--cache '%s' must be 0 to 100000 answers", v[O_CACHE]);
     if (pqm_ocsp_config_set_pki(cfg, v[O_PKI]) != 0 ||
         pqm_ocsp_config_set_listen(cfg, v[O_LISTEN]) != 0 ||
         (v[O_PATH] != NULL && pqm_ocsp_config_set_path(cfg, v[O_PATH]) != 0) ||
         pqm_ocsp_config_set_validity(cfg, validity) != 0 ||
         pqm_ocsp_config_set_timeouts(cfg, (double)idle, (double)request) != 0 ||
         (workers > 0 && pqm_ocsp_config_set_workers(cfg, (int)workers) != 0) ||
-        (maxconn > 0 && pqm_ocsp_config_set_max_connections(cfg, (int)maxconn) != 0))
+        (maxconn > 0 && pqm_ocsp_config_set_max_connections(cfg, (int)maxconn) != 0) ||
+        pqm_ocsp_config_set_cache(cfg, (int)cache) != 0)
         return cli_usage(cmd, "%s", pqm_ocsp_config_error(cfg));
     return -1;
 }
@@ -297,7 +307,7 @@ int cmd_ocsp_serve(int argc, char **argv)
     struct ocsp_args a = {0};
     int rc = parse(CMD, argc, argv,
                    "listen path validity workers idle-timeout request-timeout max-connections "
-                   "key-passphrase-file",
+                   "cache key-passphrase-file",
                    &a);
     if (a.v[O_HELP] != NULL) {
         serve_help();

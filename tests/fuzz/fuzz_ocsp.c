@@ -46,6 +46,7 @@
     } while (0)
 
 static struct pqm_ocsp_responder responder;
+static struct pqm_ocsp_cache cache; /* small: answers kept across inputs, slots reused */
 static X509_STORE *trust;
 static X509 *ca;
 
@@ -102,6 +103,7 @@ static void setup(void)
     struct pqm_err e;
     CHECK(pqm__ocsp_add_issuer(&responder, "fuzz CA", ca, signer, signer_key, &e) == 0);
     responder.validity = 3600;
+    CHECK(pqm__ocsp_cache_init(&cache, 8) == 0);
     trust = X509_STORE_new();
     CHECK(trust != NULL && X509_STORE_add_cert(trust, ca) == 1);
     X509_free(signer);
@@ -175,7 +177,7 @@ static void run_http(const uint8_t *data, size_t size, size_t piece)
     struct pqm_buf out;
     pqm__ocsp_http_init(&h);
     pqm__buf_init(&out, PQM_OCSP_ANSWER_MAX + 64);
-    struct pqm_ocsp_site site = {&responder, lookup, NULL, "/", (int64_t)time(NULL)};
+    struct pqm_ocsp_site site = {&responder, lookup, NULL, "/", (int64_t)time(NULL), &cache};
     size_t off = 0;
     int closed = 0;
     while (off < size && !closed) {

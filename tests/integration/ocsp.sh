@@ -17,7 +17,7 @@ P=$T/pki
 echo "ocsp-test-passphrase" > "$T/pass"
 PF=(--passphrase-file "$T/pass")
 pqm pki init "$P" --org Example --server-domain example.com "${PF[@]}" > /dev/null || fail "pki init"
-for n in c1 c2 c3; do
+for n in c1 c2 c3 c4; do
     pqm pki issue client --pki "$P" --name "$n" "${PF[@]}" > /dev/null || fail "issue $n"
 done
 pqm pki issue server --pki "$P" --name api.example.com "${PF[@]}" > /dev/null || fail "issue server"
@@ -239,6 +239,33 @@ run curl -s -o "$T/get2.der" -w '%{http_code}' "$URL/$raw"
     || fail "GET with '/' and '+' left unencoded: $OUT"
 pass "GET with the base64 not URL-encoded works too"
 
+# Answers to requests without a nonce are kept, until the inventory changes: on one
+# keep-alive connection (so one worker, whose cache it is), GET twice, revoke, GET again.
+ossl ocsp -issuer "$CI" -cert "$P/issued/c4.crt.pem" -no_nonce -reqout "$T/req4.der" > /dev/null 2>&1 || true
+S4=$(cert_serial "$P/issued/c4.crt.pem")
+python3 - "$PORT" "$T/req4.der" "$T" "$PQMTLS_BIN" "$P" "$S4" <<'PY' || fail "the kept-answer exchange failed"
+import base64, http.client, subprocess, sys, urllib.parse
+port, req, out, pqm, pki, serial = sys.argv[1:7]
+path = "/" + urllib.parse.quote(base64.b64encode(open(req, "rb").read()).decode(), safe="")
+c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+def get(name):
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200, r.status
+    open(out + "/" + name, "wb").write(body)
+get("get4a.der")
+get("get4b.der")
+subprocess.run([pqm, "pki", "revoke", "--pki", pki, serial, "--reason", "affiliationChanged"],
+               check=True, stdout=subprocess.DEVNULL)
+get("get4c.der")
+PY
+cmp -s "$T/get4a.der" "$T/get4b.der" || fail "a second GET without a nonce was signed anew (no kept answer)"
+pass "a request without a nonce is answered again from the kept answer"
+run ossl ocsp -respin "$T/get4c.der" -issuer "$CI" -cert "$P/issued/c4.crt.pem" -CAfile "$P/root-ca.crt.pem"
+assert_contains "and a revocation shows at once all the same, on the same connection" "$OUT" "c4.crt.pem: revoked"
+assert_contains "with its reason" "$OUT" "Reason: affiliationChanged"
+
 run curl -s -o "$T/post.der" -D "$T/post.head" -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req.der" "$URL/"
 assert_contains "POST answers 200" "$(cat "$T/post.head")" "200 OK"
 assert_contains "and is not to be cached" "$(cat "$T/post.head")" "Cache-Control: no-store"
@@ -438,7 +465,8 @@ pass "and the key file says so"
 P2PORT=$(free_port)
 expect_rc 1 "serving it without the key passphrase is refused" pqm ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT"
 assert_contains "naming the key file" "$OUT" "ocsp/"
-"$PQMTLS_BIN" ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass" --path /ocsp/ > "$T/serve2.log" 2>&1 &
+"$PQMTLS_BIN" ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass" --path /ocsp/ \
+    --cache 0 > "$T/serve2.log" 2>&1 &
 P2PID=$!
 track_pid "$P2PID"
 wait_port "$P2PORT" 10 "$P2PID" || fail "the second responder did not start: $(cat "$T/serve2.log")"
@@ -447,6 +475,12 @@ assert_contains "with the passphrase, and --path /ocsp, it answers" "$OUT" "othe
 run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req.der" "http://127.0.0.1:$P2PORT/"
 [[ "$OUT" == 404 ]] || fail "POST / with --path /ocsp: HTTP $OUT"
 pass "and nothing outside --path"
+ossl ocsp -issuer "$P2/client-int-ca.crt.pem" -cert "$P2/issued/other.crt.pem" -no_nonce -reqout "$T/req-other.der" > /dev/null 2>&1 || true
+for i in 1 2; do
+    curl -s -o "$T/other$i.der" -H 'Content-Type: application/ocsp-request' --data-binary "@$T/req-other.der" "http://127.0.0.1:$P2PORT/ocsp" || fail "POST to the second responder"
+done
+cmp -s "$T/other1.der" "$T/other2.der" && fail "with --cache 0 an answer was given twice"
+pass "with --cache 0 every answer is signed anew"
 expect_rc 1 "a second responder on the same port is refused" pqm ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass"
 assert_contains "saying the address is in use" "$OUT" "in use"
 

@@ -1,6 +1,6 @@
 /* Unit tests of ocsp/responder.c (RFC 6960 requests in, signed responses out), the OCSP
  * signer profile of pki/certbuild.c, and the inventory lookups of pki/store.c that the
- * responder makes.
+ * responder makes, and the answers it keeps for requests without a nonce.
  *
  * One ML-DSA-65 CA, its delegated signer, and a foreign CA are built once; requests are
  * made with OpenSSL's own OCSP client functions, and every response is read back with
@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "ocsp/cache.h"
 #include "ocsp/responder.h"
 #include "pki/alg.h"
 #include "pki/certbuild.h"
@@ -548,6 +549,56 @@ static void test_odd_serials(void **state)
     BN_free(bn);
 }
 
+/* Answers kept for requests without a nonce: found again while half their validity is
+ * left, never for a nonce, gone after a flush. */
+static void test_cache(void **state)
+{
+    struct world *w = *state;
+    static const long serials[] = {0x0A01, 0};
+    OCSP_REQUEST *plain = request_for(w->ca, EVP_sha1(), serials, 0);
+    OCSP_REQUEST *nonced = request_for(w->ca, EVP_sha1(), serials, 16);
+    size_t plen = 0, nlen = 0;
+    unsigned char *p = der_of(plain, &plen), *n = der_of(nonced, &nlen);
+    struct pqm_ocsp_cache c, none;
+    assert_int_equal(pqm__ocsp_cache_init(&c, 4), 0);
+    assert_int_equal(pqm__ocsp_cache_init(&none, 0), 0);
+    struct fake f = {0};
+    struct pqm_ocsp_answer a, b, bad;
+    pqm__ocsp_respond(&w->r, p, plen, w->now, fake_lookup, &f, &a);
+    pqm__ocsp_respond(&w->r, n, nlen, w->now, fake_lookup, &f, &b);
+    pqm__ocsp_respond(&w->r, (const unsigned char *)"x", 1, w->now, fake_lookup, &f, &bad);
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now));
+    pqm__ocsp_cache_put(&c, p, plen, &a);
+    pqm__ocsp_cache_put(&c, n, nlen, &b);
+    pqm__ocsp_cache_put(&c, (const unsigned char *)"x", 1, &bad);
+    pqm__ocsp_cache_put(&none, p, plen, &a);
+    const struct pqm_ocsp_cached *kept = pqm__ocsp_cache_get(&c, p, plen, w->now + 10);
+    assert_non_null(kept);
+    assert_int_equal(kept->len, a.len);
+    assert_memory_equal(kept->der, a.der, a.len);
+    assert_null(pqm__ocsp_cache_get(&c, n, nlen, w->now)); /* a nonce is never kept */
+    assert_null(pqm__ocsp_cache_get(&c, (const unsigned char *)"x", 1, w->now));
+    assert_null(pqm__ocsp_cache_get(&none, p, plen, w->now));
+    /* Half its validity gone, or a clock that went back: made anew. */
+    assert_non_null(pqm__ocsp_cache_get(&c, p, plen, w->now + VALIDITY / 2));
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now + VALIDITY / 2 + 1));
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now - 1));
+    pqm__ocsp_cache_flush(&c);
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now));
+    pqm__ocsp_cache_put(&c, p, plen, &a);
+    assert_non_null(pqm__ocsp_cache_get(&c, p, plen, w->now));
+    assert_true(c.hits >= 3 && c.misses >= 4);
+    pqm__ocsp_answer_free(&a);
+    pqm__ocsp_answer_free(&b);
+    pqm__ocsp_answer_free(&bad);
+    pqm__ocsp_cache_free(&c);
+    pqm__ocsp_cache_free(&none);
+    OPENSSL_free(p);
+    OPENSSL_free(n);
+    OCSP_REQUEST_free(plain);
+    OCSP_REQUEST_free(nonced);
+}
+
 /* --- the inventory lookups -------------------------------------------------------------- */
 
 static void put(struct pqm_store *s, const char *serial, const char *name, const char *kind,
@@ -614,8 +665,15 @@ static void test_store_lookup(void **state)
             TU_ROW_FAIL(nfail, "%s/%s: status %d reason %d", rows[i].issuer, rows[i].serial,
                         (int)st.status, st.reason);
     }
-    /* A revocation by another connection is seen by the next lookup. */
+    /* A revocation by another connection is seen by the next lookup, and changes the
+     * data version the responder's kept answers depend on. */
+    int64_t v1 = -1, v2 = -1, v3 = -1;
+    assert_int_equal(pqm__store_data_version(r, &v1, &e), 0);
+    assert_int_equal(pqm__store_data_version(r, &v2, &e), 0);
+    assert_true(v1 == v2);
     assert_int_equal(pqm__store_revoke(w, "A1", "superseded", 1700000003, &e), 0);
+    assert_int_equal(pqm__store_data_version(r, &v3, &e), 0);
+    assert_true(v3 != v2);
     struct pqm_ocsp_status st;
     assert_int_equal(pqm__ocsp_store_lookup(r, "CA1", "A1", &st), 0);
     assert_int_equal(st.status, PQM_OCSP_REVOKED);
@@ -664,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_hashes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_odd_serials),
+        cmocka_unit_test(test_cache),
         cmocka_unit_test(test_store_lookup),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);

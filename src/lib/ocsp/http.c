@@ -313,20 +313,39 @@ static int cache_fields(struct pqm_buf *out, const struct pqm_ocsp_answer *a, in
                          age, last, expires);
 }
 
+static int ocsp_head(struct pqm_buf *out, const struct pqm_ocsp_site *site,
+                     const struct pqm_ocsp_answer *a, int cacheable, int close,
+                     struct pqm_ocsp_served *s)
+{
+    s->http_status = 200;
+    s->ocsp_status = a->status;
+    s->close = close;
+    return head(out, 200, "application/ocsp-response", a->len, close, site->now) == 0 &&
+                   cache_fields(out, a, cacheable, site->now) == 0 &&
+                   pqm__buf_addf(out, "\r\n") == 0 && pqm__buf_add(out, a->der, a->len) == 0
+               ? 0
+               : -1;
+}
+
 static int ocsp_answer(struct pqm_buf *out, const struct pqm_ocsp_site *site,
                        const unsigned char *der, size_t len, int cacheable, int close,
                        struct pqm_ocsp_served *s)
 {
+    const struct pqm_ocsp_cached *kept =
+        site->cache != NULL ? pqm__ocsp_cache_get(site->cache, der, len, site->now) : NULL;
+    if (kept != NULL) {
+        struct pqm_ocsp_answer a = {.status = OCSP_RESPONSE_STATUS_SUCCESSFUL,
+                                    .der = kept->der,
+                                    .len = kept->len,
+                                    .this_update = kept->this_update,
+                                    .next_update = kept->next_update};
+        return ocsp_head(out, site, &a, cacheable, close, s);
+    }
     struct pqm_ocsp_answer a;
     pqm__ocsp_respond(site->r, der, len, site->now, site->lookup, site->lookup_arg, &a);
-    s->http_status = 200;
-    s->ocsp_status = a.status;
-    s->close = close;
-    int rc = head(out, 200, "application/ocsp-response", a.len, close, site->now) == 0 &&
-                     cache_fields(out, &a, cacheable, site->now) == 0 &&
-                     pqm__buf_addf(out, "\r\n") == 0 && pqm__buf_add(out, a.der, a.len) == 0
-                 ? 0
-                 : -1;
+    if (site->cache != NULL)
+        pqm__ocsp_cache_put(site->cache, der, len, &a);
+    int rc = ocsp_head(out, site, &a, cacheable, close, s);
     pqm__ocsp_answer_free(&a);
     return rc;
 }

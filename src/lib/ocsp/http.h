@@ -16,6 +16,7 @@
 
 #include <llhttp.h>
 
+#include "ocsp/cache.h"
 #include "ocsp/responder.h"
 #include "util/buf.h"
 
@@ -32,6 +33,7 @@ struct pqm_ocsp_site {
     void *lookup_arg;
     const char *path; /* where requests go: "/" (default) or "/ocsp" ... */
     int64_t now;
+    struct pqm_ocsp_cache *cache; /* answers to requests without a nonce; may be NULL */
 };
 
 enum pqm_ocsp_http_state {

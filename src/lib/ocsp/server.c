@@ -25,6 +25,7 @@
 
 #include <ev.h>
 
+#include "ocsp/cache.h"
 #include "ocsp/http.h"
 #include "ocsp/load.h"
 #include "ocsp/responder.h"
@@ -62,6 +63,7 @@ struct pqm_ocsp_config {
     int workers;
     double idle_timeout, request_timeout;
     int max_connections;
+    int cache_entries;
     struct pqm_secret key_pass;
 };
 
@@ -75,6 +77,7 @@ struct pqm_ocsp_config *pqm_ocsp_config_new(void)
     c->idle_timeout = 30;
     c->request_timeout = 10;
     c->max_connections = 10000;
+    c->cache_entries = 1024;
     return c;
 }
 
@@ -160,6 +163,14 @@ int pqm_ocsp_config_set_max_connections(struct pqm_ocsp_config *c, int n)
     return 0;
 }
 
+int pqm_ocsp_config_set_cache(struct pqm_ocsp_config *c, int entries)
+{
+    if (entries < 0 || entries > 100000)
+        return pqm__err_set(&c->err, "--cache must be 0 to 100000 answers");
+    c->cache_entries = entries;
+    return 0;
+}
+
 int pqm_ocsp_config_set_key_passphrase(struct pqm_ocsp_config *c, const char *pass, size_t len)
 {
     return pqm__secret_set(&c->key_pass, pass, len, &c->err);
@@ -220,6 +231,8 @@ struct worker {
     struct pqm_store *store;
     struct snapshot *snap;
     unsigned gen;
+    struct pqm_ocsp_cache cache;
+    int64_t data_version; /* of the inventory when the cache was last known true */
     struct conn *conns;
 };
 
@@ -293,15 +306,33 @@ static int fill(struct conn *c)
     return -1;
 }
 
+/* The kept answers are emptied when the inventory changed since they were made (any
+ * commit: a revocation shows in the very next answer) or the signers did. */
+static void cache_check(struct worker *w, int new_signers)
+{
+    struct pqm_err e;
+    int64_t v = -1;
+    if (w->cache.n == 0)
+        return;
+    if (pqm__store_data_version(w->store, &v, &e) != 0)
+        v = -1; /* unknown: never trusted (every answer is made anew) */
+    if (new_signers || v < 0 || v != w->data_version)
+        pqm__ocsp_cache_flush(&w->cache);
+    w->data_version = v;
+}
+
 static void answer(struct conn *c)
 {
     struct worker *w = c->w;
-    if (w->gen != atomic_load(&w->srv->generation)) { /* new signers since the last request */
+    int new_signers = w->gen != atomic_load(&w->srv->generation);
+    if (new_signers) {
         snap_release(w->snap);
         w->snap = snap_take(w->srv, &w->gen);
     }
+    if (c->http.state == PQM_OCSP_HTTP_COMPLETE)
+        cache_check(w, new_signers);
     struct pqm_ocsp_site site = {&w->snap->r, pqm__ocsp_store_lookup, w->store,
-                                 w->srv->cfg.path, (int64_t)time(NULL)};
+                                 w->srv->cfg.path, (int64_t)time(NULL), &w->cache};
     struct pqm_ocsp_served s;
     if (pqm__ocsp_http_answer(&c->http, &site, &c->out, &s) != 0 || s.close)
         c->close_after = 1;
@@ -567,6 +598,9 @@ static int open_workers(struct pqm_ocsp_server *srv, struct pqm_err *e)
         w->lfd = pqm__net_listen(&ss, len, srv->cfg.listen, e);
         if (w->lfd < 0 || (w->store = pqm__store_open_readonly(db, e)) == NULL)
             return -1;
+        w->data_version = -1;
+        if (pqm__ocsp_cache_init(&w->cache, (size_t)srv->cfg.cache_entries) != 0)
+            return pqm__err_set(e, "out of memory");
         w->snap = snap_take(srv, &w->gen);
     }
     return 0;
@@ -683,6 +717,7 @@ void pqm_ocsp_server_free(struct pqm_ocsp_server *srv)
         if (w->loop != NULL)
             ev_loop_destroy(w->loop);
         pqm__store_close(w->store);
+        pqm__ocsp_cache_free(&w->cache);
         snap_release(w->snap);
     }
     free(srv->workers);

@@ -9,7 +9,7 @@
 /* Statements run once per issued certificate, prepared once per handle. */
 enum stmt_id {
     ST_INSERT, ST_SET_STATUS, ST_MARK, ST_MARK_ALL, ST_NAME_LIVE, ST_SERIAL_USED, ST_STATUS,
-    ST_COUNT
+    ST_DATA_VERSION, ST_COUNT
 };
 
 struct pqm_store {
@@ -663,6 +663,18 @@ int pqm__store_status_of(struct pqm_store *s, const char *issuer_serial, const c
     }
     release(s, st);
     return ret;
+}
+
+int pqm__store_data_version(struct pqm_store *s, int64_t *out, struct pqm_err *e)
+{
+    sqlite3_stmt *st = cached(s, ST_DATA_VERSION, "PRAGMA data_version", e);
+    if (st == NULL)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    release(s, st);
+    return rc == SQLITE_ROW ? 0 : db_err(s, e, "cannot read the data version");
 }
 
 int pqm__store_ocsp_signer(struct pqm_store *s, const char *issuer_serial, int64_t now,

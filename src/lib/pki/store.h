@@ -92,6 +92,9 @@ struct pqm_store_status {
  * OCSP request): 1 when recorded, 0 when not, -1 on error. */
 int pqm__store_status_of(struct pqm_store *s, const char *issuer_serial, const char *serial,
                          struct pqm_store_status *out, struct pqm_err *e);
+/* SQLite's data_version: it changes when another connection commits (a revocation, an
+ * issuance), so that what was read from this handle before may be out of date. */
+int pqm__store_data_version(struct pqm_store *s, int64_t *out, struct pqm_err *e);
 /* The newest OCSP signer (kind 'ocsp') of ISSUER_SERIAL that is valid or superseded,
  * unexpired at NOW and has a key, to CB: 1 when there is one, 0 when not, -1 on error. */
 int pqm__store_ocsp_signer(struct pqm_store *s, const char *issuer_serial, int64_t now,
