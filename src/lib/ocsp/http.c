@@ -270,6 +270,10 @@ static void http_date(int64_t t, char *out, size_t len)
         snprintf(out, len, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
+/* What the answer says of the connection: nothing (HTTP/1.1 keeps it), that it closes, or
+ * (to an HTTP/1.0 client that asked) that it is kept. */
+enum { CONN_KEPT, CONN_CLOSE, CONN_KEPT_10 };
+
 /* The status line and the fields every answer has. */
 static int head(struct pqm_buf *out, int status, const char *type, size_t len, int close,
                 int64_t now)
@@ -280,7 +284,9 @@ static int head(struct pqm_buf *out, int status, const char *type, size_t len, i
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s",
                          status, reason_phrase(status), date, type, len,
-                         close ? "Connection: close\r\n" : "");
+                         close == CONN_CLOSE     ? "Connection: close\r\n"
+                         : close == CONN_KEPT_10 ? "Connection: keep-alive\r\n"
+                                                 : "");
 }
 
 static int text_answer(struct pqm_buf *out, int status, const char *text, int close,
@@ -288,7 +294,7 @@ static int text_answer(struct pqm_buf *out, int status, const char *text, int cl
 {
     s->http_status = status;
     s->ocsp_status = -1;
-    s->close = close;
+    s->close = close == CONN_CLOSE;
     size_t len = strlen(text);
     if (head(out, status, "text/plain", len, close, now) != 0 ||
         (status == 405 && pqm__buf_addf(out, "Allow: GET, POST\r\n") != 0) ||
@@ -319,7 +325,7 @@ static int ocsp_head(struct pqm_buf *out, const struct pqm_ocsp_site *site,
 {
     s->http_status = 200;
     s->ocsp_status = a->status;
-    s->close = close;
+    s->close = close == CONN_CLOSE;
     return head(out, 200, "application/ocsp-response", a->len, close, site->now) == 0 &&
                    cache_fields(out, a, cacheable, site->now) == 0 &&
                    pqm__buf_addf(out, "\r\n") == 0 && pqm__buf_add(out, a->der, a->len) == 0
@@ -388,7 +394,9 @@ static int content_type_ok(const struct pqm_ocsp_http *h)
 static int route(struct pqm_ocsp_http *h, const struct pqm_ocsp_site *site, struct pqm_buf *out,
                  struct pqm_ocsp_served *s)
 {
-    int close = !llhttp_should_keep_alive(&h->parser);
+    int close = !llhttp_should_keep_alive(&h->parser) ? CONN_CLOSE
+                : h->parser.http_major == 1 && h->parser.http_minor == 0 ? CONN_KEPT_10
+                                                                          : CONN_KEPT;
     int method = llhttp_get_method(&h->parser);
     const char *target = (const char *)pqm__buf_head(&h->url);
     size_t tlen = h->url.len, rest_len = 0;
@@ -418,7 +426,7 @@ int pqm__ocsp_http_answer(struct pqm_ocsp_http *h, const struct pqm_ocsp_site *s
     size_t mark = out->len;
     int rc;
     if (h->state == PQM_OCSP_HTTP_ERROR)
-        rc = text_answer(out, h->error_status, h->error_text, 1, site->now, served);
+        rc = text_answer(out, h->error_status, h->error_text, CONN_CLOSE, site->now, served);
     else
         rc = route(h, site, out, served);
     if (rc != 0) {
