@@ -60,6 +60,7 @@ demo: build
 bench: build
 	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/issue
 	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/gateway
+	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/ocsp
 
 install: build
 	@cmake --install $(BUILD)

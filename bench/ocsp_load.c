@@ -17,6 +17,9 @@
  *
  * After --warmup seconds, counts for --duration seconds and prints one line:
  *   requests=N seconds=S rps=R errors=E reconnects=C verified=V p50_ms=.. p99_ms=..
+ *   load_busy=F
+ * where load_busy is the share of its threads' CPUs the load generator itself used over
+ * the warm-up and the measurement (near 1: it, not the responder, may have set the pace).
  *
  * Usage: ocsp_load --connect HOST:PORT --issuer CA.pem --ca ROOT.pem --serials FILE
  *                  [--path /] [--connections 8] [--threads 1] [--duration 10]
@@ -37,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +83,7 @@ struct shared {
 struct conn {
     int fd;
     int connected;
+    int done; /* past the end: no more requests, the connection closed */
     struct request *rq;
     size_t sent;
     unsigned char *in;
@@ -88,7 +93,7 @@ struct conn {
 
 struct worker {
     struct shared *sh;
-    int id, nconns;
+    int id, nconns, live;
     pthread_t thread;
     struct request pool[POOL];
     unsigned next;
@@ -291,8 +296,24 @@ static int conn_open(struct worker *w, struct conn *c, int ep)
     return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/* Past the end of the measurement a connection sends nothing more: it is closed once
+ * its answer is in, so that no server sees a request cut short. */
+static int finish_if_over(struct worker *w, struct conn *c, int ep)
+{
+    if (now_s() < w->sh->t_end)
+        return 0;
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->done = 1;
+    w->live--;
+    return 1;
+}
+
 static void conn_reopen(struct worker *w, struct conn *c, int ep)
 {
+    if (finish_if_over(w, c, ep))
+        return;
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
@@ -302,6 +323,8 @@ static void conn_reopen(struct worker *w, struct conn *c, int ep)
 
 static void next_request(struct worker *w, struct conn *c, int ep)
 {
+    if (finish_if_over(w, c, ep))
+        return;
     c->rq = &w->pool[w->next++ % POOL];
     c->sent = 0;
     c->t_sent = now_s();
@@ -380,11 +403,15 @@ static void *worker_main(void *arg)
             die("cannot connect");
     }
     struct epoll_event evs[256];
-    while (now_s() < w->sh->t_end) {
+    w->live = w->nconns;
+    /* Answers under way at the end are waited for, up to 5 seconds. */
+    while (w->live > 0 && now_s() < w->sh->t_end + 5) {
         int n = epoll_wait(ep, evs, 256, 100);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             int rc = 0;
+            if (c->done)
+                continue;
             if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN))
                 rc = -1;
             if (rc == 0 && (evs[i].events & EPOLLOUT) && c->sent < c->rq->len)
@@ -401,7 +428,7 @@ static void *worker_main(void *arg)
         }
     }
     for (int i = 0; i < w->nconns; i++) {
-        if (conns[i].fd >= 0)
+        if (!conns[i].done && conns[i].fd >= 0)
             close(conns[i].fd);
         free(conns[i].in);
     }
@@ -411,6 +438,15 @@ static void *worker_main(void *arg)
 }
 
 /* --- main -------------------------------------------------------------------------- */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -486,6 +522,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < POOL; k++)
             build_request(&ws[i], &ws[i].pool[k]);
     }
+    double cpu0 = cpu_seconds();
     sh.t_start = now_s();
     sh.t_measure = sh.t_start + o.warmup;
     sh.t_end = sh.t_measure + o.duration;
@@ -505,6 +542,7 @@ int main(int argc, char **argv)
         if (first_error[0] == '\0')
             first_error = ws[i].first_error;
     }
+    double busy = (cpu_seconds() - cpu0) / ((now_s() - sh.t_start) * o.threads);
     double *all = malloc((nsamples ? nsamples : 1) * sizeof(double));
     size_t k = 0;
     for (int i = 0; all != NULL && i < o.threads; i++) {
@@ -515,10 +553,10 @@ int main(int argc, char **argv)
         qsort(all, k, sizeof(double), cmp_double);
     double p50 = k ? all[k / 2] : 0, p99 = k ? all[(size_t)((double)k * 0.99)] : 0;
     printf("requests=%llu seconds=%.3f rps=%.1f errors=%llu reconnects=%llu verified=%llu "
-           "p50_ms=%.3f p99_ms=%.3f%s%s\n",
+           "p50_ms=%.3f p99_ms=%.3f load_busy=%.2f%s%s\n",
            (unsigned long long)requests, o.duration, (double)requests / o.duration,
            (unsigned long long)errors, (unsigned long long)reconnects,
-           (unsigned long long)verified, p50 * 1e3, p99 * 1e3,
+           (unsigned long long)verified, p50 * 1e3, p99 * 1e3, busy,
            first_error[0] ? " first_error=" : "", first_error[0] ? first_error : "");
     return errors > 0 ? 2 : 0;
 }
