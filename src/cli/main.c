@@ -80,8 +80,13 @@ int main(int argc, char **argv)
         if (strcmp(argv[2], space + 1) == 0)
             return commands[i].run(argc - 2, argv + 2);
     }
+    int group = 0; /* "pki", "ocsp": the subcommand is part of what is unknown */
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *space = strchr(commands[i].name, ' ');
+        size_t grp = space != NULL ? (size_t)(space - commands[i].name) : 0;
+        group |= grp > 0 && strncmp(argv[1], commands[i].name, grp) == 0 && argv[1][grp] == '\0';
+    }
     fprintf(stderr, "pqmtls: unknown command '%s%s%s'\nTry 'pqmtls --help'.\n", argv[1],
-            argc > 2 && strcmp(argv[1], "pki") == 0 ? " " : "",
-            argc > 2 && strcmp(argv[1], "pki") == 0 ? argv[2] : "");
+            argc > 2 && group ? " " : "", argc > 2 && group ? argv[2] : "");
     return EXIT_USAGE;
 }
