@@ -16,7 +16,9 @@
  *  - every answer fits the bound of its buffer, has a status the responder gives, a
  *    Content-Length equal to its body, and an OCSP body when it says so;
  *  - every OCSP answer parses back with the status it was given; a successful one is
- *    signed by the signer, verifies against the CA, and answers each certificate asked;
+ *    signed by the signer, verifies against the CA, and answers each certificate asked
+ *    (answers to requests without a nonce may come from a small cache kept across
+ *    inputs, so its lookups, replacements and reuse are fuzzed too);
  *  - a refused request ends the connection. */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>

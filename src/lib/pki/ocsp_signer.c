@@ -137,10 +137,10 @@ static int draw_serial(struct pqm_pki *p, BIGNUM **out)
 static X509_NAME *signer_subject(struct pqm_pki *p, const struct signer_job *j)
 {
     char ca_cn[PQM_NAME_MAX + 1] = "", cn[PQM_NAME_MAX + 32];
-    X509_NAME_get_text_by_NID(X509_get_subject_name(j->ca->cert), NID_commonName, ca_cn,
-                              sizeof(ca_cn));
-    int n = snprintf(cn, sizeof(cn), "%s OCSP Responder", ca_cn);
-    if (ca_cn[0] == '\0' || n < 0 || n > PQM_NAME_MAX)
+    int got = X509_NAME_get_text_by_NID(X509_get_subject_name(j->ca->cert), NID_commonName,
+                                        ca_cn, sizeof(ca_cn));
+    int n = got > 0 ? snprintf(cn, sizeof(cn), "%s OCSP Responder", ca_cn) : -1;
+    if (n < 0 || n > PQM_NAME_MAX)
         snprintf(cn, sizeof(cn), "%s", j->name);
     return pqm__name_new(cn, p->org, &p->err);
 }
