@@ -473,7 +473,7 @@ grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$P2/ocsp/client-int-ca-ocsp.key.pem" || f
 pass "and the key file says so"
 P2PORT=$(free_port)
 expect_rc 1 "serving it without the key passphrase is refused" pqm ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT"
-assert_contains "naming the key file" "$OUT" "ocsp/"
+assert_contains "naming the key file" "$OUT" ".key.pem: the key is encrypted and no passphrase was given"
 "$PQMTLS_BIN" ocsp serve --pki "$P2" --listen "127.0.0.1:$P2PORT" --key-passphrase-file "$T/keypass" --path /ocsp/ \
     --cache 0 > "$T/serve2.log" 2>&1 &
 P2PID=$!
