@@ -61,6 +61,7 @@ bench: build
 	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/issue
 	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/gateway
 	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/crl
+	@PQMTLS_BIN=$(CURDIR)/$(BUILD)/pqmtls OPENSSL_PREFIX="$$(cat $(BUILD)/.openssl-prefix)" bash bench/ocsp
 
 install: build
 	@cmake --install $(BUILD)

@@ -5,6 +5,7 @@
 #include <pqmtls/client.h>
 #include <pqmtls/export.h>
 #include <pqmtls/gateway.h>
+#include <pqmtls/ocsp.h>
 #include <pqmtls/pki.h>
 #include <pqmtls/x509.h>
 #endif

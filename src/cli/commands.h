@@ -25,5 +25,7 @@ int cmd_export_istio_cacerts(int argc, char **argv);
 int cmd_pki_mesh(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_ocsp_signers(int argc, char **argv);
+int cmd_ocsp_serve(int argc, char **argv);
 
 #endif

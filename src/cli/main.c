@@ -24,6 +24,8 @@ static const struct cli_cmd commands[] = {
     {"export istio", cmd_export_istio, "write Istio PeerAuthentication, DestinationRule, AuthorizationPolicy"},
     {"export istio-cacerts", cmd_export_istio_cacerts, "write the cacerts Secret of Istio's plug-in CA"},
     {"export k8s", cmd_export_k8s, "write the gateway's Secret, ConfigMap, Deployment, Service, PDB"},
+    {"ocsp signers", cmd_ocsp_signers, "make the delegated OCSP signing certificates"},
+    {"ocsp serve", cmd_ocsp_serve, "answer OCSP requests (RFC 6960) from the inventory"},
     {"inspect", cmd_inspect, "describe a certificate"},
     {"verify", cmd_verify, "verify a certificate chain as the gateway does"},
     {"gateway", cmd_gateway, "run the mTLS gateway (reverse proxy) in front of an API"},

@@ -10,7 +10,11 @@
 #    answer is cached still passes; a session resumed after the certificate was revoked
 #    is refused too;
 #  - client_ocsp soft: with the responder down, clients pass; with it up, the revoked
-#    client is refused once its answer is in.
+#    client is refused once its answer is in;
+#  - the same with pqmtls's own responder (`pqmtls ocsp serve`, answers signed by the
+#    delegated ML-DSA-65 signer of each intermediate): the stapled response verifies,
+#    and a `pki revoke` (no CRL, no restart) makes the hard-mode gateway refuse the client
+#    once its cached good answer runs out.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 CURL_BIN="${CURL_BIN:-curl}"
@@ -138,5 +142,53 @@ done
 pass "soft: once the responder's answer is in, the revoked client is refused"
 gc "$S" good; [[ "$CODE" == 200 ]] || fail "soft: good client: $CODE"
 pass "soft: the good client still passes"
+
+# --- pqmtls ocsp serve --------------------------------------------------------------------
+PR=$(free_port)
+Q=$T/pki2
+pqm pki init "$Q" --no-passphrase --org Example --server-domain example.com --ocsp-url "http://127.0.0.1:$PR/" > /dev/null || fail "pki init (2)"
+pqm pki issue server --pki "$Q" --name api.example.com --ip 127.0.0.1 > /dev/null || fail "issue server (2)"
+pqm pki issue client --pki "$Q" --name alice > /dev/null || fail "issue alice"
+expect_ok "ocsp signers" pqm ocsp signers --pki "$Q"
+"$PQMTLS_BIN" ocsp serve --pki "$Q" --listen "127.0.0.1:$PR" --validity 1h > "$T/serve.log" 2>&1 &
+track_pid $!
+wait_port "$PR" || fail "ocsp serve did not start: $(cat "$T/serve.log")"
+GW_PORT=$(free_port)
+"$PQMTLS_BIN" gateway --listen "127.0.0.1:$GW_PORT" --upstream "127.0.0.1:$UP" \
+    --cert "$Q/issued/api.example.com.chain.pem" --key "$Q/issued/api.example.com.key.pem" \
+    --client-ca "$Q/client-ca-chain.pem" --workers 1 --access-log "$T/own.log" \
+    --client-ocsp hard --ocsp-cache-seconds 1 > "$T/own.out" 2> "$T/own.err" &
+track_pid $!
+wait_port "$GW_PORT" || fail "gateway (own responder) did not start: $(tail -3 "$T/own.err")"
+for _ in $(seq 50); do
+    set +e
+    OUT=$(echo | timeout 10 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$GW_PORT" -status -CAfile "$Q/server-ca-chain.pem" \
+        -cert "$Q/issued/alice.crt.pem" -key "$Q/issued/alice.key.pem" 2>&1)
+    set -e
+    [[ "$OUT" == *"OCSP Response Status: successful"* ]] && break
+    sleep 0.2
+done
+assert_contains "pqmtls ocsp serve: the gateway staples its answer" "$OUT" "OCSP Response Status: successful"
+assert_contains "good" "$OUT" "Cert Status: good"
+assert_contains "signed with ML-DSA-65" "$OUT" "Signature Algorithm: ML-DSA-65"
+assert_contains "by the delegated signer (responder ID by key hash)" "$OUT" "Responder Id: "
+own() {
+    set +e
+    CODE=$(with_ossl35 "$CURL_BIN" -sS --max-time 20 --cacert "$Q/server-ca-chain.pem" \
+        --cert "$Q/issued/alice.crt.pem" --key "$Q/issued/alice.key.pem" -o /dev/null -w '%{http_code}' \
+        "https://127.0.0.1:$GW_PORT/own" 2> "$T/curl.err")
+    set -e
+}
+own
+[[ "$CODE" == 200 ]] || fail "alice (good, delegated signer) got $CODE: $(cat "$T/curl.err") $(tail -3 "$T/own.err")"
+pass "hard mode with the delegated signer's answers: alice passes"
+pqm pki revoke --pki "$Q" "$(cert_serial "$Q/issued/alice.crt.pem")" --reason keyCompromise > /dev/null || fail "revoke alice"
+sleep 1.5 # alice's cached good answer runs out; the responder answers from the inventory
+own
+[[ "$CODE" != 200 ]] || fail "alice passed after pki revoke"
+pass "after pki revoke (no CRL, no restart), the gateway refuses alice"
+line=$(grep '"handshake_refused"' "$T/own.log" | tail -1)
+assert_contains "because the responder says revoked" "$line" "OCSP: keyCompromise"
 
 done_all

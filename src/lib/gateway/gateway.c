@@ -21,6 +21,7 @@
 
 #include "gateway/policy.h"
 #include "util/fsutil.h"
+#include "util/net.h"
 #include "util/sdnotify.h"
 
 #define PQM_PASSPHRASE_MAX 4096
@@ -102,69 +103,7 @@ struct pqm_tls_server *pqm__gw_tls_take(struct pqm_gateway *gw)
     return s;
 }
 
-/* "HOST:PORT" (HOST may be [v6]) into an address; numeric or resolved once, now. */
-static int resolve(const char *text, int passive, struct sockaddr_storage *ss, socklen_t *len,
-                   struct pqm_err *e)
-{
-    char host[256];
-    snprintf(host, sizeof(host), "%s", text);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
-        return pqm__err_set(e, "'%s' is not HOST:PORT", text);
-    *colon = '\0';
-    const char *port = colon + 1;
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        h[strlen(h) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(h[0] ? h : NULL, port, &hints, &res);
-    if (rc != 0)
-        return pqm__err_set(e, "'%s': %s", text, gai_strerror(rc));
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, struct pqm_err *e,
-                         const char *text)
-{
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return pqm__err_set(e, "listen %s: socket: %s", text, strerror(errno));
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
-        pqm__err_set(e, "listen %s: %s", text, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* The key passphrase from FILE's first line, else $PQMTLS_KEY_PASSPHRASE, else none. */
-/* The workers' listeners share the port with SO_REUSEPORT, which would as gladly share
- * it with another process: a plain bind first makes sure nobody listens there yet. */
-static int address_taken(const struct sockaddr_storage *ss, socklen_t len, struct pqm_err *e,
-                         const char *text)
-{
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return pqm__err_set(e, "listen %s: socket: %s", text, strerror(errno));
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    int rc = 0;
-    if (bind(fd, (const struct sockaddr *)ss, len) != 0)
-        rc = pqm__err_set(e, "listen %s: %s%s", text, strerror(errno),
-                          errno == EADDRINUSE ? " (is another gateway running?)" : "");
-    close(fd);
-    return rc;
-}
-
 static int read_key_pass(const char *file, struct pqm_secret *out, struct pqm_err *e)
 {
     pqm__secret_clear(out);
@@ -300,15 +239,6 @@ static uint64_t files_stamp(const struct pqm_gateway_config *c)
     return pqm__files_stamp(files, n);
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return 0;
-}
-
 /* The admin listener answers anyone who can connect, without TLS: loopback only. */
 static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
 {
@@ -317,9 +247,9 @@ static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
         return 0;
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    if (resolve(gw->cfg.admin, 1, &ss, &len, e) != 0)
+    if (pqm__net_resolve(gw->cfg.admin, 1, &ss, &len, e) != 0)
         return pqm__err_copy(e, "admin", pqm__err_str(e));
-    if (!is_loopback(&ss))
+    if (!pqm__net_is_loopback(&ss))
         return pqm__err_set(e, "admin %s: the admin listener must be on a loopback address "
                                "(127.0.0.1 or [::1]): it has no TLS and no authentication",
                             gw->cfg.admin);
@@ -425,8 +355,8 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     if (cfg->ncrl == 0 && strcmp(gw->cfg.client_ocsp, "off") == 0)
         pqm__gw_say("warning", "no crl configured and client_ocsp off: client certificates are "
                                "not checked for revocation");
-    if (resolve(cfg->upstream, 0, &gw->upstream, &gw->upstream_len, &e) != 0 ||
-        resolve(cfg->listen, 1, &lss, &llen, &e) != 0) {
+    if (pqm__net_resolve(cfg->upstream, 0, &gw->upstream, &gw->upstream_len, &e) != 0 ||
+        pqm__net_resolve(cfg->listen, 1, &lss, &llen, &e) != 0) {
         pqm__err_copy(&e, "address", pqm__err_str(&e));
         goto fail_e;
     }
@@ -439,7 +369,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     }
     for (int i = 0; i < gw->nworkers; i++)
         gw->workers[i].lfd = -1;
-    if (address_taken(&lss, llen, &e, cfg->listen) != 0)
+    if (pqm__net_address_free(&lss, llen, cfg->listen, "gateway", &e) != 0)
         goto fail_e;
     for (int i = 0; i < gw->nworkers; i++) {
         struct worker *w = &gw->workers[i];
@@ -447,7 +377,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
         w->id = i;
         pqm__buf_init(&w->logbuf, 16384);
         pqm__buf_init(&w->logout, 256 * 1024);
-        w->lfd = listen_socket(&lss, llen, &e, cfg->listen);
+        w->lfd = pqm__net_listen(&lss, llen, cfg->listen, &e);
         if (w->lfd < 0)
             goto fail_e;
     }

@@ -207,6 +207,27 @@ static int add_revocation_info(X509 *x, const struct pqm_cert_spec *s, struct pq
 /* Key usage bit numbers, RFC 5280 4.2.1.3. */
 enum { BIT_DIGITAL_SIGNATURE = 0, BIT_KEY_CERT_SIGN = 5, BIT_CRL_SIGN = 6 };
 
+/* A delegated OCSP signer (RFC 6960 4.2.2.2): EKU id-kp-OCSPSigning, and
+ * id-pkix-ocsp-nocheck (4.2.2.2.1) so that clients do not ask about the signer itself;
+ * it cannot be revoked in any way they would see, hence its short validity. */
+static int add_ocsp_signer_extensions(X509 *x, X509V3_CTX *ctx, struct pqm_err *e)
+{
+    static const int ku[] = {BIT_DIGITAL_SIGNATURE};
+    int rc = -1;
+    ASN1_NULL *nocheck = ASN1_NULL_new();
+    GUARD_OSSL(nocheck != NULL, e, "out of memory");
+    GUARD(add_basic_constraints(x, 0, -1, e));
+    GUARD(add_key_usage(x, ku, 1, e));
+    GUARD(add_eku(x, NID_OCSP_sign, e));
+    GUARD(add_ext_i2d(x, NID_id_pkix_OCSP_noCheck, nocheck, 0, e));
+    GUARD(add_ext_conf(x, ctx, NID_subject_key_identifier, "hash", e));
+    GUARD(add_ext_conf(x, ctx, NID_authority_key_identifier, "keyid:always", e));
+    rc = 0;
+cleanup:
+    ASN1_NULL_free(nocheck);
+    return rc;
+}
+
 static int add_profile_extensions(X509 *x, const struct pqm_cert_spec *s, struct pqm_err *e)
 {
     static const int ca_ku[] = {BIT_KEY_CERT_SIGN, BIT_CRL_SIGN};
@@ -240,6 +261,8 @@ static int add_profile_extensions(X509 *x, const struct pqm_cert_spec *s, struct
             add_ext_i2d(x, NID_subject_alt_name, (void *)s->sans, 0, e) != 0)
             return -1;
         return add_revocation_info(x, s, e);
+    case PQM_KIND_OCSP:
+        return add_ocsp_signer_extensions(x, &ctx, e);
     default:
         return pqm__err_set(e, "unknown certificate kind %d", (int)s->kind);
     }

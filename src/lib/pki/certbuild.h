@@ -13,6 +13,7 @@ enum pqm_cert_kind {
     PQM_KIND_INTERMEDIATE,
     PQM_KIND_SERVER,
     PQM_KIND_CLIENT,
+    PQM_KIND_OCSP, /* a delegated OCSP responder (RFC 6960 4.2.2.2) */
 };
 
 /* Serial numbers: 159 random bits (RFC 5280 allows 20 octets; at least 64 bits of

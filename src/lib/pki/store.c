@@ -7,7 +7,10 @@
 #include <sqlite3.h>
 
 /* Statements run once per issued certificate, prepared once per handle. */
-enum stmt_id { ST_INSERT, ST_SET_STATUS, ST_MARK, ST_MARK_ALL, ST_NAME_LIVE, ST_SERIAL_USED, ST_COUNT };
+enum stmt_id {
+    ST_INSERT, ST_SET_STATUS, ST_MARK, ST_MARK_ALL, ST_NAME_LIVE, ST_SERIAL_USED, ST_STATUS,
+    ST_DATA_VERSION, ST_COUNT
+};
 
 struct pqm_store {
     sqlite3 *db;
@@ -16,6 +19,8 @@ struct pqm_store {
 
 /* Busy timeout: another pqmtls process may hold the write lock while it signs. */
 #define PQM_STORE_BUSY_MS 30000
+/* A reader in WAL mode waits only while a writer recovers or resets the log. */
+#define PQM_STORE_READER_BUSY_MS 1000
 
 static const char schema_v1[] =
     "CREATE TABLE IF NOT EXISTS meta ("
@@ -155,28 +160,55 @@ fail:
     return -1;
 }
 
-struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e)
+static struct pqm_store *store_new(const char *path, int flags, int busy_ms, struct pqm_err *e)
 {
     struct pqm_store *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         pqm__err_set(e, "out of memory");
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         pqm__err_set(e, "%s: cannot open the inventory: %s", path,
                      s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
-        goto fail;
+        pqm__store_close(s);
+        return NULL;
     }
-    sqlite3_busy_timeout(s->db, PQM_STORE_BUSY_MS);
+    sqlite3_busy_timeout(s->db, busy_ms);
+    return s;
+}
+
+struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    struct pqm_store *s = store_new(path, flags, PQM_STORE_BUSY_MS, e);
+    if (s == NULL)
+        return NULL;
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", e) !=
             0 ||
         migrate(s, path, e) != 0) {
         pqm__err_copy(e, path, pqm__err_str(e));
-        goto fail;
+        pqm__store_close(s);
+        return NULL;
     }
     return s;
-fail:
+}
+
+struct pqm_store *pqm__store_open_readonly(const char *path, struct pqm_err *e)
+{
+    struct pqm_store *s =
+        store_new(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, PQM_STORE_READER_BUSY_MS, e);
+    int v = 0;
+    if (s == NULL)
+        return NULL;
+    if (user_version(s, &v, e) != 0) {
+        pqm__err_copy(e, path, pqm__err_str(e));
+    } else if (v != PQM_STORE_SCHEMA_VERSION) {
+        pqm__err_set(e, "%s: inventory schema %d where this pqmtls reads %d (any `pqmtls pki` "
+                        "command that writes brings an older one up to date)",
+                     path, v, PQM_STORE_SCHEMA_VERSION);
+    } else {
+        return s;
+    }
     pqm__store_close(s);
     return NULL;
 }
@@ -481,7 +513,7 @@ static const char row_columns[] =
 static int query_rows(struct pqm_store *s, const char *where, const char *arg,
                       const int64_t *num, pqm_row_cb cb, void *cb_arg, struct pqm_err *e)
 {
-    char sql[sizeof(row_columns) + 128];
+    char sql[sizeof(row_columns) + 256];
     snprintf(sql, sizeof(sql), "%s%s", row_columns, where);
     sqlite3_stmt *st = prepare(s, sql, e);
     if (st == NULL)
@@ -560,11 +592,19 @@ static int find_rows(struct pqm_store *s, const char *where, const char *arg, st
     return f->n > 0;
 }
 
+/* The rows of WHERE (ARG bound) to CB: 1 when there was one, 0 when none, -1 on error,
+ * or CB's non-zero value. */
+static int query_found(struct pqm_store *s, const char *where, const char *arg, pqm_record_cb cb,
+                       void *cb_arg, struct pqm_err *e)
+{
+    struct found f = {cb, NULL, cb_arg, 0};
+    return find_rows(s, where, arg, &f, e);
+}
+
 int pqm__store_get(struct pqm_store *s, const char *serial, pqm_record_cb cb, void *arg,
                    struct pqm_err *e)
 {
-    struct found f = {cb, NULL, arg, 0};
-    return find_rows(s, " WHERE serial = ?", serial, &f, e);
+    return query_found(s, " WHERE serial = ?", serial, cb, arg, e);
 }
 
 int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
@@ -677,4 +717,64 @@ int pqm__store_unrenew(struct pqm_store *s, const char *serial, struct pqm_err *
     if (step_done(s, st, "cannot undo an interrupted renewal", e) != 0)
         return -1;
     return sqlite3_changes(s->db);
+}
+
+int pqm__store_status_of(struct pqm_store *s, const char *issuer_serial, const char *serial,
+                         struct pqm_store_status *out, struct pqm_err *e)
+{
+    sqlite3_stmt *st = cached(s, ST_STATUS,
+                              "SELECT status, revoked_at, revocation_reason FROM certs"
+                              " WHERE serial = ? AND issuer_serial = ?",
+                              e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, issuer_serial, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(out->status, sizeof(out->status), "%s", col(st, 0));
+        out->revoked_at = sqlite3_column_int64(st, 1);
+        snprintf(out->reason, sizeof(out->reason), "%s", col(st, 2));
+        ret = 1;
+    } else if (rc != SQLITE_DONE) {
+        ret = db_err(s, e, "cannot read a certificate's status");
+    }
+    release(s, st);
+    return ret;
+}
+
+int pqm__store_data_version(struct pqm_store *s, int64_t *out, struct pqm_err *e)
+{
+    sqlite3_stmt *st = cached(s, ST_DATA_VERSION, "PRAGMA data_version", e);
+    if (st == NULL)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    release(s, st);
+    return rc == SQLITE_ROW ? 0 : db_err(s, e, "cannot read the data version");
+}
+
+int pqm__store_ocsp_signer(struct pqm_store *s, const char *issuer_serial, int64_t now,
+                           pqm_record_cb cb, void *arg, struct pqm_err *e)
+{
+    char where[256];
+    snprintf(where, sizeof(where),
+             " WHERE kind = 'ocsp' AND issuer_serial = ? AND status IN ('valid','superseded')"
+             " AND key_path <> '' AND not_after > %lld ORDER BY seq DESC LIMIT 1",
+             (long long)now);
+    return query_found(s, where, issuer_serial, cb, arg, e);
+}
+
+int pqm__store_clear_key_path(struct pqm_store *s, const char *serial, struct pqm_err *e)
+{
+    sqlite3_stmt *st = prepare(s, "UPDATE certs SET key_path = '' WHERE serial = ?", e);
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    if (step_done(s, st, "cannot record that a key was removed", e) != 0)
+        return -1;
+    if (sqlite3_changes(s->db) != 1)
+        return pqm__err_set(e, "inventory: certificate %s is not recorded", serial);
+    return 0;
 }

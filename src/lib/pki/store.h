@@ -14,6 +14,9 @@ struct pqm_store;
 
 /* Opens (CREATE: creates) the database and brings its schema up to date. */
 struct pqm_store *pqm__store_open(const char *path, int create, struct pqm_err *e);
+/* Opens the database read-only, for one thread (the OCSP responder's workers): nothing
+ * is migrated or written; a schema other than this pqmtls's is refused. */
+struct pqm_store *pqm__store_open_readonly(const char *path, struct pqm_err *e);
 void pqm__store_close(struct pqm_store *s);
 /* BEGIN IMMEDIATE: takes the write lock now, so a transaction never fails half-way on it. */
 int pqm__store_begin(struct pqm_store *s, struct pqm_err *e);
@@ -79,6 +82,26 @@ int pqm__store_foreach_issued_by(struct pqm_store *s, const char *issuer_serial,
  * caller reads the row to say which. */
 int pqm__store_revoke(struct pqm_store *s, const char *serial, const char *reason, int64_t at,
                       struct pqm_err *e);
+/* What the OCSP responder needs to know about one certificate. */
+struct pqm_store_status {
+    char status[16];   /* valid, superseded, revoked, pending, aborted */
+    int64_t revoked_at;
+    char reason[32];   /* RFC 5280 reason name; "" unless revoked */
+};
+/* The status of SERIAL as issued by ISSUER_SERIAL (a prepared statement, run once per
+ * OCSP request): 1 when recorded, 0 when not, -1 on error. */
+int pqm__store_status_of(struct pqm_store *s, const char *issuer_serial, const char *serial,
+                         struct pqm_store_status *out, struct pqm_err *e);
+/* SQLite's data_version: it changes when another connection commits (a revocation, an
+ * issuance), so that what was read from this handle before may be out of date. */
+int pqm__store_data_version(struct pqm_store *s, int64_t *out, struct pqm_err *e);
+/* The newest OCSP signer (kind 'ocsp') of ISSUER_SERIAL that is valid or superseded,
+ * unexpired at NOW and has a key, to CB: 1 when there is one, 0 when not, -1 on error. */
+int pqm__store_ocsp_signer(struct pqm_store *s, const char *issuer_serial, int64_t now,
+                           pqm_record_cb cb, void *arg, struct pqm_err *e);
+/* Forgets where the key of SERIAL is (it was removed): sets key_path to "". */
+int pqm__store_clear_key_path(struct pqm_store *s, const char *serial, struct pqm_err *e);
+
 /* Records that BY renews SERIAL; a valid SERIAL becomes superseded. */
 int pqm__store_set_replaced_by(struct pqm_store *s, const char *serial, const char *by,
                                struct pqm_err *e);

@@ -21,7 +21,12 @@ int pqm__buf_add(struct pqm_buf *b, const void *p, size_t n);
 int pqm__buf_addf(struct pqm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops N bytes from the front. */
 void pqm__buf_consume(struct pqm_buf *b, size_t n);
-static inline unsigned char *pqm__buf_head(const struct pqm_buf *b) { return b->data + b->off; }
+/* Where the data starts; NULL for a buffer that never held any (not NULL + 0, which C
+ * leaves undefined). */
+static inline unsigned char *pqm__buf_head(const struct pqm_buf *b)
+{
+    return b->data != NULL ? b->data + b->off : NULL;
+}
 /* Makes room for at least N bytes at the end (moving data to the front first) and
  * returns where they go, or NULL past MAX; pqm__buf_commit(b, n) then counts them. */
 unsigned char *pqm__buf_reserve(struct pqm_buf *b, size_t n);

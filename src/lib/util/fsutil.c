@@ -317,6 +317,33 @@ cleanup:
     return rc;
 }
 
+int pqm__symlink_atomic(const char *target, const char *final, struct pqm_err *e)
+{
+    char dir[PATH_MAX], base_buf[PATH_MAX], tmp[PATH_MAX], suffix[7];
+    if (dir_of(final, dir, sizeof(dir)) != 0 ||
+        snprintf(base_buf, sizeof(base_buf), "%s", final) >= (int)sizeof(base_buf))
+        return pqm__err_set(e, "%s: path too long", final);
+    const char *base = basename(base_buf);
+    int made = -1;
+    for (int tries = 0; made != 0 && tries < 16; tries++) {
+        random_suffix(suffix);
+        int n = snprintf(tmp, sizeof(tmp), "%s/%s%s-%s", dir, PQM_TMP_PREFIX, base, suffix);
+        if (n < 0 || (size_t)n >= sizeof(tmp))
+            return pqm__err_set(e, "%s: path too long", final);
+        made = symlink(target, tmp);
+        if (made != 0 && errno != EEXIST)
+            break;
+    }
+    if (made != 0)
+        return pqm__err_set(e, "%s: cannot create a link in %s: %s", final, dir, strerror(errno));
+    if (rename(tmp, final) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return pqm__err_set(e, "%s: cannot replace: %s", final, strerror(err));
+    }
+    return pqm__fsync_dir(dir, e);
+}
+
 int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
                    struct pqm_err *e)
 {

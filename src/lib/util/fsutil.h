@@ -56,6 +56,9 @@ void pqm__filetx_release(struct pqm_filetx *tx);
 /* One file, durably, replacing FINAL if it exists. */
 int pqm__write_file_atomic(const char *final, const void *data, size_t len, mode_t mode,
                            struct pqm_err *e);
+/* A symbolic link FINAL -> TARGET, replacing whatever FINAL was, atomically and durably
+ * (a temporary link beside it, renamed over it, the directory synced). */
+int pqm__symlink_atomic(const char *target, const char *final, struct pqm_err *e);
 /* Reads a whole file of at most MAX bytes; *OUT is NUL-terminated, free() it. */
 int pqm__read_file(const char *path, size_t max, unsigned char **out, size_t *len,
                    struct pqm_err *e);
