@@ -43,7 +43,7 @@ static void usage(FILE *out)
             "Usage: pqmtls COMMAND [OPTIONS]\n\nCommands:\n",
             pqm_version());
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-21s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-22s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'pqmtls COMMAND --help' explains each one. Exit status: 0 success, 1 a "
                  "refused or failed operation, 2 a usage error.\n"
                  "A quick start:\n"
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
             printf("Usage: pqmtls %.*s SUBCOMMAND ...\n\n", (int)grp, name);
             for (size_t j = 0; j < NCOMMANDS; j++)
                 if (strncmp(commands[j].name, name, grp + 1) == 0)
-                    printf("  %-21s %s\n", commands[j].name, commands[j].summary);
+                    printf("  %-22s %s\n", commands[j].name, commands[j].summary);
             return argc < 3 ? EXIT_USAGE : EXIT_OK;
         }
         if (strcmp(argv[2], space + 1) == 0)

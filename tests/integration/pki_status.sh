@@ -57,6 +57,14 @@ expect_rc 1 "a CRL not signed by its CA is a problem" pqm pki status --pki "$P"
 assert_contains "and named" "$OUT" "is not signed by the client intermediate CA's key"
 pqm pki crl --pki "$P" > /dev/null || fail "pki crl"
 expect_ok "republished: fine" pqm pki status --pki "$P"
+# OCSP signers: listed with their validity; one that will have expired is a problem.
+expect_ok "ocsp signers" pqm ocsp signers --pki "$P" --days 20
+expect_ok "status lists the signers" pqm pki status --pki "$P" --json
+[[ "$(jq_py '" ".join(sorted(c["name"] for c in d["ocsp_signers"]))')" == "client-int-ca-ocsp server-int-ca-ocsp" ]] \
+    || fail "ocsp_signers: $OUT"
+pass "--json lists both OCSP signers"
+expect_rc 1 "status --in 21d: the 20-day signers will have expired" pqm pki status --pki "$P" --in 21d
+assert_contains "and names them" "$OUT" "ocsp 'server-int-ca-ocsp'"
 expect_rc 1 "status of a directory that is not a PKI fails" pqm pki status --pki "$T"
 assert_contains "and says so" "$OUT" "not a pqmtls PKI directory"
 
