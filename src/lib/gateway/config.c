@@ -80,7 +80,7 @@ static const struct opt opts[] = {
     {"ticket_key_lifetime", T_INT, F(ticket_key_lifetime), 60, 86400, "SECONDS",
      "how long a ticket key encrypts new tickets; a ticket is accepted for twice that "
      "(default 3600)"},
-    {"workers", T_INT, F(workers), 0, 256, "N", "worker threads (default: one per core)"},
+    {"workers", T_INT, F(workers), 0, 256, "N", "worker threads (default: one per core this process may run on, its CPU affinity)"},
     {"max_connections", T_INT, F(max_connections), 1, 1000000, "N",
      "open client connections per worker (default 10000)"},
     {"max_header_size", T_INT, F(max_header_size), 1024, 32768, "BYTES",

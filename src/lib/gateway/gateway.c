@@ -333,8 +333,8 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     pthread_mutex_init(&gw->expiry_mu, NULL);
     struct sockaddr_storage lss;
     socklen_t llen = 0;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    gw->nworkers = cfg->workers > 0 ? cfg->workers : cores > 0 ? (int)cores : 1;
+    /* One per core this process may run on (its affinity mask: taskset, a cpuset). */
+    gw->nworkers = cfg->workers > 0 ? cfg->workers : pqm__usable_cores();
     if (pqm_gateway_config_check(&gw->cfg) != 0) {
         snprintf(err, errlen, "%s", pqm_gateway_config_error(&gw->cfg));
         goto fail;

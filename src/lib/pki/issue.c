@@ -24,6 +24,7 @@
 #include "pki/names.h"
 #include "pki/profile.h"
 #include "util/fsutil.h"
+#include "util/net.h"
 #include "util/timeutil.h"
 
 #define PQM_MAX_SANS 64
@@ -623,17 +624,6 @@ static void *signer_main(void *arg)
     }
 }
 
-/* The cores this process may run on (its affinity mask: taskset, a container's
- * cpuset), not all the machine has. */
-static long usable_cores(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n;
-}
-
 /* Signs N planned certificates on up to one thread per core: the signatures are
  * independent, and a batch should take the time of its cryptography divided by the
  * cores, not multiplied by nothing else. */
@@ -642,7 +632,7 @@ static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
     struct signer s = {.c = c, .pds = pds, .n = n};
     atomic_init(&s.next, 0);
     atomic_init(&s.failed, 0);
-    long cores = usable_cores();
+    long cores = pqm__usable_cores();
     size_t nthreads = cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
     if (nthreads > n)
         nthreads = n;
