@@ -14,7 +14,8 @@
 #  - the same with pqmtls's own responder (`pqmtls ocsp serve`, answers signed by the
 #    delegated ML-DSA-65 signer of each intermediate): the stapled response verifies,
 #    and a `pki revoke` (no CRL, no restart) makes the hard-mode gateway refuse the client
-#    once its cached good answer runs out.
+#    once its cached good answer runs out; with 1-minute answers the staple is fetched
+#    again half-way (a new producedAt), before the first one expires.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 CURL_BIN="${CURL_BIN:-curl}"
@@ -150,7 +151,7 @@ pqm pki init "$Q" --no-passphrase --org Example --server-domain example.com --oc
 pqm pki issue server --pki "$Q" --name api.example.com --ip 127.0.0.1 > /dev/null || fail "issue server (2)"
 pqm pki issue client --pki "$Q" --name alice > /dev/null || fail "issue alice"
 expect_ok "ocsp signers" pqm ocsp signers --pki "$Q"
-"$PQMTLS_BIN" ocsp serve --pki "$Q" --listen "127.0.0.1:$PR" --validity 1h > "$T/serve.log" 2>&1 &
+"$PQMTLS_BIN" ocsp serve --pki "$Q" --listen "127.0.0.1:$PR" --validity 1m > "$T/serve.log" 2>&1 &
 track_pid $!
 wait_port "$PR" || fail "ocsp serve did not start: $(cat "$T/serve.log")"
 GW_PORT=$(free_port)
@@ -173,6 +174,8 @@ assert_contains "pqmtls ocsp serve: the gateway staples its answer" "$OUT" "OCSP
 assert_contains "good" "$OUT" "Cert Status: good"
 assert_contains "signed with ML-DSA-65" "$OUT" "Signature Algorithm: ML-DSA-65"
 assert_contains "by the delegated signer (responder ID by key hash)" "$OUT" "Responder Id: "
+first=$(grep -m1 'Produced At:' <<<"$OUT")
+[[ -n "$first" ]] || fail "no producedAt in the stapled response"
 own() {
     set +e
     CODE=$(with_ossl35 "$CURL_BIN" -sS --max-time 20 --cacert "$Q/server-ca-chain.pem" \
@@ -190,5 +193,23 @@ own
 pass "after pki revoke (no CRL, no restart), the gateway refuses alice"
 line=$(grep '"handshake_refused"' "$T/own.log" | tail -1)
 assert_contains "because the responder says revoked" "$line" "OCSP: keyCompromise"
+
+# Refresh: the 1-minute answer is fetched again half-way through its life.
+staple_now() {
+    set +e
+    OUT=$(echo | timeout 10 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$GW_PORT" -status -CAfile "$Q/server-ca-chain.pem" 2>&1)
+    set -e
+}
+refreshed=0
+for _ in $(seq 90); do
+    staple_now
+    now=$(grep -m1 'Produced At:' <<<"$OUT" || true)
+    if [[ -n "$now" && "$now" != "$first" ]]; then refreshed=1; break; fi
+    sleep 0.5
+done
+[[ $refreshed == 1 ]] || fail "the staple was not refreshed within 45 s (still $first)"
+pass "the staple is fetched again before it expires ($first -> $now)"
+assert_contains "and the new one is current" "$OUT" "Cert Status: good"
 
 done_all

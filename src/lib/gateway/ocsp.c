@@ -342,7 +342,9 @@ int pqm__gw_ocsp_staple_copy(struct pqm_gw_ocsp *o, X509 *leaf, unsigned char **
     return rc;
 }
 
-/* When to ask again after an answer: half-way to its nextUpdate, at least a minute. */
+/* When to ask again after an answer: half-way to its nextUpdate, and not sooner than
+ * STAPLE_RETRY_MIN (a responder that answers with a very short validity is not asked in
+ * a loop). */
 static double refresh_in(const struct pqm_ocsp_result *r)
 {
     if (r->next_update <= 0)
@@ -350,7 +352,7 @@ static double refresh_in(const struct pqm_ocsp_result *r)
     int64_t now = (int64_t)time(NULL);
     double half = (double)(r->next_update - r->this_update) / 2.0;
     double until = (double)(r->this_update - now) + half;
-    return until < 60.0 ? 60.0 : until;
+    return until < STAPLE_RETRY_MIN ? STAPLE_RETRY_MIN : until;
 }
 
 /* Called with mu held and st_busy set; releases and retakes mu around the query. */
