@@ -80,8 +80,12 @@ PQM_API int pqm_conn_connect(struct pqm_conn *c, const char *host, const char *p
 PQM_API int pqm_conn_connect_fd(struct pqm_conn *c, int fd, int own, const char *servername);
 /* Makes (or continues) the handshake: 0, -1 or PQM_WANT_*. */
 PQM_API int pqm_conn_handshake(struct pqm_conn *c);
-/* Reads up to LEN bytes: their number, 0 at the end, -1 or PQM_WANT_*. */
+/* Reads up to LEN bytes: their number, 0 at the end, -1 or PQM_WANT_*. A read that
+ * filled BUF may leave decrypted bytes in the connection that the socket will never
+ * report: read again (or look at pqm_conn_pending) before waiting for the socket. */
 PQM_API ssize_t pqm_conn_read(struct pqm_conn *c, void *buf, size_t len);
+/* How many decrypted bytes a read would return now without touching the socket. */
+PQM_API size_t pqm_conn_pending(const struct pqm_conn *c);
 /* Writes up to LEN bytes: how many were written, -1 or PQM_WANT_*. */
 PQM_API ssize_t pqm_conn_write(struct pqm_conn *c, const void *buf, size_t len);
 /* Sends close_notify and closes the socket when the connection owns it: 0, -1, PQM_WANT_*. */

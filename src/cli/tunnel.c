@@ -108,6 +108,55 @@ static void tun_arm(struct tunnel *tn, struct tun *t)
     watch(tn, t->tls_fd, tag(t, 1), te, EPOLL_CTL_MOD);
 }
 
+/* Where B's free space starts, its bytes moved to the front first. */
+static char *side_room(struct side_buf *b)
+{
+    if (b->off > 0 && b->len > 0)
+        memmove(b->data, b->data + b->off, b->len);
+    b->off = 0;
+    return b->data + b->len;
+}
+
+/* TLS -> down buffer, until it is full or TLS has nothing more; -1 on failure. */
+static int tls_to_down(struct tun *t, const char **why)
+{
+    while (!t->tls_eof && t->down.len < TUN_BUF) {
+        ssize_t n = pqm_conn_read(t->conn, side_room(&t->down), TUN_BUF - t->down.len);
+        if (n > 0)
+            t->down.len += (size_t)n;
+        else if (n == 0)
+            t->tls_eof = 1;
+        else if (n == PQM_WANT_POLLIN || n == PQM_WANT_POLLOUT) {
+            t->read_want = (int)n == PQM_WANT_POLLOUT ? PQM_WANT_POLLOUT : 0;
+            break;
+        } else {
+            *why = pqm_conn_error(t->conn);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Down buffer -> plain socket, as much as it takes; -1 on failure. */
+static int down_to_plain(struct tun *t, const char **why)
+{
+    while (t->down.len > 0) {
+        ssize_t n = send(t->plain, t->down.data + t->down.off, t->down.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            t->down.off += (size_t)n;
+            t->down.len -= (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else if (n < 0 && errno != EINTR) {
+            *why = strerror(errno);
+            return -1;
+        }
+    }
+    if (t->down.len == 0)
+        t->down.off = 0;
+    return 0;
+}
+
 /* Moves what can move; returns -1 when the tunnel connection is over. */
 static int tun_pump(struct tunnel *tn, struct tun *t, const char **why)
 {
@@ -146,10 +195,7 @@ static int tun_pump(struct tunnel *tn, struct tun *t, const char **why)
     t->read_want = t->write_want = 0;
     /* plain -> up buffer */
     while (!t->plain_eof && t->up.len < TUN_BUF) {
-        if (t->up.off > 0 && t->up.len > 0)
-            memmove(t->up.data, t->up.data + t->up.off, t->up.len);
-        t->up.off = 0;
-        ssize_t n = read(t->plain, t->up.data + t->up.len, TUN_BUF - t->up.len);
+        ssize_t n = read(t->plain, side_room(&t->up), TUN_BUF - t->up.len);
         if (n > 0)
             t->up.len += (size_t)n;
         else if (n == 0)
@@ -178,39 +224,13 @@ static int tun_pump(struct tunnel *tn, struct tun *t, const char **why)
     }
     if (t->up.len == 0)
         t->up.off = 0;
-    /* TLS -> down buffer */
-    while (!t->tls_eof && t->down.len < TUN_BUF) {
-        if (t->down.off > 0 && t->down.len > 0)
-            memmove(t->down.data, t->down.data + t->down.off, t->down.len);
-        t->down.off = 0;
-        ssize_t n = pqm_conn_read(t->conn, t->down.data + t->down.len, TUN_BUF - t->down.len);
-        if (n > 0)
-            t->down.len += (size_t)n;
-        else if (n == 0)
-            t->tls_eof = 1;
-        else if (n == PQM_WANT_POLLIN || n == PQM_WANT_POLLOUT) {
-            t->read_want = (int)n == PQM_WANT_POLLOUT ? PQM_WANT_POLLOUT : 0;
-            break;
-        } else {
-            *why = pqm_conn_error(t->conn);
+    /* TLS -> down buffer -> plain. A record only partly read (the buffer was full) stays
+     * inside TLS, where the socket will not report it: once the plain side took
+     * everything, read on, so that no tail waits for bytes that never come. */
+    do {
+        if (tls_to_down(t, why) != 0 || down_to_plain(t, why) != 0)
             return -1;
-        }
-    }
-    /* down buffer -> plain */
-    while (t->down.len > 0) {
-        ssize_t n = send(t->plain, t->down.data + t->down.off, t->down.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            t->down.off += (size_t)n;
-            t->down.len -= (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        } else if (n < 0 && errno != EINTR) {
-            *why = strerror(errno);
-            return -1;
-        }
-    }
-    if (t->down.len == 0)
-        t->down.off = 0;
+    } while (t->down.len == 0 && !t->tls_eof && pqm_conn_pending(t->conn) > 0);
     /* Either side done and what it sent delivered: the connection is over. */
     if ((t->plain_eof && t->up.len == 0) || (t->tls_eof && t->down.len == 0))
         return -1;

@@ -18,7 +18,7 @@ I="$P/issued"
 # ---- an upstream: /sha answers the SHA-256 of the body it read, /big?n=N sends N bytes ---
 UP=$(free_port)
 cat > "$T/up.py" <<'EOF'
-import hashlib, http.server, sys, urllib.parse
+import hashlib, http.server, os, sys, time, urllib.parse
 BLOCK = bytes(range(256)) * 256  # 64 KiB, the pattern the test regenerates
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -33,6 +33,8 @@ class H(http.server.BaseHTTPRequestHandler):
         self.answer((h.hexdigest() + " " + self.headers.get("X-Client-Cert-Subject", "-") + "\n").encode())
     def do_GET(self):
         q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        if self.path.startswith("/hold"):
+            return self.hold(int(q["n"][0]))
         if "n" not in q:
             return self.answer(("hello " + self.headers.get("X-Client-Cert-Subject", "-") + "\n").encode())
         n = int(q["n"][0])
@@ -42,6 +44,17 @@ class H(http.server.BaseHTTPRequestHandler):
         while n > 0:
             self.wfile.write(BLOCK[:min(n, len(BLOCK))])
             n -= min(n, len(BLOCK))
+    def hold(self, n):
+        # Says the request is here (DIR/held), waits for DIR/go, sends the head on its
+        # own, then the body: records of the head's size and then of 16 KiB each.
+        open(os.path.join(sys.argv[2], "held"), "w").close()
+        while not os.path.exists(os.path.join(sys.argv[2], "go")):
+            time.sleep(0.02)
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        time.sleep(0.2)
+        self.wfile.write(b"t" * n)
     def answer(self, body):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -53,7 +66,7 @@ class S(http.server.ThreadingHTTPServer):
     request_queue_size = 512
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
-python3 "$T/up.py" "$UP" & track_pid $!
+python3 "$T/up.py" "$UP" "$T" & track_pid $!
 wait_port "$UP" 10 || fail "the upstream did not start"
 
 GW=$(free_port)
@@ -97,6 +110,22 @@ curl -sS "http://127.0.0.1:$TUN/big?n=$((100 * 1024 * 1024))" | sha256sum | cut 
 [[ "$(cat "$T/got.down")" == "$(cat "$T/want.down")" ]] \
     || fail "100 MB down through the tunnel: SHA-256 $(cat "$T/got.down"), expected $(cat "$T/want.down")"
 pass "100 MB come down through the tunnel intact (SHA-256)"
+
+# A tail that waits inside TLS: while the tunnel is stopped, the head (its own record) and
+# 64 KiB of body arrive; resumed, it fills its 64 KiB buffer, so the last record is read
+# only in part and the socket has nothing more to report. The rest must still come.
+rm -f "$T/held" "$T/go"
+curl -sS -m 10 -o "$T/held.body" "http://127.0.0.1:$TUN/hold?n=65536" 2> "$T/held.err" &
+HCURL=$!
+for _ in $(seq 1 200); do [[ -e "$T/held" ]] && break; sleep 0.02; done
+[[ -e "$T/held" ]] || fail "the held request did not reach the upstream"
+kill -STOP "$TPID"
+touch "$T/go"
+sleep 1
+kill -CONT "$TPID"
+wait "$HCURL" || fail "a tail left inside TLS was not delivered: $(cat "$T/held.err")"
+[[ $(stat -c %s "$T/held.body") -eq 65536 ]] || fail "the held answer came short: $(stat -c %s "$T/held.body") bytes"
+pass "the part of a record left inside TLS reaches the client (no wait for the socket)"
 
 # ---- 200 connections open at once ---------------------------------------------------------
 cat > "$T/many.py" <<'EOF'

@@ -481,6 +481,14 @@ ssize_t pqm_conn_read(struct pqm_conn *c, void *buf, size_t len)
     return ssl_result(c, r, "reading");
 }
 
+size_t pqm_conn_pending(const struct pqm_conn *c)
+{
+    if (c->ssl == NULL || !c->handshake_done)
+        return 0;
+    int n = SSL_pending(c->ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
 ssize_t pqm_conn_write(struct pqm_conn *c, const void *buf, size_t len)
 {
     if (!c->handshake_done) {
