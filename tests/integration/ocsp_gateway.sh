@@ -212,4 +212,36 @@ done
 pass "the staple is fetched again before it expires ($first -> $now)"
 assert_contains "and the new one is current" "$OUT" "Cert Status: good"
 
+# A refused reload changes nothing, stapling included: with ocsp_stapling on, files whose
+# certificate names no responder are refused, and the running one is still stapled.
+mkdir -p "$T/on"
+cp "$Q/issued/api.example.com.chain.pem" "$Q/issued/api.example.com.key.pem" "$T/on/"
+ON_PORT=$(free_port)
+"$PQMTLS_BIN" gateway --listen "127.0.0.1:$ON_PORT" --upstream "127.0.0.1:$UP" \
+    --cert "$T/on/api.example.com.chain.pem" --key "$T/on/api.example.com.key.pem" \
+    --client-ca "$Q/client-ca-chain.pem" --workers 1 --access-log off --ocsp-stapling on \
+    --watch-interval 0 > /dev/null 2> "$T/on.err" &
+ONPID=$!
+track_pid $ONPID
+wait_port "$ON_PORT" || fail "gateway (stapling on) did not start: $(tail -3 "$T/on.err")"
+on_status() {
+    set +e
+    OUT=$(echo | timeout 10 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$ON_PORT" -status -CAfile "$Q/server-ca-chain.pem" 2>&1)
+    set -e
+}
+for _ in $(seq 50); do on_status; [[ "$OUT" == *"OCSP Response Status: successful"* ]] && break; sleep 0.2; done
+assert_contains "ocsp_stapling on: stapled" "$OUT" "OCSP Response Status: successful"
+N=$T/pki-noocsp
+pqm pki init "$N" --no-passphrase --server-domain example.com > /dev/null || fail "pki init (no OCSP URL)"
+pqm pki issue server --pki "$N" --name api.example.com --ip 127.0.0.1 --no-key-passphrase > /dev/null || fail "issue (no OCSP URL)"
+cp "$N/issued/api.example.com.chain.pem" "$N/issued/api.example.com.key.pem" "$T/on/"
+kill -HUP "$ONPID"
+for _ in $(seq 50); do grep -q 'refused' "$T/on.err" && break; sleep 0.1; done
+assert_contains "a reload to a certificate without a responder is refused under ocsp_stapling on" \
+    "$(cat "$T/on.err")" "ocsp_stapling is on, but the certificate names no OCSP responder"
+on_status
+assert_contains "and the running certificate is still stapled" "$OUT" "OCSP Response Status: successful"
+assert_contains "by the responder of the PKI it came from" "$OUT" "Cert Status: good"
+
 done_all

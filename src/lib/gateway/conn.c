@@ -29,6 +29,10 @@
 #define PQM_IN_MAX (64 * 1024)    /* received, not yet parsed */
 #define PQM_OUT_MAX (256 * 1024)  /* parsed, not yet sent */
 #define PQM_READ_CHUNK (16 * 1024)
+/* Rounds of one pump before the connection lets the others be served. */
+#ifndef PQM_PUMP_ROUNDS
+#define PQM_PUMP_ROUNDS 64
+#endif
 #define PQM_SPARE_EXCHANGES 32           /* ended exchanges a worker keeps for reuse */
 #define PQM_SPARE_BUF_MAX (32 * 1024)    /* larger buffers are not kept with them */
 #define PQM_BUF_KEEP_SECONDS 2.0         /* an idle connection's buffers go after this */
@@ -91,8 +95,9 @@ struct conn {
     int close_after;       /* close once to_client is flushed */
     int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
     int readable;          /* the client socket was reported readable and not read dry */
-    struct conn *run_next; /* in the worker's run stack, when queued */
+    struct conn *run_next; /* in the worker's run stack or its later list, when queued */
     int queued;
+    uint64_t moved;        /* bytes read, parsed and written so far: the pump's progress */
     double idle_spent;     /* of the idle timeout, already waited before the buffers went */
     uint64_t requests;
 };
@@ -100,6 +105,7 @@ struct conn {
 static void conn_close(struct conn *c);
 static void pump(struct conn *c);
 static void enqueue(struct conn *c);
+static void defer(struct conn *c);
 
 static double now_s(void)
 {
@@ -599,6 +605,7 @@ static void feed_request(struct conn *c)
         int had_head = x->req.state == PQM_RELAY_BODY;
         size_t used = pqm__relay_feed(&x->req, pqm__buf_head(&c->in), n);
         pqm__buf_consume(&c->in, used);
+        c->moved += used;
         if (x->req.state == PQM_RELAY_ERROR) {
             if (x->up != NULL) { /* part of it may have gone: the upstream connection goes */
                 up_free(x->up);
@@ -630,6 +637,7 @@ static void feed_response(struct conn *c)
         size_t before = c->to_client.len;
         size_t used = pqm__relay_feed(&x->resp, pqm__buf_head(&x->up_in), n);
         pqm__buf_consume(&x->up_in, used);
+        c->moved += used;
         if (c->to_client.len > before)
             x->response_started = 1;
         if (x->resp.state == PQM_RELAY_ERROR) {
@@ -656,6 +664,7 @@ static int flush_upstream(struct conn *c)
         ssize_t n = send(x->up->fd, pqm__buf_head(&x->to_up), x->to_up.len, MSG_NOSIGNAL);
         if (n > 0) {
             pqm__buf_consume(&x->to_up, (size_t)n);
+            c->moved += (size_t)n;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -684,6 +693,7 @@ static int read_upstream(struct conn *c)
             if (x->t_up_first == 0)
                 x->t_up_first = now_s();
             pqm__buf_commit(&x->up_in, (size_t)n);
+            c->moved += (size_t)n;
             if ((size_t)n < want) {
                 x->up->readable = 0; /* drained: readiness says when more comes */
                 return 0;
@@ -799,6 +809,7 @@ static int flush_client(struct conn *c)
         int r = SSL_write(c->ssl, pqm__buf_head(&c->to_client), (int)n);
         if (r > 0) {
             pqm__buf_consume(&c->to_client, (size_t)r);
+            c->moved += (size_t)r;
             continue;
         }
         return ssl_error_fatal(c, r);
@@ -821,6 +832,7 @@ static int read_client(struct conn *c)
         int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
         if (r > 0) {
             pqm__buf_commit(&c->in, (size_t)r);
+            c->moved += (size_t)r;
             if (r < PQM_READ_CHUNK && SSL_has_pending(c->ssl) == 0) {
                 c->readable = 0; /* most likely drained: readiness says if not */
                 return 0;
@@ -1079,9 +1091,11 @@ static void pump(struct conn *c)
     }
     if (c->phase == P_OCSP)
         return; /* judge_client goes on when the answer comes */
-    for (int round = 0; round < 64; round++) {
+    int round;
+    for (round = 0; round < PQM_PUMP_ROUNDS; round++) {
         size_t before = c->in.len + c->to_client.len +
                         (c->x != NULL ? c->x->to_up.len + c->x->up_in.len : 0);
+        uint64_t moved = c->moved;
         int had_x = c->x != NULL;
         c->ssl_wants_write = 0;
         if (flush_client(c) != 0 || read_client(c) != 0) {
@@ -1096,7 +1110,9 @@ static void pump(struct conn *c)
         }
         size_t after = c->in.len + c->to_client.len +
                        (c->x != NULL ? c->x->to_up.len + c->x->up_in.len : 0);
-        if (after == before && had_x == (c->x != NULL))
+        /* Lengths alone can hide progress: a chunk read on one side and one written on
+         * the other leave the sum as it was. */
+        if (after == before && moved == c->moved && had_x == (c->x != NULL))
             break;
     }
     if (c->to_client.len == 0 && c->close_after) {
@@ -1113,6 +1129,10 @@ static void pump(struct conn *c)
         return;
     }
     arm(c);
+    /* Still moving after its share of rounds: bytes may wait in a buffer (or in TLS)
+     * that no socket will report again, so it goes on after the next poll. */
+    if (round == PQM_PUMP_ROUNDS)
+        defer(c);
 }
 
 /* libev invokes the watchers made ready by one poll in the reverse of the kernel's
@@ -1128,8 +1148,27 @@ static void enqueue(struct conn *c)
     c->w->run = c;
 }
 
+/* Serves C again after the next poll, which does not wait while any connection is
+ * deferred (the worker's idle watcher is active). */
+static void defer(struct conn *c)
+{
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->run_next = c->w->later;
+    c->w->later = c;
+    ev_idle_start(c->w->loop, &c->w->later_w);
+}
+
 void pqm__gw_worker_run(struct worker *w)
 {
+    while (w->later != NULL) { /* deferred by the last run: served first, in their order */
+        struct conn *c = w->later;
+        w->later = c->run_next;
+        c->run_next = w->run;
+        w->run = c;
+    }
+    ev_idle_stop(w->loop, &w->later_w);
     while (w->run != NULL) {
         struct conn *c = w->run;
         w->run = c->run_next;
@@ -1142,11 +1181,14 @@ static void unqueue(struct conn *c)
 {
     if (!c->queued)
         return;
-    for (struct conn **p = &c->w->run; *p != NULL; p = &(*p)->run_next)
-        if (*p == c) {
-            *p = c->run_next;
-            break;
-        }
+    struct conn **lists[] = {&c->w->run, &c->w->later};
+    for (size_t i = 0; i < 2; i++)
+        for (struct conn **p = lists[i]; *p != NULL; p = &(*p)->run_next)
+            if (*p == c) {
+                *p = c->run_next;
+                c->queued = 0;
+                return;
+            }
     c->queued = 0;
 }
 

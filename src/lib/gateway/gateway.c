@@ -169,13 +169,17 @@ static int start_ocsp(struct pqm_gateway *gw, struct pqm_err *e)
     return gw->ocsp != NULL ? 0 : -1;
 }
 
-/* The gateway's certificate as the one to staple (after start and each reload). */
-static int staple_target(struct pqm_gateway *gw, const struct pqm_tls_server *tls,
+/* Whether the certificate of TLS can be stapled as configured (E says why not); with
+ * APPLY, it becomes the one stapled (at start, and once a reload is in force). */
+static int staple_target(struct pqm_gateway *gw, const struct pqm_tls_server *tls, int apply,
                          struct pqm_err *e)
 {
     X509 *leaf = NULL, *issuer = NULL;
     pqm__tls_server_identity(tls, &leaf, &issuer);
-    return pqm__gw_ocsp_staple_target(gw->ocsp, leaf, issuer, e);
+    if (!apply)
+        return pqm__gw_ocsp_staple_check(gw->ocsp, leaf, issuer, e);
+    pqm__gw_ocsp_staple_target(gw->ocsp, leaf, issuer);
+    return 0;
 }
 
 static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, const struct pqm_gateway_config *c,
@@ -201,7 +205,7 @@ static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, const struct pqm
         .staple_arg = gw,
     };
     struct pqm_tls_server *s = pqm__tls_server_new(&o, e);
-    if (s != NULL && staple_target(gw, s, e) != 0) {
+    if (s != NULL && staple_target(gw, s, 0, e) != 0) {
         pqm__tls_server_free(s);
         return NULL;
     }
@@ -351,6 +355,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     if (tls == NULL)
         goto fail_e;
     atomic_store(&gw->tls, tls);
+    staple_target(gw, tls, 1, &e);
     gw->files_stamp = files_stamp(&gw->cfg);
     if (cfg->ncrl == 0 && strcmp(gw->cfg.client_ocsp, "off") == 0)
         pqm__gw_say("warning", "no crl configured and client_ocsp off: client certificates are "
@@ -426,6 +431,14 @@ static void flush_log_cb(struct ev_loop *loop, ev_prepare *p, int revents)
     pqm__gw_worker_flush_log(p->data);
 }
 
+/* Nothing to do: being active keeps the poll from waiting while connections are deferred. */
+static void later_cb(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)loop;
+    (void)i;
+    (void)revents;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -453,6 +466,7 @@ static int start_worker(struct worker *w)
     ev_prepare_init(&w->flush_w, flush_log_cb);
     w->flush_w.data = w;
     ev_prepare_start(w->loop, &w->flush_w);
+    ev_idle_init(&w->later_w, later_cb);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     w->started = 1;
@@ -540,6 +554,7 @@ static void reload(struct pqm_gateway *gw, const char *why)
     struct pqm_tls_server *old = atomic_exchange(&gw->tls, fresh);
     struct gw_policy *old_policy = next != NULL ? atomic_exchange(&gw->policy, policy) : NULL;
     pthread_mutex_unlock(&gw->tls_mu);
+    staple_target(gw, fresh, 1, &e);
     pqm__tls_server_free(old);
     pqm__gw_policy_release(old_policy);
     pqm__secret_clear(&gw->key_pass);
@@ -554,6 +569,7 @@ static void reload(struct pqm_gateway *gw, const char *why)
 refused:
     pqm__gw_say("error", "reload (%s) refused, the running configuration stays: %s", why,
                 pqm__err_str(&e));
+    pqm__tls_server_free(fresh); /* built, then refused with the policy */
     pqm__secret_clear(&pass);
     pqm_gateway_config_free(next);
 }

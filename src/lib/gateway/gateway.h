@@ -84,6 +84,8 @@ struct worker {
     struct upconn *idle; /* idle upstream connections, newest first */
     int nidle;
     struct conn *run;       /* connections made ready by the last poll, to serve */
+    struct conn *later;     /* connections that used their rounds, served after the poll */
+    ev_idle later_w;        /* active while LATER is not empty: the poll does not wait */
     struct exchange *spare; /* ended exchanges kept for reuse */
     int nspare;
     struct pqm_buf logbuf;  /* the access log line being written */

@@ -287,25 +287,32 @@ static void staple_clear(struct pqm_gw_ocsp *o)
     o->st_url[0] = '\0';
 }
 
-int pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer,
-                               struct pqm_err *e)
+int pqm__gw_ocsp_staple_check(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer,
+                              struct pqm_err *e)
 {
-    if (o == NULL || o->o.staple_mode == PQM_GW_STAPLE_OFF)
+    if (o == NULL || o->o.staple_mode != PQM_GW_STAPLE_ON)
         return 0;
     char buf[PQM_OCSP_URL_MAX];
+    if (issuer == NULL)
+        return pqm__err_set(e, "ocsp_stapling is on, but the cert file holds no issuer "
+                               "certificate after the leaf (use the chain file)");
+    if (leaf == NULL || url_for(o, leaf, buf, sizeof(buf)) == NULL)
+        return pqm__err_set(e, "ocsp_stapling is on, but the certificate names no OCSP "
+                               "responder and no ocsp_responder is configured");
+    return 0;
+}
+
+void pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer)
+{
+    if (o == NULL || o->o.staple_mode == PQM_GW_STAPLE_OFF)
+        return;
+    char buf[PQM_OCSP_URL_MAX];
     const char *url = leaf != NULL ? url_for(o, leaf, buf, sizeof(buf)) : NULL;
-    int on = o->o.staple_mode == PQM_GW_STAPLE_ON;
     if (url == NULL || issuer == NULL) {
         pthread_mutex_lock(&o->mu);
         staple_clear(o);
         pthread_mutex_unlock(&o->mu);
-        if (!on)
-            return 0;
-        return pqm__err_set(e, "ocsp_stapling is on, but %s",
-                            issuer == NULL ? "the cert file holds no issuer certificate after "
-                                             "the leaf (use the chain file)"
-                                           : "the certificate names no OCSP responder and no "
-                                             "ocsp_responder is configured");
+        return;
     }
     pthread_mutex_lock(&o->mu);
     int same = o->st_leaf != NULL && X509_cmp(o->st_leaf, leaf) == 0 &&
@@ -324,7 +331,6 @@ int pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer,
         }
     }
     pthread_mutex_unlock(&o->mu);
-    return 0;
 }
 
 int pqm__gw_ocsp_staple_copy(struct pqm_gw_ocsp *o, X509 *leaf, unsigned char **der, long *len)

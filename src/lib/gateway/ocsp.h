@@ -40,11 +40,14 @@ enum pqm_gw_ocsp_verdict pqm__gw_ocsp_client(struct pqm_gw_ocsp *o, X509 *leaf, 
                                              char *reason, size_t reasonlen,
                                              const char **code);
 
-/* The certificate to staple: the gateway's leaf and its issuer (from its chain file);
- * called at start and on every reload. Fails in "on" mode when neither the certificate
- * nor the configuration names a responder. A new certificate is queried at once. */
-int pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer,
-                               struct pqm_err *e);
+/* Whether LEAF (with ISSUER, from the chain file) can be stapled as the configuration
+ * asks: fails in "on" mode when there is no issuer, or when neither the certificate nor
+ * the configuration names a responder. Changes nothing: a reload checks first. */
+int pqm__gw_ocsp_staple_check(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer,
+                              struct pqm_err *e);
+/* The certificate to staple from now on (at start, and once a reload is in force); one
+ * that cannot be stapled stops stapling. A new certificate is queried at once. */
+void pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer);
 /* A copy (OPENSSL_malloc) of the current response for LEAF, for SSL_set_tlsext_status_ocsp_resp:
  * 1 when there is one that has not expired, 0 when not. */
 int pqm__gw_ocsp_staple_copy(struct pqm_gw_ocsp *o, X509 *leaf, unsigned char **der, long *len);
