@@ -74,7 +74,12 @@ struct pqm_k8s_export {
     const char *key_passphrase_file; /* required when the server key is encrypted: its first
                                         line goes into the Secret (checked against the key) */
     const char *out_file;      /* written mode 0600 (it holds the key); NULL: *TEXT */
+    const char *const *clients; /* names of valid client certificates (unencrypted keys):
+                                   a Secret pqmtls-client-NAME each, for workloads that
+                                   call the gateway; at most PQM_K8S_CLIENTS_MAX */
+    size_t nclients;
 };
+#define PQM_K8S_CLIENTS_MAX 64
 
 /* One multi-document YAML: a Secret (kubernetes.io/tls: the server chain, its key, the
  * client CA chain as ca.crt, and key.pass when the key is encrypted), a ConfigMap
@@ -82,7 +87,9 @@ struct pqm_k8s_export {
  * Deployment (non-root, read-only root file system, no capabilities, RuntimeDefault
  * seccomp, resources, exec probes of the loopback admin listener, both objects in one
  * projected volume at /etc/pqmtls), a Service (443 to 8443) and a PodDisruptionBudget.
- * gateway.yaml is checked by the gateway's own option parser before it is written. */
+ * gateway.yaml is checked by the gateway's own option parser before it is written. With
+ * clients, a kubernetes.io/tls Secret per client identity follows: tls.crt (its chain),
+ * tls.key, ca.crt (server-ca-chain.pem, what a client trusts to reach the gateway). */
 PQM_API int pqm_pki_export_k8s(struct pqm_pki *pki, const struct pqm_k8s_export *x, char **text);
 
 #ifdef __cplusplus

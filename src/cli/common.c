@@ -30,6 +30,13 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     return EXIT_FAIL;
 }
 
+int cli_write_stdout(const char *cmd, const char *text)
+{
+    if (fputs(text, stdout) == EOF || fflush(stdout) != 0 || ferror(stdout))
+        return cli_fail(cmd, "cannot write to standard output: %s", strerror(errno));
+    return EXIT_OK;
+}
+
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -175,7 +175,7 @@ int cmd_export_istio(int argc, char **argv)
     if (pqm_pki_export_istio(pki, &x, &text) != 0)
         rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
     else if (text != NULL)
-        fputs(text, stdout);
+        rc = cli_write_stdout(CMD, text);
     else
         fprintf(stderr, "wrote %s\n", x.out_file);
     free(text);
@@ -250,12 +250,12 @@ int cmd_export_istio_cacerts(int argc, char **argv)
         if (pqm_pki_export_istio_cacerts(pki, out, &text) != 0)
             rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
         else if (text != NULL)
-            fputs(text, stdout);
+            rc = cli_write_stdout(CMD, text);
         else
             fprintf(stderr, "wrote %s (mode 0600: it holds the mesh CA key)\n", out);
     }
     if (text != NULL) {
-        memset(text, 0, strlen(text));
+        explicit_bzero(text, strlen(text));
         free(text);
     }
     cli_pass_clear(&pass);

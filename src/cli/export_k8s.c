@@ -22,6 +22,7 @@ enum {
     K_CREATE_NS,
     K_POLICY,
     K_KEYPASS,
+    K_CLIENT,
     K_OUT,
     K_HELP
 };
@@ -37,6 +38,7 @@ static const struct option k8s_opts[] = {
     {"create-namespace", no_argument, NULL, K_CREATE_NS},
     {"policy", required_argument, NULL, K_POLICY},
     {"key-passphrase-file", required_argument, NULL, K_KEYPASS},
+    {"client", required_argument, NULL, K_CLIENT},
     {"out", required_argument, NULL, K_OUT},
     {"help", no_argument, NULL, K_HELP},
     {NULL, 0, NULL, 0},
@@ -48,7 +50,8 @@ static void help(void)
         "Usage: pqmtls export k8s --pki DIR [--namespace pqmtls] [--name NAME]\n"
         "                         [--upstream backend:8080] [--image IMAGE] [--replicas 2]\n"
         "                         [--service-type ClusterIP|LoadBalancer] [--create-namespace]\n"
-        "                         [--policy FILE] [--key-passphrase-file F] [--out FILE|-]\n\n"
+        "                         [--policy FILE] [--key-passphrase-file F] [--client NAME]...\n"
+        "                         [--out FILE|-]\n\n"
         "Writes, as one multi-document YAML for `kubectl apply -f`, what runs the pqmtls\n"
         "gateway on Kubernetes in front of the upstream, from the PKI in DIR:\n"
         "  Secret pqmtls-gateway-tls   kubernetes.io/tls: tls.crt (NAME's certificate chain),\n"
@@ -64,6 +67,10 @@ static void help(void)
         "  Service pqmtls-gateway      port 443 to the pods' 8443 (ClusterIP, or LoadBalancer\n"
         "                              with externalTrafficPolicy Local)\n"
         "  PodDisruptionBudget         at most one pod down at a time during node drains\n"
+        "  Secret pqmtls-client-NAME   per --client: kubernetes.io/tls with tls.crt (the\n"
+        "                              client's certificate chain), tls.key and ca.crt\n"
+        "                              (server-ca-chain.pem), for a workload in NS that calls\n"
+        "                              the gateway (`pqmtls request`, `pqmtls tunnel`)\n"
         "With --create-namespace a Namespace comes first, enforcing the restricted Pod Security\n"
         "Standard, which the Deployment meets.\n\n"
         "In the pod, the Secret and the ConfigMap are one projected volume at /etc/pqmtls\n"
@@ -92,6 +99,8 @@ static void help(void)
         "                             configuration (docs/gateway.md) go into gateway.yaml,\n"
         "                             as `export istio --policy` takes them for the mesh\n"
         "  --key-passphrase-file F    required when NAME's key is encrypted; checked against it\n"
+        "  --client NAME              also a Secret for the client certificate NAME (valid,\n"
+        "                             key not encrypted); repeat for more (at most %d)\n"
         "  --out FILE|-               write FILE, mode 0600 (it holds the key), or standard\n"
         "                             output (the default)\n\n"
         "Example:\n"
@@ -100,10 +109,11 @@ static void help(void)
         "      --upstream api.production.svc.cluster.local:8080 --service-type LoadBalancer \\\n"
         "      --image registry.example.com/pqmtls-gateway:%s --out gateway-k8s.yaml\n"
         "  kubectl apply -f gateway-k8s.yaml && shred -u gateway-k8s.yaml\n",
-        pqm_version(), pqm_version());
+        pqm_version(), PQM_K8S_CLIENTS_MAX, pqm_version());
 }
 
-static int parse(int argc, char **argv, const char **dir, struct pqm_k8s_export *x)
+static int parse(int argc, char **argv, const char **dir, struct pqm_k8s_export *x,
+                 const char **clients)
 {
     int c;
     long n = 0;
@@ -143,6 +153,11 @@ static int parse(int argc, char **argv, const char **dir, struct pqm_k8s_export 
         case K_KEYPASS:
             x->key_passphrase_file = optarg;
             break;
+        case K_CLIENT:
+            if (x->nclients == PQM_K8S_CLIENTS_MAX)
+                return cli_usage(CMD, "--client: at most %d", PQM_K8S_CLIENTS_MAX);
+            clients[x->nclients++] = optarg;
+            break;
         case K_OUT:
             x->out_file = strcmp(optarg, "-") == 0 ? NULL : optarg;
             break;
@@ -164,7 +179,9 @@ int cmd_export_k8s(int argc, char **argv)
 {
     const char *dir = NULL;
     struct pqm_k8s_export x = {0};
-    int rc = parse(argc, argv, &dir, &x);
+    const char *clients[PQM_K8S_CLIENTS_MAX];
+    x.clients = clients;
+    int rc = parse(argc, argv, &dir, &x, clients);
     if (rc != -1)
         return rc;
     struct pqm_pki *pki = cli_pki_open(CMD, dir);
@@ -175,11 +192,11 @@ int cmd_export_k8s(int argc, char **argv)
     if (pqm_pki_export_k8s(pki, &x, &text) != 0)
         rc = cli_fail(CMD, "%s", pqm_pki_error(pki));
     else if (text != NULL)
-        fputs(text, stdout);
+        rc = cli_write_stdout(CMD, text);
     else
-        fprintf(stderr, "wrote %s (mode 0600: it holds the server's private key)\n", x.out_file);
+        fprintf(stderr, "wrote %s (mode 0600: it holds private keys)\n", x.out_file);
     if (text != NULL) {
-        memset(text, 0, strlen(text));
+        explicit_bzero(text, strlen(text));
         free(text);
     }
     pqm_pki_free(pki);

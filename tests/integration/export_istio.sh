@@ -67,18 +67,35 @@ assert allow["action"] == "ALLOW" and deny["action"] == "DENY"
 r0, r1, r2 = allow["rules"]
 assert r0["from"][0]["source"]["principals"] == ["cluster.local/ns/production/sa/frontend-service"]
 assert r0["to"][0]["operation"] == {"paths": ["/api/*"], "methods": ["GET", "POST"]}, r0
-assert r1["from"][0]["source"]["namespaces"] == ["monitoring"] and r1["to"][0]["operation"]["paths"] == ["/metrics*"]
+assert r1["from"][0]["source"]["namespaces"] == ["monitoring"] and r1["to"][0]["operation"]["paths"] == ["/metrics", "/metrics/*"], r1
 assert r2["from"][0]["source"]["principals"] == ["cluster.local/ns/payments/*"], r2
 assert deny["rules"][0]["from"][0]["source"]["principals"] == ["cluster.local/ns/production/sa/legacy"]
 PY
-pass "allow, allow_spiffe and deny rules become Istio rules (principals, namespaces, paths with '*', methods)"
+pass "allow, allow_spiffe and deny rules become Istio rules (principals, namespaces, paths as the gateway matches them: /metrics and below, never /metricsx; methods)"
 
-printf 'allow:\n  - "cn=admin"\n' > "$T/cn.yaml"
-expect_rc 1 "a cn= rule is refused" pqm export istio --pki "$P" --namespace production --policy "$T/cn.yaml"
-assert_contains "as having no Istio equivalent" "$OUT" "no equivalent in an Istio AuthorizationPolicy"
-printf 'allow:\n  - "principal=cluster.local/ns/a/sa/b spiffe=spiffe://cluster.local/ns/a/sa/c"\n' > "$T/two.yaml"
-expect_rc 1 "two principal terms in one rule are refused" pqm export istio --pki "$P" --namespace production --policy "$T/two.yaml"
-assert_contains "with the reason" "$OUT" "two terms for the same Istio field"
+# refused RULE WHAT TEXT: a policy with the one allow rule RULE is refused, saying TEXT.
+refused() {
+    printf 'allow:\n  - "%s"\n' "$1" > "$T/rule.yaml"
+    expect_rc 1 "$2" pqm export istio --pki "$P" --namespace production --policy "$T/rule.yaml"
+    assert_contains "saying: $3" "$OUT" "$3"
+}
+refused "namespace=monitoring path=/metrics*" "a '*' the gateway takes literally in path= is refused" \
+    "the '*' in '/metrics*' would mean something else to Istio"
+refused "principal=*/ns/production/sa/frontend-service" \
+    "a leading '*' in principal= (a wildcard only to Istio) is refused" "would mean something else to Istio"
+refused "cn=admin" "a cn= rule is refused" "no equivalent in an Istio AuthorizationPolicy"
+refused "principal=cluster.local/ns/a/sa/b spiffe=spiffe://cluster.local/ns/a/sa/c" \
+    "two principal terms in one rule are refused" "two terms for the same Istio field"
+
+# A PKI directory whose name holds a newline stays inside the YAML comment.
+NL="$T/pki
+kind: Injected"
+cp -r "$P" "$NL"
+expect_ok "export istio from a directory with a newline in its name" pqm export istio --pki "$NL" --namespace production --out "$T/nl.yaml"
+expect_ok "the documents still pass the schemas" "$PY" "$CHECK" "$T/nl.yaml"
+grep -q '^kind: Injected' "$T/nl.yaml" && fail "the directory name became YAML: $(head -3 "$T/nl.yaml")"
+pass "the directory name cannot end the comment and start YAML"
+
 
 # The validator is not a rubber stamp.
 sed 's/    mode: STRICT/    mdoe: STRICT/' "$T/istio.yaml" > "$T/typo.yaml"

@@ -12,7 +12,10 @@
 # X25519MLKEM768, its exec probes pass, and a revocation exported and published by a
 # kubelet-style ..data swap reloads it. Refusals: no CRLs yet, an unknown or ambiguous
 # server name, an encrypted key without (or with a wrong) passphrase, CRLs too large
-# for a ConfigMap, bad namespace, upstream, image, replicas and service type.
+# for a ConfigMap, bad namespace, upstream, image, replicas and service type. With
+# --client, a kubernetes.io/tls Secret per client identity (chain, key, server CA chain),
+# whose files a workload uses to call the exported gateway; refusals for an unknown,
+# encrypted, duplicate or badly named client.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.bash"
 require_bin
@@ -260,6 +263,46 @@ for probe in livenessProbe readinessProbe; do
     mapfile -t PROBE < <(pod_argv "$T/k8s.yaml" $probe)
     expect_ok "the $probe exec command passes" "${PROBE[@]}"
 done
+
+# ---- client identities: a Secret per --client, used by a workload -------------------------
+pqm pki issue client --pki "$P" --name Carol_1 --no-key-passphrase > /dev/null
+pqm pki issue client --pki "$P" --name dave --key-passphrase-file "$T/key.pass" > /dev/null
+expect_rc 1 "--client naming no client certificate is refused" k8s --name api.example.com --client nobody
+assert_contains "saying how to issue it" "$OUT" "pqmtls pki issue client --name nobody"
+expect_rc 1 "--client with a server certificate's name is refused" k8s --name api.example.com --client api.example.com
+expect_rc 1 "--client whose Secret name Kubernetes would refuse" k8s --name api.example.com --client Carol_1
+assert_contains "is refused with the rule" "$OUT" "the Secret pqmtls-client-Carol_1 would not be a Kubernetes name"
+expect_rc 1 "--client with an encrypted key is refused" k8s --name api.example.com --client dave
+assert_contains "saying why and what to do" "$OUT" "a workload has no passphrase to give; issue it again with --no-key-passphrase"
+expect_rc 1 "the same --client twice is refused" k8s --name api.example.com --client alice --client alice
+expect_ok "export k8s --client alice --client bob" k8s "${K8S_ARGS[@]}" --client alice --client bob --out "$T/clients.yaml"
+expect_ok "with the client Secrets, every document passes the schemas" "$PY" "$CHECK" "$T/clients.yaml"
+py_checks "$T/clients.yaml" "$P" "$NS" "$T/wl" <<'PY'
+import base64, os, sys, yaml
+path, pki, ns, out = sys.argv[1:5]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+def check(ok, what):
+    if not ok:
+        sys.exit(f"FAILED: {what}")
+    print(f"CHECK {what}")
+kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+check(kinds[5:] == [("Secret", "pqmtls-client-alice"), ("Secret", "pqmtls-client-bob")], f"a Secret per --client after the gateway's objects: {kinds}")
+for name in ("alice", "bob"):
+    sec = [d for d in docs if d["metadata"]["name"] == "pqmtls-client-" + name][0]
+    data = {k: base64.b64decode(v) for k, v in sec["data"].items()}
+    check(sec["type"] == "kubernetes.io/tls" and sec["metadata"]["namespace"] == ns, f"{name}: kubernetes.io/tls in {ns}")
+    check(sorted(data) == ["ca.crt", "tls.crt", "tls.key"], f"{name}: tls.crt, tls.key, ca.crt and nothing else")
+    check(data["tls.crt"] == open(f"{pki}/issued/{name}.chain.pem", "rb").read(), f"{name}: tls.crt is issued/{name}.chain.pem")
+    check(data["tls.key"] == open(f"{pki}/issued/{name}.key.pem", "rb").read(), f"{name}: tls.key is its key")
+    check(data["ca.crt"] == open(f"{pki}/server-ca-chain.pem", "rb").read(), f"{name}: ca.crt is the server CA chain (what a client trusts)")
+    check(sec["metadata"]["annotations"]["pqmtls.io/client-name"] == name, f"{name}: annotated with the client's name")
+    os.makedirs(f"{out}/{name}", exist_ok=True)
+    for k, v in data.items():
+        open(f"{out}/{name}/{k}", "wb").write(v)
+PY
+run pqm request "https://api.example.com:$GW/orders" --resolve "api.example.com:$GW:127.0.0.1" \
+    --cert "$T/wl/alice/tls.crt" --key "$T/wl/alice/tls.key" --ca "$T/wl/alice/ca.crt" --json
+assert_contains "a workload with the files of Secret pqmtls-client-alice calls the exported gateway" "$OUT" '"status":200'
 
 # ---- a revocation reaches the running pod: export, apply, kubelet swap ---------------------
 pqm pki revoke --pki "$P" "$(cert_serial "$I/bob.crt.pem")" > /dev/null

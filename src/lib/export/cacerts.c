@@ -98,6 +98,8 @@ static int render(struct pqm_pki *p, struct mesh *m, struct pqm_buf *b)
     char *ca = NULL, *root = NULL, *chain = NULL;
     size_t ca_len = 0, root_len = 0, chain_len = 0;
     X509 *both[2] = {m->ca, m->root};
+    char dir[PATH_MAX];
+    pqm__yaml_comment_text(p->dir, dir, sizeof(dir));
     int rc = -1;
     if (pqm__certs_to_pem(&m->ca, 1, &ca, &ca_len, e) != 0 || pqm__certs_to_pem(&m->root, 1, &root, &root_len, e) != 0 ||
         pqm__certs_to_pem(both, 2, &chain, &chain_len, e) != 0 ||
@@ -111,7 +113,7 @@ static int render(struct pqm_pki *p, struct mesh *m, struct pqm_buf *b)
                        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cacerts\n"
                        "  namespace: istio-system\n  labels:\n"
                        "    app.kubernetes.io/managed-by: pqmtls\ntype: Opaque\ndata:\n",
-                       p->dir);
+                       dir);
     rc |= pqm__yaml_b64_field(b, "ca-cert.pem", ca, ca_len);
     rc |= pqm__yaml_b64_field(b, "ca-key.pem", m->key_pem, m->key_len);
     rc |= pqm__yaml_b64_field(b, "root-cert.pem", root, root_len);

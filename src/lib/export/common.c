@@ -16,6 +16,7 @@
 #include "util/fsutil.h"
 
 struct server_search {
+    const char *kind;          /* "server" or "client" */
     const char *want;          /* NULL: any */
     struct pqm_export_server *out;
     size_t found;
@@ -25,7 +26,7 @@ struct server_search {
 static int match_server(const struct pqm_cert_record *r, void *arg)
 {
     struct server_search *s = arg;
-    if (strcmp(r->kind, "server") != 0 || strcmp(r->status, "valid") != 0 ||
+    if (strcmp(r->kind, s->kind) != 0 || strcmp(r->status, "valid") != 0 ||
         (s->want != NULL && strcmp(r->name, s->want) != 0))
         return 0;
     size_t used = strlen(s->names);
@@ -38,25 +39,26 @@ static int match_server(const struct pqm_cert_record *r, void *arg)
     return 0;
 }
 
-int pqm__export_server(struct pqm_pki *p, const char *name, struct pqm_export_server *out)
+int pqm__export_identity(struct pqm_pki *p, const char *kind, const char *name,
+                         struct pqm_export_server *out)
 {
     struct pqm_err *e = &p->err;
-    struct server_search s = {name, out, 0, ""};
+    struct server_search s = {kind, name, out, 0, ""};
     char chain[PATH_MAX], key[PATH_MAX];
     if (pqm_pki_foreach(p, 0, match_server, &s) != 0)
         return -1;
     if (s.found == 0 && name != NULL)
-        return pqm__err_set(e, "no valid server certificate named '%s' in %s (pqmtls pki issue "
-                               "server --name %s)",
-                            name, p->dir, name);
+        return pqm__err_set(e, "no valid %s certificate named '%s' in %s (pqmtls pki issue "
+                               "%s --name %s)",
+                            kind, name, p->dir, kind, name);
     if (s.found == 0)
-        return pqm__err_set(e, "the PKI %s has no valid server certificate (pqmtls pki issue "
-                               "server --name NAME)",
-                            p->dir);
+        return pqm__err_set(e, "the PKI %s has no valid %s certificate (pqmtls pki issue "
+                               "%s --name NAME)",
+                            p->dir, kind, kind);
     if (s.found > 1 && name == NULL)
-        return pqm__err_set(e, "the PKI has %zu valid server certificates (%s): name one with "
+        return pqm__err_set(e, "the PKI has %zu valid %s certificates (%s): name one with "
                                "--name",
-                            s.found, s.names);
+                            s.found, kind, s.names);
     if (pqm__pki_path(p, out->chain, chain, sizeof(chain)) != 0 ||
         pqm__pki_path(p, out->key, key, sizeof(key)) != 0)
         return pqm__err_set(e, "path too long");
@@ -67,6 +69,11 @@ int pqm__export_server(struct pqm_pki *p, const char *name, struct pqm_export_se
         return -1;
     out->encrypted = enc;
     return 0;
+}
+
+int pqm__export_server(struct pqm_pki *p, const char *name, struct pqm_export_server *out)
+{
+    return pqm__export_identity(p, "server", name, out);
 }
 
 int pqm__export_crl_chain(struct pqm_pki *p, const char *who, char *out, size_t outlen)
@@ -131,4 +138,15 @@ int pqm__export_emit(struct pqm_pki *p, const struct pqm_buf *b, const char *out
     if (text != NULL && (*text = strndup((const char *)pqm__buf_head(b), b->len)) == NULL)
         return pqm__err_set(&p->err, "out of memory");
     return 0;
+}
+
+void pqm__yaml_comment_text(const char *in, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] != '\0' && j + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (outlen > 0)
+        out[j] = '\0';
 }

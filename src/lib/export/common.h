@@ -24,6 +24,9 @@ struct pqm_export_server {
 /* The valid server certificate named NAME; with NAME NULL, the PKI's only one (refused,
  * with the names, when there are several). */
 int pqm__export_server(struct pqm_pki *p, const char *name, struct pqm_export_server *out);
+/* The same for a KIND ("server" or "client") certificate. */
+int pqm__export_identity(struct pqm_pki *p, const char *kind, const char *name,
+                         struct pqm_export_server *out);
 /* DIR/crl/client-ca-chain.crl.pem (the client intermediate's and the root's CRLs) into
  * OUT, refused when `pqmtls pki crl` has not written it yet; WHO names the reader that
  * needs it ("nginx's ssl_crl"). */
@@ -36,6 +39,9 @@ int pqm__k8s_label_ok(const char *name);
  * The N form takes LEN bytes of UTF-8 (a file's text); -1 for anything else. */
 int pqm__yaml_scalar(struct pqm_buf *b, const char *v);
 int pqm__yaml_scalarn(struct pqm_buf *b, const void *v, size_t len);
+/* IN for a YAML '#' comment: control characters (a newline would end the comment and
+ * start YAML) become '?'. */
+void pqm__yaml_comment_text(const char *in, char *out, size_t outlen);
 /* "  NAME: BASE64\n", a Secret's data field. */
 int pqm__yaml_b64_field(struct pqm_buf *b, const char *name, const void *data, size_t len);
 

@@ -1,5 +1,6 @@
 /* pqmtls export istio: PeerAuthentication, DestinationRule and AuthorizationPolicy for
  * one namespace, the principals taken from the PKI or from a gateway policy. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,41 +110,80 @@ static int allow_pki(struct pqm_pki *p, struct pqm_buf *b, const char *ns)
 
 /* A gateway path term in Istio's form: a prefix gets Istio's trailing '*' ("/api/"
  * becomes "/api/" followed by '*'). */
-static char *istio_path(const char *v)
+/* The gateway's path term V as Istio paths into OUT (one or two, malloc'd); returns how
+ * many, -1 on failure. The gateway matches "/api/" as a prefix and "/metrics" as that
+ * path or below it (never "/metricsx"), so the latter is two Istio paths. */
+static int istio_paths(const char *v, char **out)
 {
     size_t n = strlen(v);
-    if (n > 0 && v[n - 1] == '*')
-        return strdup(v);
-    char *s = malloc(n + 2);
-    if (s != NULL)
-        snprintf(s, n + 2, "%s*", v);
-    return s;
+    out[0] = malloc(n + 3);
+    if (out[0] == NULL)
+        return -1;
+    if (n > 0 && v[n - 1] == '/') {
+        snprintf(out[0], n + 3, "%s*", v);
+        return 1;
+    }
+    snprintf(out[0], n + 3, "%s", v);
+    out[1] = malloc(n + 3);
+    if (out[1] == NULL)
+        return -1;
+    snprintf(out[1], n + 3, "%s/*", v);
+    return 2;
 }
 
-/* Istio's form of a term's values into OUT (malloc'd each). */
-static int istio_values(struct pqm_err *e, const struct pqm_policy_term *t, char **out)
+/* A '*' where the gateway and Istio would read it differently: Istio takes a leading or
+ * trailing '*' as a wildcard; the gateway only a trailing one in spiffe= and principal=,
+ * none in path= and namespace=. */
+static int star_differs(enum pqm_term_key k, const char *v)
 {
+    const char *star = strchr(v, '*');
+    if (star == NULL)
+        return 0;
+    if (k == K_SPIFFE || k == K_PRINCIPAL)
+        return star[1] != '\0';
+    return k == K_PATH || k == K_NAMESPACE;
+}
+
+/* Istio's form of a term's values into OUT (malloc'd each; a path may give two); their
+ * number in *N. */
+static int istio_values(struct pqm_err *e, const struct pqm_policy_rule *r,
+                        const struct pqm_policy_term *t, char **out, size_t *n)
+{
+    *n = 0;
     for (size_t i = 0; i < t->nvalues; i++) {
         const char *v = t->values[i];
-        out[i] = t->key == K_SPIFFE ? strdup(v + strlen("spiffe://"))
-                 : t->key == K_PATH ? istio_path(v)
-                                    : strdup(v);
-        if (out[i] == NULL)
+        if (star_differs(t->key, v))
+            return pqm__err_set(e, "policy rule '%s': the '*' in '%s' would mean something "
+                                   "else to Istio than to the gateway",
+                                r->text, v);
+        if (t->key == K_PATH) {
+            int k = istio_paths(v, out + *n);
+            if (k < 0)
+                return pqm__err_set(e, "out of memory");
+            *n += (size_t)k;
+            continue;
+        }
+        out[*n] = strdup(t->key == K_SPIFFE ? v + strlen("spiffe://") : v);
+        if (out[*n] == NULL)
             return pqm__err_set(e, "out of memory");
+        (*n)++;
     }
     return 0;
 }
 
-static int term_yaml(struct pqm_buf *b, struct pqm_err *e, const struct pqm_policy_term *t,
-                     const char *field, int indent)
+static int term_yaml(struct pqm_buf *b, struct pqm_err *e, const struct pqm_policy_rule *r,
+                     const struct pqm_policy_term *t, const char *field, int indent)
 {
-    char *vals[PQM_POLICY_MAX_VALUES] = {NULL};
-    int rc = istio_values(e, t, vals);
+    char *vals[2 * PQM_POLICY_MAX_VALUES] = {NULL};
+    size_t n = 0;
+    int rc = istio_values(e, r, t, vals, &n);
     if (rc == 0) {
         rc = pqm__buf_addf(b, "%*s%s: ", indent, "", field);
-        rc |= list(b, (const char *const *)vals, t->nvalues);
+        rc |= list(b, (const char *const *)vals, n);
+        if (rc != 0)
+            pqm__err_set(e, "out of memory");
     }
-    for (size_t i = 0; i < t->nvalues; i++)
+    for (size_t i = 0; i < 2 * PQM_POLICY_MAX_VALUES; i++)
         free(vals[i]);
     return rc;
 }
@@ -178,17 +218,19 @@ static int rule_yaml(struct pqm_buf *b, struct pqm_err *e, const struct pqm_poli
         rc |= pqm__buf_addf(b, "from:\n    - source:\n");
         for (size_t i = 0; i < r->nterms; i++)
             if (r->terms[i].key <= K_NAMESPACE)
-                rc |= term_yaml(b, e, &r->terms[i], from_field[r->terms[i].key], 8);
+                rc |= term_yaml(b, e, r, &r->terms[i], from_field[r->terms[i].key], 8);
     }
     if (has_to) {
         rc |= pqm__buf_addf(b, "%sto:\n    - operation:\n", has_from ? "    " : "");
         for (size_t i = 0; i < r->nterms; i++)
             if (r->terms[i].key == K_PATH || r->terms[i].key == K_METHOD)
-                rc |= term_yaml(b, e, &r->terms[i],
+                rc |= term_yaml(b, e, r, &r->terms[i],
                                 r->terms[i].key == K_PATH ? "paths" : "methods", 8);
     }
     if (!has_from && !has_to)
         rc |= pqm__buf_addf(b, "{}\n");
+    if (rc != 0 && strcmp(pqm__err_str(e), "no error") == 0)
+        pqm__err_set(e, "out of memory");
     return rc;
 }
 
@@ -236,10 +278,12 @@ int pqm_pki_export_istio(struct pqm_pki *p, const struct pqm_istio_export *x, ch
                                "'-', at most 63)",
                             x->namespace_ != NULL ? x->namespace_ : "");
     struct pqm_buf b;
+    char dir[PATH_MAX];
+    pqm__yaml_comment_text(p->dir, dir, sizeof(dir));
     pqm__buf_init(&b, ISTIO_YAML_MAX);
     int rc = pqm__buf_addf(&b, "# Istio mutual TLS for namespace %s, written by `pqmtls export "
                                "istio` from the PKI %s.\n",
-                           x->namespace_, p->dir);
+                           x->namespace_, dir);
     rc |= peer_and_destination(&b, x->namespace_);
     if (rc != 0)
         rc = pqm__err_set(e, "out of memory");

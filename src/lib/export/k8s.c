@@ -34,12 +34,24 @@ struct blob {
     size_t len;
 };
 
+#define K8S_CLIENT_PREFIX "pqmtls-client-"
+
+/* A workload's identity: its Secret's name and files. */
+struct k8s_client {
+    struct pqm_export_server id;
+    char secret[254];
+    struct blob chain, key;
+};
+
 /* What the documents are made from. */
 struct k8s {
     const char *ns, *upstream, *image, *service_type;
     int replicas, create_namespace;
     struct pqm_export_server srv;
     struct blob chain, key, ca, crl, pass; /* pass: the passphrase's first line and '\n' */
+    struct blob server_ca;                 /* server-ca-chain.pem, for the clients' ca.crt */
+    struct k8s_client *clients;
+    size_t nclients;
     struct pqm_buf gateway_yaml;
     char gateway_sha[PQM_SHA256_HEX];
     char default_image[64];
@@ -61,6 +73,12 @@ static void k8s_free(struct k8s *k)
     blob_free(&k->ca);
     blob_free(&k->crl);
     blob_free(&k->pass);
+    blob_free(&k->server_ca);
+    for (size_t i = 0; i < k->nclients; i++) {
+        blob_free(&k->clients[i].chain);
+        blob_free(&k->clients[i].key);
+    }
+    free(k->clients);
     pqm__buf_free(&k->gateway_yaml);
 }
 
@@ -123,7 +141,33 @@ static int check_args(struct pqm_pki *p, const struct pqm_k8s_export *x, struct 
                             k->service_type);
     if (k->replicas > 1000)
         return pqm__err_set(e, "--replicas %d: at most 1000", k->replicas);
+    if (x->nclients > PQM_K8S_CLIENTS_MAX)
+        return pqm__err_set(e, "%zu --client identities: at most %d in one export", x->nclients,
+                            PQM_K8S_CLIENTS_MAX);
     return 0;
+}
+
+/* 1 when NAME is a DNS subdomain (RFC 1123 labels joined by '.'), as Kubernetes requires
+ * of a Secret's name, at most LIMIT characters. */
+static int subdomain_ok(const char *name, size_t limit)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > limit)
+        return 0;
+    char label[64];
+    for (const char *s = name; *s != '\0';) {
+        size_t len = strcspn(s, ".");
+        if (len == 0 || len >= sizeof(label))
+            return 0;
+        memcpy(label, s, len);
+        label[len] = '\0';
+        if (!pqm__k8s_label_ok(label))
+            return 0;
+        s += len;
+        if (*s == '.' && *++s == '\0')
+            return 0;
+    }
+    return 1;
 }
 
 /* --- the files ---------------------------------------------------------------------- */
@@ -179,6 +223,46 @@ static int check_crls(struct pqm_pki *p, const char *path, const struct blob *cr
     return 0;
 }
 
+/* The --client identities: valid client certificates with unencrypted keys (in a
+ * cluster the Secret protects the key; a workload has no passphrase to give). */
+static int load_clients(struct pqm_pki *p, const struct pqm_k8s_export *x, struct k8s *k)
+{
+    struct pqm_err *e = &p->err;
+    char path[PATH_MAX];
+    if (x->nclients == 0)
+        return 0;
+    if ((k->clients = calloc(x->nclients, sizeof(*k->clients))) == NULL)
+        return pqm__err_set(e, "out of memory");
+    if (pqm__pki_path(p, PQM_F_SERVER_CHAIN, path, sizeof(path)) != 0)
+        return pqm__err_set(e, "path too long");
+    if (read_blob(p, path, &k->server_ca) != 0)
+        return -1;
+    for (size_t i = 0; i < x->nclients; i++) {
+        struct k8s_client *c = &k->clients[i];
+        const char *name = x->clients[i];
+        k->nclients = i + 1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(x->clients[j], name) == 0)
+                return pqm__err_set(e, "--client %s is given twice", name);
+        if (!subdomain_ok(name, sizeof(c->secret) - 1 - strlen(K8S_CLIENT_PREFIX)))
+            return pqm__err_set(e, "--client '%s': the Secret " K8S_CLIENT_PREFIX "%s would not "
+                                   "be a Kubernetes name (a-z, 0-9, '-' and '.', at most 253): "
+                                   "issue the client with such a --name",
+                                name, name);
+        snprintf(c->secret, sizeof(c->secret), K8S_CLIENT_PREFIX "%s", name);
+        if (pqm__export_identity(p, "client", name, &c->id) != 0)
+            return pqm__err_copy(e, "--client", pqm__err_str(e));
+        if (c->id.encrypted)
+            return pqm__err_set(e, "--client %s: its key %s is encrypted, and a workload has no "
+                                   "passphrase to give; issue it again with --no-key-passphrase "
+                                   "(in the cluster, the Secret protects the key)",
+                                name, c->id.key);
+        if (read_blob(p, c->id.chain, &c->chain) != 0 || read_blob(p, c->id.key, &c->key) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int load_files(struct pqm_pki *p, const struct pqm_k8s_export *x, struct k8s *k)
 {
     struct pqm_err *e = &p->err;
@@ -192,6 +276,8 @@ static int load_files(struct pqm_pki *p, const struct pqm_k8s_export *x, struct 
     if (pqm__pki_path(p, PQM_F_CLIENT_CHAIN, path, sizeof(path)) != 0)
         return pqm__err_set(e, "path too long");
     if (read_blob(p, path, &k->ca) != 0)
+        return -1;
+    if (load_clients(p, x, k) != 0)
         return -1;
     if (k->srv.encrypted && (x->key_passphrase_file == NULL || x->key_passphrase_file[0] == '\0'))
         return pqm__err_set(e, "%s is encrypted: give --key-passphrase-file (its first line goes "
@@ -307,6 +393,14 @@ static int check_sizes(struct pqm_pki *p, const struct k8s *k)
         return pqm__err_set(&p->err, "the Secret's data would be %zu bytes, more than the 1 MiB "
                                      "Kubernetes allows",
                             secret);
+    for (size_t i = 0; i < k->nclients; i++) {
+        const struct k8s_client *c = &k->clients[i];
+        size_t n = c->chain.len + c->key.len + k->server_ca.len;
+        if (n > K8S_DATA_MAX)
+            return pqm__err_set(&p->err, "the Secret %s would hold %zu bytes, more than the 1 "
+                                         "MiB Kubernetes allows",
+                                c->secret, n);
+    }
     if (config > K8S_DATA_MAX)
         return pqm__err_set(&p->err, "the CRLs (%s, %zu bytes) do not fit in a ConfigMap, which "
                                      "Kubernetes limits to 1 MiB: revoke fewer or expire the "
@@ -356,6 +450,25 @@ static int doc_secret(struct pqm_buf *b, const struct k8s *k)
     rc |= pqm__yaml_b64_field(b, "ca.crt", k->ca.data, k->ca.len);
     if (k->pass.len > 0)
         rc |= pqm__yaml_b64_field(b, "key.pass", k->pass.data, k->pass.len);
+    return rc;
+}
+
+/* A client identity for workloads in the namespace that call the gateway: what
+ * `pqmtls request` and `pqmtls tunnel` take as --cert, --key and --ca. */
+static int doc_client_secret(struct pqm_buf *b, const struct k8s *k, const struct k8s_client *c)
+{
+    int rc = pqm__buf_addf(b,
+                           "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n"
+                           "  namespace: %s\n  labels:\n"
+                           "    app.kubernetes.io/component: client-identity\n"
+                           "    app.kubernetes.io/managed-by: pqmtls\n"
+                           "  annotations:\n    pqmtls.io/client-name: ",
+                           c->secret, k->ns);
+    rc |= pqm__yaml_scalar(b, c->id.name);
+    rc |= pqm__buf_addf(b, "\ntype: kubernetes.io/tls\ndata:\n");
+    rc |= pqm__yaml_b64_field(b, "tls.crt", c->chain.data, c->chain.len);
+    rc |= pqm__yaml_b64_field(b, "tls.key", c->key.data, c->key.len);
+    rc |= pqm__yaml_b64_field(b, "ca.crt", k->server_ca.data, k->server_ca.len);
     return rc;
 }
 
@@ -501,6 +614,10 @@ static int render(struct pqm_pki *p, struct k8s *k, struct pqm_buf *b)
            "# PodDisruptionBudget " K8S_APP ". It holds a private key: kubectl apply -f FILE,\n"
            "# then delete FILE. After `pqmtls pki crl` or a new certificate, export and apply\n"
            "# again: the pods reload the files the kubelet updates, without a restart.\n");
+    if (k->nclients > 0)
+        rc |= pqm__buf_addf(b, "# Then a Secret " K8S_CLIENT_PREFIX "NAME per --client: a "
+                               "workload's certificate chain, key\n# and the server CA chain "
+                               "(ca.crt), to call the gateway.\n");
     if (k->create_namespace)
         rc |= doc_namespace(b, k);
     rc |= doc_secret(b, k);
@@ -508,6 +625,8 @@ static int render(struct pqm_pki *p, struct k8s *k, struct pqm_buf *b)
     rc |= doc_deployment(b, k);
     rc |= doc_service(b, k);
     rc |= doc_pdb(b, k);
+    for (size_t i = 0; i < k->nclients; i++)
+        rc |= doc_client_secret(b, k, &k->clients[i]);
     return rc != 0 ? pqm__err_set(&p->err, "out of memory") : 0;
 }
 
