@@ -102,7 +102,9 @@ pq pki crl --pki "$pki" "${P[@]}"
 
 section "The backend API, the gateway in front of it, and Service A's tunnel"
 backend_port=$(free_port)
-start backend "$PYTHON" "$here/demo_backend.py" "$backend_port"
+# DEMO_DIR on its command line too: every process the demo starts names it, so that a
+# leftover one can be found (tests/integration/demo.sh looks).
+start backend "$PYTHON" "$here/demo_backend.py" "$backend_port" "$DEMO_DIR"
 wait_port "$backend_port" "$LAST_PID" || die "the backend did not start: $(cat "$DEMO_DIR/backend.out")"
 gw_port=$(free_port)
 admin_port=$(free_port)
@@ -140,7 +142,7 @@ section "The calls"
 url="https://api.example.com:$gw_port/orders"
 rq() { # NAME [request options]: one call with NAME's certificate; result in DEMO_DIR/NAME.json
   local name=$1; shift
-  show pqmtls request "$url" --cert "issued/$name.crt.pem" ... "$@"
+  show pqmtls request "$url" --cert "issued/$name.chain.pem" --key "issued/$name.key.pem" ... "$@"
   set +e
   "$PQMTLS_BIN" request "$url" --resolve "api.example.com:$gw_port:127.0.0.1" \
     --cert "$issued/$name.chain.pem" --key "$issued/$name.key.pem" "${K[@]}" \
@@ -231,7 +233,14 @@ section "The same PKI for nginx and Istio"
 pq export nginx --pki "$pki" --server-name api.example.com --upstream "http://127.0.0.1:$backend_port" \
   --out "$DEMO_DIR/nginx" "${K[@]}"
 sed -n '/^server {/,/^}/p' "$DEMO_DIR/nginx/api.example.com.conf"
-pq export istio --pki "$pki" --namespace production --out "$DEMO_DIR/istio.yaml"
+# The mesh's share of the gateway's policy: the production namespace. (cn= rules have no
+# Istio equivalent; the export refuses them rather than widen or narrow them.)
+cat > "$DEMO_DIR/mesh-policy.yaml" <<'YAML'
+allow:
+  - "namespace=production"
+YAML
+pq export istio --pki "$pki" --namespace production --policy "$DEMO_DIR/mesh-policy.yaml" \
+  --out "$DEMO_DIR/istio.yaml"
 cat "$DEMO_DIR/istio.yaml"
 
 section "Stopping what the demo started"

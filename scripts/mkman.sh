@@ -9,7 +9,7 @@ version=$("$bin" --version | awk '{print $2}')
 esc() { sed -e 's/\\/\\e/g' -e "s/^\\([.']\\)/\\\\\\&\\1/"; }
 
 commands=$("$bin" --help | awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print} on && /^$/ {exit}' |
-  sed -E 's/^  ([a-z-]+( [a-z-]+)?) {2,}.*/\1/')
+  sed -E 's/^  ([a-z0-9-]+( [a-z0-9-]+)?) {2,}.*/\1/')
 [ -n "$commands" ] || { echo "mkman: no commands in '$bin --help'" >&2; exit 1; }
 
 {

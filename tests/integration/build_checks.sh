@@ -22,9 +22,13 @@ else
     run groff -man -Tutf8 "$M"
 fi
 [[ $RC -eq 0 ]] || fail "the manual page does not render: $OUT"
-for cmd in "pki init" "pki revoke" "pki crl" "pki status" "pki renew" "export nginx" "export istio" gateway request tunnel; do
-    grep -q "pqmtls $cmd" <<<"$OUT" || fail "the manual page lacks a section for 'pqmtls $cmd'"
-done
+# Every command the binary lists has its section, holding that command's own --help.
+CMDS=$("$PQMTLS_BIN" --help | awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print} on && /^$/ {exit}' | sed -E 's/^  (\S+( \S+)?) {2,}.*/\1/')
+[[ $(wc -l <<<"$CMDS") -ge 20 ]] || fail "pqmtls --help lists too few commands: $CMDS"
+while IFS= read -r cmd; do
+    grep -qF ".SS \"pqmtls $cmd\"" "$M" || fail "the manual page lacks a section for 'pqmtls $cmd'"
+    grep -q "Usage: pqmtls $cmd\b" <<<"$OUT" || fail "the manual page's section for 'pqmtls $cmd' lacks its usage"
+done <<<"$CMDS"
 grep -q -- "--client-ocsp" <<<"$OUT" || fail "the manual page lacks the gateway's options"
 pass "man pqmtls renders from the installed page, with every command and the gateway's options"
 run env -u LD_LIBRARY_PATH ldd "$T/prefix/bin/pqmtls"

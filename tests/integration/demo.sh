@@ -37,6 +37,15 @@ done
 pass "the demo wrote the nginx and Istio files, its gateway configuration and log"
 assert_contains "and prints the nginx server block" "$D" "ssl_verify_client       on;"
 assert_contains "and the Istio policy" "$D" "mode: STRICT"
+/usr/bin/python3 - "$T/demo/istio.yaml" <<'PY' || fail "the demo's Istio policy does not match the gateway's"
+import sys, yaml
+aps = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "AuthorizationPolicy"]
+rules = [r for ap in aps if ap["spec"]["action"] == "ALLOW" for r in ap["spec"]["rules"]]
+sources = [s["source"] for r in rules for s in r.get("from", [])]
+assert sources == [{"namespaces": ["production"]}], sources
+assert "intern" not in open(sys.argv[1]).read()
+PY
+pass "the Istio policy allows the production namespace only: Intern (staging) is not let in by the mesh either"
 left=$(pgrep -af -- "$T/demo" || true)
 [[ -z "$left" ]] || fail "the demo left processes running: $left"
 pass "nothing the demo started is still running"

@@ -168,13 +168,14 @@ pass "systemd-analyze verify accepts the unit without a warning"
 sed 's/^NoNewPrivileges=yes/NoNewPrivilege=yes/' "$U" > "$T/unit/typo.service"
 ! verify "$T/unit/typo.service" || fail "a misspelled key passed systemd-analyze verify"
 assert_contains "a misspelled key is caught" "$OUT" "Unknown key 'NoNewPrivilege'"
-for want in Type=notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $MAINPID' DynamicUser=yes \
+for want in Type=notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $MAINPID' User=pqmtls Group=pqmtls \
     NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
     CapabilityBoundingSet=CAP_NET_BIND_SERVICE ReadOnlyPaths=/etc/pqmtls RestrictNamespaces=yes \
     MemoryDenyWriteExecute=yes SystemCallFilter=@system-service; do
     grep -qxF -- "$want" "$U" || fail "the unit lacks $want"
 done
-pass "Type=notify, reload by SIGHUP, a dynamic user and the hardening options"
+grep -q '^DynamicUser=' "$U" && fail "the unit asks for a dynamic user, which could not read a key installed for user pqmtls"
+pass "Type=notify, reload by SIGHUP, the static user pqmtls and the hardening options"
 run systemd-analyze security --offline=yes --threshold=20 "$U"
 [[ $RC -eq 0 ]] || fail "exposure above 2.0: $(tail -n 1 <<< "$OUT")"
 assert_match "systemd-analyze security: exposure at most 2.0" "$OUT" 'Overall exposure level for pqmtls-gateway.service: (0\.[0-9]|1\.[0-9]|2\.0) '
