@@ -91,4 +91,15 @@ assert_contains "to standard output" "$OUT" "name: cacerts"
 run pqm pki tree --pki "$T/plain"
 assert_contains "pki tree shows the mesh root" "$OUT" "mesh-root-ca (ecdsa-p384)"
 
+# Mesh files that do not belong together are refused, never written into a Secret.
+pqm pki init "$T/other" --no-passphrase --mesh-alg ecdsa-p384 > /dev/null || fail "pki init (other)"
+cp -r "$T/plain" "$T/swapped"
+cp "$T/other/mesh/mesh-root-ca.crt.pem" "$T/swapped/mesh/mesh-root-ca.crt.pem"
+expect_rc 1 "a mesh root that did not sign the intermediate is refused" pqm export istio-cacerts --pki "$T/swapped"
+assert_contains "saying so" "$OUT" "the mesh intermediate is not signed by the mesh root"
+cp -r "$T/plain" "$T/rekeyed"
+cp "$T/other/mesh/mesh-int-ca.key.pem" "$T/rekeyed/mesh/mesh-int-ca.key.pem"
+expect_rc 1 "a mesh intermediate key of another certificate is refused" pqm export istio-cacerts --pki "$T/rekeyed"
+assert_contains "naming both files" "$OUT" "mesh-int-ca.key.pem does not match mesh-int-ca.crt.pem"
+
 done_all

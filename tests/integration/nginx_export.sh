@@ -64,6 +64,20 @@ for d in "ssl_protocols           TLSv1.3;" "ssl_ecdh_curve          X25519MLKEM
     grep -qF "$d" "$C" || fail "the server block lacks '$d'"
 done
 pass "the server block has TLS 1.3, the hybrid group first, verify on, depth 2, ssl_crl, stapling"
+grep -q "proxy_ssl_verify" "$C" && fail "an http:// upstream got proxy_ssl settings"
+
+# An https:// upstream is verified; a server whose key is not encrypted leaves no
+# passphrase of an earlier export behind.
+pqm pki issue server --pki "$P" --name plain.example.com --ip 127.0.0.1 --no-key-passphrase > /dev/null || fail "issue plain"
+echo "an old passphrase" > "$S/plain.example.com.pass"
+expect_ok "export nginx with an https:// upstream" pqm export nginx --pki "$P" --server-name plain.example.com \
+    --upstream "https://127.0.0.1:$UP" --out "$T/out" --listen-port "$NP"
+[[ -e "$S/plain.example.com.pass" ]] && fail "the stale plain.example.com.pass is still in $S"
+pass "the passphrase file of an earlier export is removed when the key is not encrypted"
+for d in "proxy_ssl_verify on;" "proxy_ssl_server_name on;" "proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;"; do
+    grep -qF "$d" "$T/out/plain.example.com.conf" || fail "the https upstream's block lacks '$d'"
+done
+pass "an https:// upstream's certificate is verified (proxy_ssl_verify on, server name, CAs)"
 
 # nginx with exactly that block, the paths moved to the temporary directory
 sed "s|/etc/nginx/ssl|$S|g" "$C" > "$T/server.conf"

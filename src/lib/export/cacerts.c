@@ -75,6 +75,13 @@ static int load_mesh(struct pqm_pki *p, struct mesh *m)
 }
 
 /* Everything Istio would check, checked here first: a Secret it refuses is never written. */
+/* A CA certificate inside its validity period now. */
+static int ca_valid_now(X509 *x)
+{
+    return X509_check_ca(x) != 0 && X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
+           X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
+}
+
 static int check_mesh(struct pqm_pki *p, struct mesh *m)
 {
     struct pqm_err *e = &p->err;
@@ -87,8 +94,11 @@ static int check_mesh(struct pqm_pki *p, struct mesh *m)
     if (X509_check_issued(m->root, m->ca) != X509_V_OK || X509_verify(m->ca, rk) != 1 ||
         X509_check_issued(m->root, m->root) != X509_V_OK)
         return pqm__err_ossl(e, "the mesh intermediate is not signed by the mesh root");
-    if (!X509_check_ca(m->ca) || X509_cmp_current_time(X509_get0_notAfter(m->ca)) <= 0)
-        return pqm__err_set(e, "the mesh intermediate is not a valid CA certificate now");
+    if (!ca_valid_now(m->ca))
+        return pqm__err_set(e, "mesh-int-ca.crt.pem is not a CA certificate valid now (istiod "
+                               "would sign workload certificates with it that no proxy takes)");
+    if (!ca_valid_now(m->root))
+        return pqm__err_set(e, "mesh-root-ca.crt.pem is not a CA certificate valid now");
     return 0;
 }
 

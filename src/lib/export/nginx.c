@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <pqmtls/export.h>
 
@@ -108,6 +109,7 @@ static int render(struct pqm_buf *b, const struct conf_in *c)
         b,
         "\n    location / {\n"
         "        proxy_pass %s;\n"
+        "%s"
         "        proxy_http_version 1.1;\n"
         "        proxy_set_header Connection \"\";\n"
         "        proxy_set_header Host $host;\n"
@@ -125,7 +127,14 @@ static int render(struct pqm_buf *b, const struct conf_in *c)
         "        proxy_set_header Client-Cert-Chain         \"\";\n"
         "    }\n"
         "}\n",
-        c->x->upstream);
+        c->x->upstream,
+        strncmp(c->x->upstream, "https://", 8) == 0
+            ? "        # The upstream speaks TLS: its certificate is verified (nginx does not by\n"
+              "        # default), against the system's CAs unless you name its own CA here.\n"
+              "        proxy_ssl_verify on;\n"
+              "        proxy_ssl_server_name on;\n"
+              "        proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;\n"
+            : "");
     return rc;
 }
 
@@ -182,11 +191,14 @@ int pqm_pki_export_nginx(struct pqm_pki *p, const struct pqm_nginx_export *x)
         if (copy_file(p, files[i].src, ssl_out, name, files[i].mode) != 0)
             return -1;
     }
-    if (encrypted) {
-        snprintf(name, sizeof(name), "%s.pass", x->server_name);
-        if (copy_file(p, x->key_passphrase_file, ssl_out, name, 0600) != 0)
-            return -1;
-    }
+    snprintf(name, sizeof(name), "%s.pass", x->server_name);
+    if (encrypted && copy_file(p, x->key_passphrase_file, ssl_out, name, 0600) != 0)
+        return -1;
+    /* A key no longer encrypted leaves no passphrase of an earlier export behind. */
+    if (!encrypted && (pqm__path_join(path, sizeof(path), ssl_out, name) != 0 ||
+                       (unlink(path) != 0 && errno != ENOENT)))
+        return pqm__err_set(e, "%s: cannot remove the passphrase of an earlier export: %s", path,
+                            strerror(errno));
     const char *shared[] = {PQM_F_CLIENT_CHAIN, PQM_F_SERVER_CHAIN};
     for (size_t i = 0; i < 2; i++)
         if (pqm__pki_path(p, shared[i], path, sizeof(path)) != 0 ||
