@@ -254,7 +254,8 @@ struct pqm_crl_info {
     size_t entries;
     int64_t this_update, next_update;
     char ca_serial[64];  /* the CA's serial (hex) */
-    int present;         /* pqm_pki_crl_status: 0 when the file is missing */
+    int present;         /* pqm_pki_crl_status: 0 when the file is missing or unreadable */
+    char unreadable[256]; /* pqm_pki_crl_status: why a file that is there gives no CRL */
     int signature_ok;    /* pqm_pki_crl_status: signed by the CA's current key */
     size_t unpublished;  /* pqm_pki_crl_status: revoked in the inventory, not in the CRL */
 };
@@ -267,7 +268,8 @@ typedef int (*pqm_crl_cb)(const struct pqm_crl_info *info, void *arg);
 PQM_API int pqm_pki_gen_crls(struct pqm_pki *pki, int64_t validity_seconds, pqm_crl_cb cb,
                              void *arg);
 /* Reads the three CRLs of DIR/crl/ (no passphrase needed) and calls CB for each CA, in
- * the order root, server, client; a missing or unreadable file gives present = 0. */
+ * the order root, server, client; a missing or unreadable file gives present = 0, and
+ * an unreadable one (damaged, not a CRL, no permission) says why in unreadable. */
 PQM_API int pqm_pki_crl_status(struct pqm_pki *pki, pqm_crl_cb cb, void *arg);
 
 #ifdef __cplusplus

@@ -30,6 +30,19 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     return EXIT_FAIL;
 }
 
+int cli_word_in(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *s = list; *s != '\0';) {
+        size_t len = strcspn(s, " ");
+        if (len == n && n > 0 && strncmp(s, name, n) == 0)
+            return 1;
+        s += len;
+        s += strspn(s, " ");
+    }
+    return 0;
+}
+
 int cli_write_stdout(const char *cmd, const char *text)
 {
     if (fputs(text, stdout) == EOF || fflush(stdout) != 0 || ferror(stdout))

@@ -65,7 +65,7 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, st
         if (c < 256 || c >= 256 + O_COUNT)
             return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
         const char *name = opts[c - 256].name;
-        if (c != 256 + O_PKI && c != 256 + O_HELP && strstr(allowed, name) == NULL)
+        if (c != 256 + O_PKI && c != 256 + O_HELP && !cli_word_in(allowed, name))
             return cli_usage(cmd, "--%s does not apply here", name);
         a->v[c - 256] = optarg != NULL ? optarg : "";
         if (c == 256 + O_HELP)

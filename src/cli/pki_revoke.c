@@ -37,7 +37,7 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, in
     cli_getopt_reset();
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *name = c >= O_PKI && c <= O_HELP ? opts[c - O_PKI].name : "";
-        if (c != O_PKI && c != O_HELP && c != ':' && c != '?' && strstr(allowed, name) == NULL)
+        if (c != O_PKI && c != O_HELP && c != ':' && c != '?' && !cli_word_in(allowed, name))
             return cli_usage(cmd, "--%s does not apply here", name);
         switch (c) {
         case O_PKI:

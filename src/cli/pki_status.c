@@ -101,6 +101,11 @@ static int visit_crl(const struct pqm_crl_info *i, void *arg)
         if (!i->signature_ok)
             problem(f, "the %s's CRL %s is not signed by the %s's key", i->ca, i->path, i->ca);
     }
+    if (i->unreadable[0] != '\0') {
+        json_object_set_new(o, "unreadable", json_string(i->unreadable));
+        problem(f, "the %s's CRL %s cannot be read: %s: write it again with `pqmtls pki crl`",
+                i->ca, i->path, i->unreadable);
+    }
     json_object_set_new(o, "unpublished_revocations", json_integer(pending));
     if (pending > 0)
         problem(f, "%d revocation(s) by the %s are not in its CRL yet: run `pqmtls pki crl`",
@@ -145,6 +150,11 @@ static void print_text(const char *dir, const struct fleet *f)
     printf("CRLs:\n");
     json_array_foreach(f->crls, k, v)
     {
+        const char *bad = json_string_value(json_object_get(v, "unreadable"));
+        if (bad != NULL) {
+            printf("  %-24s unreadable: %s\n", json_string_value(json_object_get(v, "ca")), bad);
+            continue;
+        }
         if (!json_is_true(json_object_get(v, "present"))) {
             printf("  %-24s none (pqmtls pki crl writes it)\n",
                    json_string_value(json_object_get(v, "ca")));

@@ -57,6 +57,13 @@ expect_rc 1 "a CRL not signed by its CA is a problem" pqm pki status --pki "$P"
 assert_contains "and named" "$OUT" "is not signed by the client intermediate CA's key"
 pqm pki crl --pki "$P" > /dev/null || fail "pki crl"
 expect_ok "republished: fine" pqm pki status --pki "$P"
+# A damaged CRL file is a problem, not "none".
+head -c 300 "$P/crl/server-int-ca.crl.pem" > "$T/cut.pem" && cp "$T/cut.pem" "$P/crl/server-int-ca.crl.pem"
+expect_rc 1 "a damaged CRL file is a problem" pqm pki status --pki "$P"
+assert_contains "named, with what to do" "$OUT" "the server intermediate CA's CRL $P/crl/server-int-ca.crl.pem cannot be read: no PEM CRL in it"
+assert_contains "and listed as unreadable" "$OUT" "unreadable: no PEM CRL in it"
+pqm pki crl --pki "$P" > /dev/null || fail "pki crl"
+expect_ok "written again: fine" pqm pki status --pki "$P"
 # OCSP signers: listed with their validity; one that will have expired is a problem.
 expect_ok "ocsp signers" pqm ocsp signers --pki "$P" --days 20
 expect_ok "status lists the signers" pqm pki status --pki "$P" --json

@@ -45,6 +45,8 @@ assert_contains "with the list of reasons" "$OUT" "cessationOfOperation"
 expect_rc 1 "the root cannot be revoked" pqm pki revoke --pki "$P" "$ROOT"
 assert_contains "and the refusal says why" "$OUT" "a root is not revoked by a CRL"
 expect_rc 2 "revoke without a serial is a usage error" pqm pki revoke --pki "$P"
+expect_rc 2 "revoke refuses --json (an option of pki crl)" pqm pki revoke --pki "$P" 01 --json
+assert_contains "saying it does not apply" "$OUT" "--json does not apply here"
 
 run pqm pki list --pki "$P" --json
 python3 - "$OUT" "$S1" "$S2" "$S3" <<'PY' || fail "the inventory does not record the revocations"
@@ -88,8 +90,9 @@ aki=$(ossl crl -in "$C/client-int-ca.crl.pem" -noout -text | grep -A1 'Authority
 pass "the CRL's AKI is the CA's subject key identifier"
 nb=$(date -u -d "$(ossl crl -in "$C/client-int-ca.crl.pem" -noout -nextupdate | cut -d= -f2)" +%s)
 lb=$(date -u -d "$(ossl crl -in "$C/client-int-ca.crl.pem" -noout -lastupdate | cut -d= -f2)" +%s)
-[[ $((nb - lb)) -eq 172800 ]] || fail "nextUpdate - thisUpdate = $((nb - lb)), expected 2 days"
-pass "nextUpdate is thisUpdate + 2 days, as asked"
+[[ $((nb - lb)) -eq $((172800 + 60)) ]] || fail "nextUpdate - thisUpdate = $((nb - lb)), expected 2 days and the minute thisUpdate is set back"
+(( lb <= $(date +%s) - 55 )) || fail "thisUpdate $lb is not set back a minute"
+pass "nextUpdate is 2 days from now, as asked; thisUpdate a minute back (clocks a little behind)"
 
 declare -A CA_OF=([root-ca]=root-ca.crt.pem [server-int-ca]=server-ca-chain.pem [client-int-ca]=client-ca-chain.pem)
 for b in root-ca server-int-ca client-int-ca; do
@@ -123,6 +126,10 @@ pass "no temporary files are left behind"
 # --- revoking an intermediate ---------------------------------------------------------
 expect_ok "revoke the server intermediate (cACompromise)" pqm pki revoke --pki "$P" "$SINT" --reason cACompromise
 expect_ok "pki crl" pqm pki crl --pki "$P" --passphrase-file "$T/pass"
+nb=$(date -u -d "$(ossl crl -in "$C/root-ca.crl.pem" -noout -nextupdate | cut -d= -f2)" +%s)
+lb=$(date -u -d "$(ossl crl -in "$C/root-ca.crl.pem" -noout -lastupdate | cut -d= -f2)" +%s)
+[[ $((nb - lb)) -eq $((7 * 86400 + 60)) ]] || fail "without --next-update: nextUpdate - thisUpdate = $((nb - lb)), expected 7 days (and a minute)"
+pass "without --next-update the CRLs are valid 7 days"
 run ossl crl -in "$C/root-ca.crl.pem" -noout -text
 assert_contains "the root's CRL lists the server intermediate" "$OUT" "$SINT"
 assert_contains "as a CA compromise" "$OUT" "CA Compromise"

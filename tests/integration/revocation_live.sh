@@ -98,6 +98,7 @@ pass "the gateway was not restarted (same PID)"
 line=$(grep '"handshake_refused"' "$T/access.log" | grep '"revoked"' | tail -1)
 [[ -n "$line" ]] || fail "no handshake_refused line with reason_code revoked: $(tail -3 "$T/access.log")"
 pass "the access log has a handshake_refused line with reason_code revoked"
+assert_match "with the CRL entry's reason and date" "$line" "keyCompromise, since 20[0-9]{2}-[0-9]{2}-[0-9]{2}T"
 assert_contains "the refusal names c-a" "$line" "CN=c-a"
 assert_contains "and the CRL file that lists it" "$line" "client-ca-chain.crl.pem"
 grep -q 'reload' "$T/gw.err" "$T/gw.out" "$T/access.log" || fail "nothing logged the reload"

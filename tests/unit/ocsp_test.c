@@ -26,6 +26,7 @@
 #include "pki/certbuild.h"
 #include "pki/store.h"
 #include "test_certs.h"
+#include "util/timeutil.h"
 #include "unit_util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -406,8 +407,10 @@ static void test_times(void **state)
     struct pqm_ocsp_answer a;
     pqm__ocsp_respond(&w->r, der, len, w->now, fake_lookup, &f, &a);
     assert_int_equal(a.status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
-    assert_int_equal(a.this_update, w->now);
-    assert_int_equal(a.next_update - a.this_update, VALIDITY);
+    /* thisUpdate a minute back: a relying party whose clock is a little behind still
+     * takes the answer as current. */
+    assert_int_equal(a.this_update, w->now - PQM_BACKDATE_SECONDS);
+    assert_int_equal(a.next_update, w->now + VALIDITY);
     pqm__ocsp_answer_free(&a);
     /* Never beyond the signer's own life. */
     struct pqm_ocsp_responder longer = w->r;
@@ -579,10 +582,13 @@ static void test_cache(void **state)
     assert_null(pqm__ocsp_cache_get(&c, n, nlen, w->now)); /* a nonce is never kept */
     assert_null(pqm__ocsp_cache_get(&c, (const unsigned char *)"x", 1, w->now));
     assert_null(pqm__ocsp_cache_get(&none, p, plen, w->now));
-    /* Half its validity gone, or a clock that went back: made anew. */
-    assert_non_null(pqm__ocsp_cache_get(&c, p, plen, w->now + VALIDITY / 2));
-    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now + VALIDITY / 2 + 1));
-    assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now - 1));
+    /* Half its validity (from its thisUpdate, a minute back) gone, or a clock that went
+     * back before its thisUpdate: made anew. */
+    int64_t half_life = a.this_update + (a.next_update - a.this_update) / 2;
+    assert_int_equal(half_life, w->now + VALIDITY / 2 - PQM_BACKDATE_SECONDS / 2);
+    assert_non_null(pqm__ocsp_cache_get(&c, p, plen, half_life));
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, half_life + 1));
+    assert_null(pqm__ocsp_cache_get(&c, p, plen, a.this_update - 1));
     pqm__ocsp_cache_flush(&c);
     assert_null(pqm__ocsp_cache_get(&c, p, plen, w->now));
     pqm__ocsp_cache_put(&c, p, plen, &a);

@@ -44,8 +44,8 @@ static const struct opt opts[] = {
      "let a client through when its CA's CRL is missing or expired (logged); default: refuse"},
     {"client_ocsp", T_CHOICE, F(client_ocsp), 0, 0, "off|soft|hard",
      "also ask the client certificate's OCSP responder (its authorityInfoAccess, or "
-     "ocsp_responder), answers cached: soft lets the client through when no answer comes, "
-     "hard refuses it (default off)"},
+     "ocsp_responder), answers cached; the connection waits for the answer: soft lets the "
+     "client through when none comes in ocsp_timeout, hard refuses it (default off)"},
     {"ocsp_stapling", T_CHOICE, F(ocsp_stapling), 0, 0, "auto|on|off",
      "staple the OCSP response for the gateway's own certificate, fetched in the background "
      "and refreshed half-way to its nextUpdate; auto: when the certificate names a responder "

@@ -1217,6 +1217,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         conn_close(c);
         return;
     }
+    if (c->phase == P_OCSP && strcmp(c->w->gw->cfg.client_ocsp, "hard") != 0) {
+        admitted(c); /* soft: no answer in time lets the client through */
+        return;
+    }
     if (c->phase == P_OCSP) {
         snprintf(c->hs->reason, sizeof(c->hs->reason),
                  "no OCSP answer for the client certificate within %g s (client_ocsp: hard)",

@@ -222,9 +222,9 @@ enum pqm_gw_ocsp_verdict pqm__gw_ocsp_client(struct pqm_gw_ocsp *o, X509 *leaf, 
         pthread_mutex_unlock(&o->mu);
         return v;
     }
-    if (c != NULL && c->pending) {
+    if (c != NULL && c->pending) { /* soft waits too: only a failure lets the client pass */
         pthread_mutex_unlock(&o->mu);
-        return hard ? PQM_GW_OCSP_WAIT : PQM_GW_OCSP_PASS;
+        return PQM_GW_OCSP_WAIT;
     }
     const char *url = issuer != NULL ? url_for(o, leaf, buf, sizeof(buf)) : NULL;
     if (url == NULL) {
@@ -244,7 +244,7 @@ enum pqm_gw_ocsp_verdict pqm__gw_ocsp_client(struct pqm_gw_ocsp *o, X509 *leaf, 
     }
     c->pending = 1;
     pthread_mutex_unlock(&o->mu);
-    return hard ? PQM_GW_OCSP_WAIT : PQM_GW_OCSP_PASS;
+    return PQM_GW_OCSP_WAIT;
 refuse_or_pass:
     if (!hard)
         return PQM_GW_OCSP_PASS;
@@ -367,7 +367,12 @@ static void run_staple(struct pqm_gw_ocsp *o)
     X509 *leaf = o->st_leaf, *issuer = o->st_issuer;
     char url[PQM_OCSP_URL_MAX];
     snprintf(url, sizeof(url), "%s", o->st_url);
-    if (X509_up_ref(leaf) != 1 || X509_up_ref(issuer) != 1) {
+    if (X509_up_ref(leaf) != 1) {
+        o->st_due = mono() + STAPLE_RETRY_MIN;
+        return;
+    }
+    if (X509_up_ref(issuer) != 1) {
+        X509_free(leaf);
         o->st_due = mono() + STAPLE_RETRY_MIN;
         return;
     }

@@ -10,6 +10,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
+#include "pki/crlbuild.h"
 #include "util/timeutil.h"
 
 static int fail(struct pqm_ocsp_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -39,26 +40,7 @@ void pqm__ocsp_result_clear(struct pqm_ocsp_result *r)
 
 const char *pqm__ocsp_reason_name(int reason)
 {
-    switch (reason) {
-    case OCSP_REVOKED_STATUS_KEYCOMPROMISE:
-        return "keyCompromise";
-    case OCSP_REVOKED_STATUS_CACOMPROMISE:
-        return "cACompromise";
-    case OCSP_REVOKED_STATUS_AFFILIATIONCHANGED:
-        return "affiliationChanged";
-    case OCSP_REVOKED_STATUS_SUPERSEDED:
-        return "superseded";
-    case OCSP_REVOKED_STATUS_CESSATIONOFOPERATION:
-        return "cessationOfOperation";
-    case OCSP_REVOKED_STATUS_CERTIFICATEHOLD:
-        return "certificateHold";
-    case OCSP_REVOKED_STATUS_PRIVILEGEWITHDRAWN:
-        return "privilegeWithdrawn";
-    case OCSP_REVOKED_STATUS_AACOMPROMISE:
-        return "aACompromise";
-    default:
-        return "unspecified";
-    }
+    return pqm__crl_reason_name(reason); /* OCSP's reasons are the CRL's (RFC 6960 4.2.1) */
 }
 
 int pqm__ocsp_url_of(X509 *x, char *out, size_t outlen)

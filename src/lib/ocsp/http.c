@@ -156,7 +156,7 @@ void pqm__ocsp_http_init(struct pqm_ocsp_http *h)
     h->settings.on_message_complete = on_message_complete;
     llhttp_init(&h->parser, HTTP_REQUEST, &h->settings);
     h->parser.data = h;
-    pqm__buf_init(&h->url, PQM_OCSP_URL_MAX);
+    pqm__buf_init(&h->url, PQM_OCSP_TARGET_MAX);
     pqm__buf_init(&h->body, BODY_MAX);
 }
 
@@ -205,9 +205,9 @@ static int b64_char(int c)
 
 long pqm__ocsp_get_decode(const char *text, size_t len, unsigned char *out, size_t outmax)
 {
-    char b64[PQM_OCSP_URL_MAX + 4];
+    char b64[PQM_OCSP_TARGET_MAX + 4];
     size_t n = 0, pad = 0;
-    if (len == 0 || len > PQM_OCSP_URL_MAX)
+    if (len == 0 || len > PQM_OCSP_TARGET_MAX)
         return -1;
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)text[i];
@@ -413,7 +413,7 @@ static int route(struct pqm_ocsp_http *h, const struct pqm_ocsp_site *site, stru
                                close, site->now, s);
         return ocsp_answer(out, site, pqm__buf_head(&h->body), h->body.len, 0, close, s);
     }
-    unsigned char der[PQM_OCSP_URL_MAX];
+    unsigned char der[PQM_OCSP_TARGET_MAX];
     long len = rest != NULL ? pqm__ocsp_get_decode(rest, rest_len, der, sizeof(der)) : -1;
     if (len < 0)
         return text_answer(out, 404, "not an OCSP request\n", close, site->now, s);

@@ -20,7 +20,7 @@
 #include "ocsp/responder.h"
 #include "util/buf.h"
 
-#define PQM_OCSP_URL_MAX 4096  /* GET's target: RFC 5019 uses GET below 255 bytes of DER */
+#define PQM_OCSP_TARGET_MAX 4096 /* GET's target: RFC 5019 uses GET below 255 bytes of DER */
 #define PQM_OCSP_HEAD_MAX 8192 /* header fields, all together */
 /* The largest answer: a response for 16 certificates signed with ML-DSA-87 and its
  * certificate, with the HTTP head. */

@@ -317,7 +317,7 @@ void pqm__ocsp_respond(const struct pqm_ocsp_responder *r, const unsigned char *
     memset(out, 0, sizeof(*out));
     if (parse_request(r, req, len, &p, out) != 0)
         goto cleanup;
-    out->this_update = now;
+    out->this_update = now - PQM_BACKDATE_SECONDS;
     out->next_update = now + r->validity;
     /* Nothing says a certificate's status beyond its signer's life. */
     if (out->next_update > p.issuer->signer_not_after)

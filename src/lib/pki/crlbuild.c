@@ -28,6 +28,16 @@ int pqm__crl_reason_code(const char *name)
     return -1;
 }
 
+const char *pqm__crl_reason_name(int code)
+{
+    if (code == CRL_REASON_CERTIFICATE_HOLD)
+        return "certificateHold";
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == code)
+            return reasons[i].name;
+    return "unspecified";
+}
+
 const char *pqm__crl_reason_names(void)
 {
     return "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "

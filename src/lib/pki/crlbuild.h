@@ -11,6 +11,8 @@
 /* RFC 5280 5.3.1 reason codes by name ("keyCompromise"); -1 for an unknown name.
  * removeFromCRL and certificateHold are not offered: a pqmtls revocation is final. */
 int pqm__crl_reason_code(const char *name);
+/* The name of reason CODE (certificateHold included), "unspecified" for any other. */
+const char *pqm__crl_reason_name(int code);
 /* The names pqm__crl_reason_code accepts, comma-separated, for messages. */
 const char *pqm__crl_reason_names(void);
 

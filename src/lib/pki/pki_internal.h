@@ -33,9 +33,6 @@
 #define PQM_D_ARCHIVE "issued/archive" /* the files renewed certificates had */
 
 #define PQM_NAME_MAX 64
-/* Certificates are valid from a minute ago, so that a peer whose clock is a little
- * behind does not refuse a certificate issued a moment before. */
-#define PQM_BACKDATE_SECONDS 60
 
 /* An issuing CA, loaded when first needed. */
 struct pqm_ca {

@@ -200,7 +200,8 @@ static int one_crl(struct pqm_pki *p, struct pqm_ca *ca, const char *base, uint6
     struct pqm_err *e = &p->err;
     if (pqm__pki_load_ca(p, ca) != 0)
         return -1;
-    struct pqm_crl_spec spec = {ca->cert, ca->pkey, now, now + validity, number};
+    struct pqm_crl_spec spec = {ca->cert, ca->pkey, now - PQM_BACKDATE_SECONDS, now + validity,
+                                number};
     struct crl_ctx c = {{0}, 0};
     if (pqm__crl_begin(&c.b, &spec, e) != 0)
         return -1;
@@ -302,8 +303,15 @@ static int read_crl_info(struct pqm_pki *p, const struct crl_file *f, struct pqm
     int ok = bn != NULL && pqm__serial_hex(bn, info->ca_serial, sizeof(info->ca_serial)) == 0;
     BN_free(bn);
     snprintf(info->path, sizeof(info->path), "%s/%s/%s.crl.pem", p->dir, PQM_D_CRL, f->base);
+    errno = 0;
     BIO *b = ok ? BIO_new_file(info->path, "r") : NULL;
+    if (ok && b == NULL && errno != ENOENT)
+        snprintf(info->unreadable, sizeof(info->unreadable), "%s", strerror(errno));
     X509_CRL *crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+    if (b != NULL && crl == NULL)
+        snprintf(info->unreadable, sizeof(info->unreadable), "no PEM CRL in it (%s)",
+                 ERR_peek_last_error() != 0 ? ERR_reason_error_string(ERR_peek_last_error())
+                                            : "empty");
     BIO_free(b);
     ERR_clear_error();
     if (crl != NULL) {
@@ -318,6 +326,8 @@ static int read_crl_info(struct pqm_pki *p, const struct crl_file *f, struct pqm
         info->present = pqm__asn1_time_to_epoch(X509_CRL_get0_lastUpdate(crl),
                                                 &info->this_update) == 0 &&
                         (next == NULL || pqm__asn1_time_to_epoch(next, &info->next_update) == 0);
+        if (!info->present)
+            snprintf(info->unreadable, sizeof(info->unreadable), "its update times cannot be read");
         info->signature_ok = X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
         ERR_clear_error();
     }
@@ -364,9 +374,13 @@ int pqm_pki_gen_crls(struct pqm_pki *p, int64_t validity_seconds, pqm_crl_cb cb,
     GUARD(write_chain(p, "client-ca-chain.crl.pem", &out[2], &out[0]));
     GUARD(write_chain(p, "server-ca-chain.crl.pem", &out[1], &out[0]));
     rc = 0;
+    /* The CRLs are written: a callback that fails (its report could not be made) still
+     * makes the call fail, so that the caller does not say all went well. */
     for (int i = 0; i < 3 && cb != NULL; i++)
-        if (cb(&info[i], arg) != 0)
+        if (cb(&info[i], arg) != 0) {
+            rc = pqm__err_set(e, "the CRLs are written, but reporting them failed");
             break;
+        }
 cleanup:
     for (int i = 0; i < 3; i++)
         crl_out_free(&out[i]);

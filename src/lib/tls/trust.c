@@ -10,7 +10,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "pki/crlbuild.h"
 #include "pki/pemfile.h"
+#include "util/timeutil.h"
 
 static void verdict(struct pqm_verdict *v, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -128,6 +130,21 @@ X509 *pqm__trust_issuer_of(const struct pqm_trust *t, X509 *x)
     return NULL;
 }
 
+/* "keyCompromise, since 2026-11-26T18:00:00Z": a CRL entry's reason and date. */
+static void revoked_why(const X509_REVOKED *rev, char *out, size_t outlen)
+{
+    int crit = 0;
+    ASN1_ENUMERATED *r = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, &crit, NULL);
+    long code = r != NULL ? ASN1_ENUMERATED_get(r) : CRL_REASON_UNSPECIFIED;
+    ASN1_ENUMERATED_free(r);
+    int64_t at = 0;
+    char when[32] = "an unreadable date";
+    if (pqm__asn1_time_to_epoch(X509_REVOKED_get0_revocationDate(rev), &at) == 0)
+        pqm__format_time(at, when, sizeof(when));
+    snprintf(out, outlen, "%s, since %s", pqm__crl_reason_name((int)code), when);
+    ERR_clear_error();
+}
+
 int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int *err,
                           struct pqm_verdict *v)
 {
@@ -157,8 +174,10 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
         }
         X509_REVOKED *rev = NULL;
         if (X509_CRL_get0_by_cert(c->crl, &rev, x) == 1) {
+            char why[96];
+            revoked_why(rev, why, sizeof(why));
             *err = X509_V_ERR_CERT_REVOKED;
-            verdict(v, "revoked", "%s is revoked (%s)", who, c->file);
+            verdict(v, "revoked", "%s is revoked (%s; CRL %s)", who, why, c->file);
             return -1;
         }
     }

@@ -5,6 +5,11 @@
 #include <stdint.h>
 #include <openssl/asn1.h>
 
+/* Certificates, CRLs (thisUpdate) and OCSP answers (thisUpdate) are valid from a minute
+ * ago, so that a peer whose clock is a little behind does not refuse what was signed a
+ * moment before as not yet valid. */
+#define PQM_BACKDATE_SECONDS 60
+
 /* ASN1_TIME to seconds since the epoch; -1 on failure. */
 int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out);
 /* "2026-11-26T18:00:00Z" into OUT (at least 21 bytes). */
