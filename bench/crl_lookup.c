@@ -44,11 +44,15 @@ static X509 *load_cert(const char *path)
     return x;
 }
 
-/* Revocation checks of LEAF's path (LEAF alone: its issuers come from the anchors). */
+/* Revocation checks of LEAF's path as a handshake has it after verification: the leaf
+ * and its intermediate (an anchor), so that both the intermediate's CRL (for the leaf)
+ * and the root's (for the intermediate) are looked in. */
 static double lookups(const struct pqm_trust *t, X509 *leaf, long n, int *revoked)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
-    if (chain == NULL || sk_X509_push(chain, leaf) <= 0)
+    X509 *issuer = pqm__trust_issuer_of(t, leaf);
+    if (chain == NULL || issuer == NULL || sk_X509_push(chain, leaf) <= 0 ||
+        sk_X509_push(chain, issuer) <= 0)
         exit(1);
     struct pqm_verdict v;
     int err = 0;

@@ -155,18 +155,19 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
             break; /* a root is not revoked by a CRL */
         X509 *issuer = i + 1 < sk_X509_num(chain) ? sk_X509_value(chain, i + 1)
                                                    : pqm__trust_issuer_of(t, x);
-        char who[320];
-        cert_who(x, role_of(t), who, sizeof(who));
+        char who[320]; /* named only in a refusal: formatting costs more than the lookup */
         const struct pqm_crl_entry *c = issuer != NULL ? crl_for(t, issuer) : NULL;
         if (c == NULL) {
             if (t->crl_soft_fail)
                 continue;
+            cert_who(x, role_of(t), who, sizeof(who));
             *err = X509_V_ERR_UNABLE_TO_GET_CRL;
             verdict(v, "crl_missing", "no CRL is configured for the issuer of %s", who);
             return -1;
         }
         const ASN1_TIME *next = X509_CRL_get0_nextUpdate(c->crl);
         if (next != NULL && X509_cmp_time(next, &now) < 0 && !t->crl_soft_fail) {
+            cert_who(x, role_of(t), who, sizeof(who));
             *err = X509_V_ERR_CRL_HAS_EXPIRED;
             verdict(v, "crl_expired", "the CRL %s (for the issuer of %s) has expired", c->file,
                     who);
@@ -176,6 +177,7 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
         if (X509_CRL_get0_by_cert(c->crl, &rev, x) == 1) {
             char why[96];
             revoked_why(rev, why, sizeof(why));
+            cert_who(x, role_of(t), who, sizeof(who));
             *err = X509_V_ERR_CERT_REVOKED;
             verdict(v, "revoked", "%s is revoked (%s; CRL %s)", who, why, c->file);
             return -1;
