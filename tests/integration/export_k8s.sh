@@ -6,7 +6,7 @@
 # volume provides, security context, probes, resources, selectors, ports, checksum).
 # Then the pod is played on this machine: the volume's files are written from the
 # Secret and ConfigMap as the kubelet lays them out (only the mount root, the listen,
-# admin and upstream addresses rewritten, to a temporary directory and free loopback
+# admin, metrics and upstream addresses rewritten, to a temporary directory and free loopback
 # ports), the Deployment's own command runs the real gateway as user 10001 with the
 # files group-readable through fsGroup, an ML-DSA client gets through it over
 # X25519MLKEM768, its exec probes pass, and a revocation exported and published by a
@@ -135,6 +135,7 @@ check(cm["data"]["client-ca-chain.crl.pem"] == raw("crl/client-ca-chain.crl.pem"
 gw = yaml.safe_load(cm["data"]["gateway.yaml"])
 check(gw["listen"] == "0.0.0.0:8443" and gw["upstream"] == "api.production.svc.cluster.local:8080", "gateway.yaml listens on 8443 and forwards to the upstream given")
 check(gw["admin"].startswith("127.0.0.1:"), "the admin listener stays on loopback")
+check(gw["metrics"] == "0.0.0.0:9902", "a metrics listener (/metrics alone) on the pod's 9902")
 check(gw["allow"] == ["cn=alice,bob path=/orders"] and gw["deny"] == ["cn=bob method=DELETE"], "--policy's allow and deny rules are in gateway.yaml")
 pod = dep["spec"]["template"]["spec"]
 c, = pod["containers"]
@@ -156,6 +157,8 @@ argv = c["command"] + c["args"]
 check(argv == ["pqmtls", "gateway", "--config", "/etc/pqmtls/gateway.yaml"] and argv[3] in provided, "the container runs pqmtls gateway --config on the volume's gateway.yaml")
 sha = hashlib.sha256(cm["data"]["gateway.yaml"].encode()).hexdigest()
 check(dep["spec"]["template"]["metadata"]["annotations"]["pqmtls.io/gateway-config-sha256"] == sha, "the pod template carries gateway.yaml's SHA-256")
+ann = dep["spec"]["template"]["metadata"]["annotations"]
+check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9902" and ann.get("prometheus.io/path") == "/metrics", "the pods say where Prometheus scrapes them")
 psc, csc = pod["securityContext"], c["securityContext"]
 check(psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001 and psc["fsGroup"] == 10001, "the pod runs as user 10001, non-root, files group 10001 (fsGroup)")
 check(psc["seccompProfile"]["type"] == "RuntimeDefault" and csc["seccompProfile"]["type"] == "RuntimeDefault", "seccomp RuntimeDefault")
@@ -203,6 +206,7 @@ PY
 UP=$(free_port)
 "$PY" "$LIB/upstream.py" "$UP" "$T/seen" & track_pid $!
 wait_port "$UP" 10 || fail "the upstream did not start"
+METRICS=$(free_port) # the pods' metrics listener, here
 MNT=$T/pod/etc/pqmtls # the mount root in the pod, here
 # volume MANIFEST DIR GW ADMIN: the volume's files from MANIFEST into DIR, the mount root
 # and the addresses rewritten (nothing else), checked to be what the container names.
@@ -212,7 +216,7 @@ volume() {
     mountpath=$("$PY" "$LIB/k8s_volume.py" files "$1" "$2") || fail "k8s_volume.py files $1"
     [[ $mountpath == /etc/pqmtls ]] || fail "the volume is mounted at $mountpath"
     sed -i -e "s|/etc/pqmtls|$MNT|g" -e "s|\"0.0.0.0:8443\"|\"127.0.0.1:$3\"|" \
-        -e "s|\"127.0.0.1:9901\"|\"127.0.0.1:$4\"|" \
+        -e "s|\"127.0.0.1:9901\"|\"127.0.0.1:$4\"|" -e "s|\"0.0.0.0:9902\"|\"127.0.0.1:$METRICS\"|" \
         -e "s|\"api.production.svc.cluster.local:8080\"|\"127.0.0.1:$UP\"|" "$2/gateway.yaml"
 }
 # pod_argv MANIFEST WHICH: the container's or a probe's argv, rewritten as the volume is.
@@ -263,6 +267,8 @@ for probe in livenessProbe readinessProbe; do
     mapfile -t PROBE < <(pod_argv "$T/k8s.yaml" $probe)
     expect_ok "the $probe exec command passes" "${PROBE[@]}"
 done
+run curl -sS --max-time 5 "http://127.0.0.1:$METRICS/metrics"
+assert_match "the pod's metrics listener serves the counters" "$OUT" 'pqmtls_handshakes_total\{result="success",reason=""\} [1-9]'
 
 # ---- client identities: a Secret per --client, used by a workload -------------------------
 pqm pki issue client --pki "$P" --name Carol_1 --no-key-passphrase > /dev/null

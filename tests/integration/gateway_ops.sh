@@ -51,6 +51,8 @@ touch "$T/seen"
 
 GW=$(free_port)
 ADMIN=$(free_port)
+METRICS=$(free_port)
+while [[ "$METRICS" == "$ADMIN" ]]; do METRICS=$(free_port); done
 curl_as() { # NAME URL-PATH [curl args...]: prints the HTTP status
     local name=$1 path=$2; shift 2
     LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o "$T/body" -w '%{http_code}' \
@@ -93,6 +95,7 @@ cert: $I/api.example.com.chain.pem
 key: $I/api.example.com.key.pem
 client_ca: $P/client-ca-chain.pem
 admin: 127.0.0.1:$ADMIN
+metrics: 127.0.0.1:$METRICS
 workers: 2
 max_header_size: 4096
 allow:
@@ -104,6 +107,7 @@ EOF
 run pqm gateway --config "$T/gw.yaml" --admin "0.0.0.0:$ADMIN"
 [[ $RC -eq 1 ]] || fail "an admin listener off loopback: exit $RC, expected 1"
 assert_contains "the admin listener is loopback only" "$OUT" "must be on a loopback address"
+assert_contains "and the refusal points to the metrics listener" "$OUT" "give metrics: ADDR:PORT"
 NOTIFY_SOCKET="$T/notify.sock" "$PQMTLS_BIN" gateway --config "$T/gw.yaml" --access-log "$T/access.log" \
     2> "$T/gw.err" &
 GWPID=$!
@@ -114,7 +118,7 @@ notified=$(cat "$T/notify.log")
 assert_contains "READY=1 reaches systemd once the gateway listens" "$notified" "READY=1"
 
 # A second gateway on the same port is refused rather than sharing it (SO_REUSEPORT).
-run pqm gateway --config "$T/gw.yaml" --admin "127.0.0.1:$(free_port)"
+run pqm gateway --config "$T/gw.yaml" --admin "127.0.0.1:$(free_port)" --metrics "127.0.0.1:$(free_port)"
 [[ $RC -eq 1 ]] || fail "a second gateway on port $GW: exit $RC, expected 1 ($OUT)"
 assert_contains "a second gateway on a taken port is refused" "$OUT" "another gateway running"
 
@@ -184,6 +188,19 @@ assert_match "a refused handshake is counted by reason" "$(cat "$T/metrics")" \
 [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/readyz") == 200 ]] || fail "/readyz"
 [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/nope") == 404 ]] || fail "/nope"
 pass "/healthz and /readyz answer 200, anything else 404"
+
+# The metrics listener: /metrics alone, on a thread of its own.
+curl -sS -o "$T/metrics2" "http://127.0.0.1:$METRICS/metrics" || fail "GET /metrics on the metrics listener failed"
+promtool check metrics < "$T/metrics2" > "$T/promtool2.out" 2>&1 || fail "promtool (metrics listener): $(cat "$T/promtool2.out")"
+assert_match "the metrics listener serves the same counters" "$(cat "$T/metrics2")" \
+    'pqmtls_handshakes_total\{result="refused",reason="no_certificate"\} 1'
+[[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS/healthz") == 404 ]] || fail "/healthz on the metrics listener"
+pass "the metrics listener answers /metrics only (/healthz: 404)"
+exec 7<> "/dev/tcp/127.0.0.1/$METRICS" # a scraper that connects and says nothing
+code=$(curl -sS --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/healthz" || true)
+exec 7>&-
+[[ $code == 200 ]] || fail "with the metrics listener held by a silent client, /healthz gave '$code'"
+pass "a silent client on the metrics listener does not delay the admin listener's probes"
 
 # ---- pqmtls bench against the gateway ---------------------------------------------------
 bench() { pqm bench --connect "127.0.0.1:$GW" --host api.example.com --cert "$I/client1.crt.pem" \

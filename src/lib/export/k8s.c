@@ -26,6 +26,7 @@
 #define K8S_UID "10001"          /* deploy/Containerfile's user */
 #define K8S_PORT "8443"
 #define K8S_ADMIN "127.0.0.1:9901" /* loopback: reached by the exec probes only */
+#define K8S_METRICS_PORT "9902"      /* /metrics alone, for Prometheus in the cluster */
 #define K8S_CRL "client-ca-chain.crl.pem"
 
 /* A file's bytes. */
@@ -342,6 +343,7 @@ static void gateway_options(struct gw_yaml *g, const struct k8s *k)
     option(g, "listen", "0.0.0.0:" K8S_PORT, 0, 0);
     option(g, "upstream", k->upstream, 0, 0);
     option(g, "admin", K8S_ADMIN, 0, 0);
+    option(g, "metrics", "0.0.0.0:" K8S_METRICS_PORT, 0, 0);
     option(g, "cert", K8S_MOUNT "/tls/tls.crt", 0, 0);
     option(g, "key", K8S_MOUNT "/tls/tls.key", 0, 0);
     option(g, "key_passphrase_file", k->srv.encrypted ? K8S_MOUNT "/tls/key.pass" : NULL, 0, 0);
@@ -506,6 +508,8 @@ static int container(struct pqm_buf *b, const struct k8s *k)
            "          args: [\"--config\", \"" K8S_MOUNT "/gateway.yaml\"]\n"
            "          ports:\n            - name: https\n              containerPort: " K8S_PORT "\n"
            "              protocol: TCP\n"
+           "            - name: metrics\n              containerPort: " K8S_METRICS_PORT "\n"
+           "              protocol: TCP\n"
            "          securityContext:\n"
            "            runAsNonRoot: true\n            runAsUser: " K8S_UID "\n"
            "            runAsGroup: " K8S_UID "\n            privileged: false\n"
@@ -568,6 +572,10 @@ static int doc_deployment(struct pqm_buf *b, const struct k8s *k)
         "        # a new gateway.yaml rolls the pods (listen, upstream and the like need a\n"
         "        # restart); new certificates, keys and CRLs are reloaded in place\n"
         "        pqmtls.io/gateway-config-sha256: \"%s\"\n"
+        "        # /metrics alone on its own listener (the admin one stays on loopback)\n"
+        "        prometheus.io/scrape: \"true\"\n"
+        "        prometheus.io/port: \"" K8S_METRICS_PORT "\"\n"
+        "        prometheus.io/path: /metrics\n"
         "    spec:\n      automountServiceAccountToken: false\n      enableServiceLinks: false\n"
         "      terminationGracePeriodSeconds: 30\n"
         "      securityContext:\n        runAsNonRoot: true\n        runAsUser: " K8S_UID "\n"

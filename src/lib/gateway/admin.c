@@ -1,5 +1,6 @@
 /* The admin listener: plain HTTP on a loopback address, one request per connection,
- * served by one thread of its own: /metrics (Prometheus), /healthz, /readyz. */
+ * served by one thread of its own: /metrics (Prometheus), /healthz, /readyz; and the
+ * metrics listener, /metrics alone, on a thread of its own too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -80,8 +81,9 @@ static void respond(int fd, int status, const char *type, const char *body, size
         send(fd, body, len, MSG_NOSIGNAL);
 }
 
-static void serve(struct pqm_gateway *gw, int fd)
+static void serve(const struct gw_site *site, int fd)
 {
+    struct pqm_gateway *gw = site->gw;
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -107,11 +109,16 @@ static void serve(struct pqm_gateway *gw, int fd)
         }
     }
     if (!req.complete || parser.method != HTTP_GET) {
-        respond(fd, 400, "text/plain", "GET /metrics, /healthz or /readyz\n", 34);
+        if (site->metrics_only)
+            respond(fd, 400, "text/plain", "GET /metrics\n", 13);
+        else
+            respond(fd, 400, "text/plain", "GET /metrics, /healthz or /readyz\n", 34);
         return;
     }
     int ready = !atomic_load(&gw->draining);
-    if (strcmp(req.url, "/healthz") == 0) {
+    if (site->metrics_only && strcmp(req.url, "/metrics") != 0) {
+        respond(fd, 404, "text/plain", "not found\n", 10);
+    } else if (strcmp(req.url, "/healthz") == 0) {
         respond(fd, 200, "text/plain", "ok\n", 3);
     } else if (strcmp(req.url, "/readyz") == 0) {
         if (ready)
@@ -136,38 +143,49 @@ static void serve(struct pqm_gateway *gw, int fd)
     }
 }
 
-static void *admin_main(void *arg)
+static void *site_main(void *arg)
 {
-    struct pqm_gateway *gw = arg;
-    while (!atomic_load(&gw->admin_stop)) {
-        struct pollfd p = {.fd = gw->admin_fd, .events = POLLIN};
+    struct gw_site *site = arg;
+    while (!atomic_load(&site->gw->admin_stop)) {
+        struct pollfd p = {.fd = site->fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0)
             continue;
-        int fd = accept4(gw->admin_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(site->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
-        serve(gw, fd);
+        serve(site, fd);
         close(fd);
     }
     return NULL;
 }
 
+static int site_start(struct gw_site *site)
+{
+    if (site->fd < 0)
+        return 0;
+    if (pthread_create(&site->thread, NULL, site_main, site) != 0)
+        return -1;
+    site->started = 1;
+    return 0;
+}
+
+static void site_stop(struct gw_site *site)
+{
+    if (!site->started)
+        return;
+    pthread_join(site->thread, NULL);
+    site->started = 0;
+}
+
 int pqm__gw_admin_start(struct pqm_gateway *gw)
 {
-    if (gw->admin_fd < 0)
-        return 0;
     atomic_store(&gw->admin_stop, 0);
-    if (pthread_create(&gw->admin_thread, NULL, admin_main, gw) != 0)
-        return -1;
-    gw->admin_started = 1;
-    return 0;
+    return site_start(&gw->admin) == 0 && site_start(&gw->metrics) == 0 ? 0 : -1;
 }
 
 void pqm__gw_admin_stop(struct pqm_gateway *gw)
 {
-    if (!gw->admin_started)
-        return;
     atomic_store(&gw->admin_stop, 1);
-    pthread_join(gw->admin_thread, NULL);
-    gw->admin_started = 0;
+    site_stop(&gw->admin);
+    site_stop(&gw->metrics);
 }

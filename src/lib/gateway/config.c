@@ -30,6 +30,10 @@ static const struct opt opts[] = {
     {"admin", T_ADDR, F(admin), 0, 0, "ADDR:PORT",
      "serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on this loopback "
      "address (default: off)"},
+    {"metrics", T_ADDR, F(metrics), 0, 0, "ADDR:PORT",
+     "also serve /metrics alone on this address, which may be any (for a Prometheus "
+     "outside the host or pod); its own thread, so a slow scraper never delays the "
+     "admin listener's probes (default: off)"},
     {"cert", T_PATH, F(cert), 0, 0, "FILE",
      "the server certificate chain, PEM, leaf first (pqmtls pki: issued/NAME.chain.pem)"},
     {"key", T_PATH, F(key), 0, 0, "FILE", "the server key, PEM (PKCS#8, encrypted or not)"},

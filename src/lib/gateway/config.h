@@ -20,6 +20,7 @@ struct pqm_gateway_config {
     char listen[256];
     char upstream[256];
     char admin[256]; /* "" : no admin listener */
+    char metrics[256]; /* "" : /metrics on the admin listener only */
     char cert[4096], key[4096], client_ca[4096];
     char key_passphrase_file[4096];
     char crl[PQM_GW_MAX_CRLS][4096];

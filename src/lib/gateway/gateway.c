@@ -243,20 +243,26 @@ static uint64_t files_stamp(const struct pqm_gateway_config *c)
     return pqm__files_stamp(files, n);
 }
 
-/* The admin listener answers anyone who can connect, without TLS: loopback only. */
-static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
+/* The listener NAME ("admin" or "metrics") on ADDR ("" : none) into SITE. The admin
+ * listener answers probes anyone who can connect could make fail: loopback only. The
+ * metrics one gives counters (no identities) and may be on any address. */
+static int open_site(struct pqm_gateway *gw, struct gw_site *site, const char *name,
+                     const char *addr, int metrics_only, struct pqm_err *e)
 {
-    gw->admin_fd = -1;
-    if (gw->cfg.admin[0] == '\0')
+    site->gw = gw;
+    site->fd = -1;
+    site->metrics_only = metrics_only;
+    if (addr[0] == '\0')
         return 0;
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    if (pqm__net_resolve(gw->cfg.admin, 1, &ss, &len, e) != 0)
-        return pqm__err_copy(e, "admin", pqm__err_str(e));
-    if (!pqm__net_is_loopback(&ss))
+    if (pqm__net_resolve(addr, 1, &ss, &len, e) != 0)
+        return pqm__err_copy(e, name, pqm__err_str(e));
+    if (!metrics_only && !pqm__net_is_loopback(&ss))
         return pqm__err_set(e, "admin %s: the admin listener must be on a loopback address "
-                               "(127.0.0.1 or [::1]): it has no TLS and no authentication",
-                            gw->cfg.admin);
+                               "(127.0.0.1 or [::1]): it has no TLS and no authentication "
+                               "(for a scraper elsewhere, give metrics: ADDR:PORT)",
+                            addr);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
@@ -264,9 +270,9 @@ static int open_admin(struct pqm_gateway *gw, struct pqm_err *e)
         int err = errno;
         if (fd >= 0)
             close(fd);
-        return pqm__err_set(e, "admin %s: %s", gw->cfg.admin, strerror(err));
+        return pqm__err_set(e, "%s %s: %s", name, addr, strerror(err));
     }
-    gw->admin_fd = fd;
+    site->fd = fd;
     return 0;
 }
 
@@ -329,7 +335,7 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
     gw->cfg = *cfg;
     gw->cfg.policy = NULL; /* the caller's; the gateway keeps a copy of its own */
     memset(&gw->cfg.ops, 0, sizeof(gw->cfg.ops));
-    gw->admin_fd = -1;
+    gw->admin.fd = gw->metrics.fd = -1;
     gw->access_log_fd = -1;
     pqm__err_clear(&gw->cfg.err);
     pthread_mutex_init(&gw->log_mu, NULL);
@@ -365,7 +371,8 @@ struct pqm_gateway *pqm_gateway_new(const struct pqm_gateway_config *cfg, char *
         pqm__err_copy(&e, "address", pqm__err_str(&e));
         goto fail_e;
     }
-    if (open_access_log(gw, &e) != 0 || open_admin(gw, &e) != 0)
+    if (open_access_log(gw, &e) != 0 || open_site(gw, &gw->admin, "admin", gw->cfg.admin, 0, &e) != 0 ||
+        open_site(gw, &gw->metrics, "metrics", gw->cfg.metrics, 1, &e) != 0)
         goto fail_e;
     gw->workers = calloc((size_t)gw->nworkers, sizeof(*gw->workers));
     if (gw->workers == NULL) {
@@ -486,6 +493,7 @@ static void note_restart_only(const struct pqm_gateway_config *now,
     } fields[] = {
 #define FIELD(f) {#f, offsetof(struct pqm_gateway_config, f), sizeof(((struct pqm_gateway_config *)0)->f)}
         FIELD(listen),           FIELD(upstream),          FIELD(admin),
+        FIELD(metrics),
         FIELD(max_header_size),  FIELD(upstream_keepalive),
         FIELD(access_log),       FIELD(workers),           FIELD(max_connections),
         FIELD(handshake_timeout), FIELD(header_timeout),   FIELD(idle_timeout),
@@ -619,9 +627,11 @@ int pqm_gateway_run(struct pqm_gateway *gw)
         rc = -1;
     }
     if (rc == 0) {
-        pqm__gw_say("info", "listening on %s (%d workers), upstream %s%s%s", gw->cfg.listen,
-                    gw->nworkers, gw->cfg.upstream, gw->admin_fd >= 0 ? ", admin " : "",
-                    gw->admin_fd >= 0 ? gw->cfg.admin : "");
+        pqm__gw_say("info", "listening on %s (%d workers), upstream %s%s%s%s%s",
+                    gw->cfg.listen, gw->nworkers, gw->cfg.upstream,
+                    gw->admin.fd >= 0 ? ", admin " : "", gw->admin.fd >= 0 ? gw->cfg.admin : "",
+                    gw->metrics.fd >= 0 ? ", metrics " : "",
+                    gw->metrics.fd >= 0 ? gw->cfg.metrics : "");
         pqm__sd_notify("READY=1");
     }
     for (int sig = 0; rc == 0;) {
@@ -682,8 +692,10 @@ void pqm_gateway_free(struct pqm_gateway *gw)
             ev_loop_destroy(w->loop);
     }
     free(gw->workers);
-    if (gw->admin_fd >= 0)
-        close(gw->admin_fd);
+    if (gw->admin.fd >= 0)
+        close(gw->admin.fd);
+    if (gw->metrics.fd >= 0)
+        close(gw->metrics.fd);
     pqm__gw_policy_release(atomic_load(&gw->policy));
     pqm__strlist_free(&gw->cfg.ops);
     pqm__tls_server_free(atomic_load(&gw->tls));

@@ -59,10 +59,15 @@ struct pqm_gateway {
     uint64_t handshakes_seen;  /* ... at the last look, and when that count changed */
     double handshakes_changed;
     double watched_at;         /* when the files were last looked at */
-    /* The admin listener (-1: off) and its thread. */
-    int admin_fd;
-    pthread_t admin_thread;
-    int admin_started;
+    /* The admin listener (/metrics, /healthz, /readyz) and the metrics one (/metrics
+     * alone), each with its thread; fd -1: off. */
+    struct gw_site {
+        struct pqm_gateway *gw;
+        int fd;
+        int metrics_only;
+        pthread_t thread;
+        int started;
+    } admin, metrics;
     atomic_int admin_stop;
 };
 
