@@ -45,11 +45,21 @@ _pqm_bg_pids=()
 # Register a background process started by the test, to be killed at exit.
 track_pid() { _pqm_bg_pids+=("$1"); }
 
+# A background job started from a shell function or a pipeline is a subshell whose
+# children (an openssl s_server, a curl) would outlive a TERM to the subshell alone: the
+# whole tree goes, deepest first.
+_pqm_kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do _pqm_kill_tree "$child"; done
+    kill -TERM "$1" 2>/dev/null
+}
+
 _pqm_cleanup() {
     local rc=$? pid
     set +e
     for pid in "${_pqm_bg_pids[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then
+            _pqm_kill_tree "$pid"
             kill -TERM "$pid" 2>/dev/null
             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -KILL "$pid" 2>/dev/null
