@@ -354,6 +354,14 @@ static int run(struct renew_args *a)
         goto out;
     }
     long long within = window_of(a, &lt);
+    /* A dry run takes no lock, so it runs no recovery: the real run would first roll
+     * back an interrupted operation, and may then renew what that makes valid again. */
+    int interrupted = a->dry ? pqm_pki_interrupted(pki) : 0;
+    if (interrupted > 0)
+        fprintf(stderr, "pqmtls %s: warning: %d certificate(s) of an interrupted issuance or "
+                        "renewal are pending; the real run rolls them back first and may then "
+                        "renew more than this plan shows\n",
+                CMD, interrupted);
     if (!a->dry && (rc = cli_pki_unlock(CMD, pki, a->passfile, &pass)) != -1)
         goto out;
     if ((rc = key_passphrases(a)) != -1)

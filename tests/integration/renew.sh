@@ -75,6 +75,16 @@ pass "and skips the sign-csr certificate, saying --reuse-key renews it"
 [[ "$(state)" == "$before" ]] || fail "the dry run changed files or the inventory"
 [[ ! -e "$A" ]] || fail "the dry run made the archive directory"
 pass "the dry run changed no file and no inventory row"
+assert_not_contains "with nothing interrupted, no warning" "$DRY" "interrupted"
+# After an interrupted operation (a pending row, made here by hand on a copy that nothing
+# recovers), a dry run, which takes no lock and runs no recovery, says its plan may be short.
+cp -r "$P" "$T/interrupted"
+python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE certs SET status = ? WHERE name = ? AND status = ?", ("pending", "c1d", "valid")); c.commit()' \
+    "$T/interrupted/pki.db"
+run pqm pki renew --pki "$T/interrupted" --within 3d --dry-run --key-passphrase-file "$T/kp"
+assert_contains "a dry run after an interrupted operation warns that its plan may be short" "$OUT" \
+    "1 certificate(s) of an interrupted issuance or renewal are pending; the real run rolls them back first"
 
 echo "not the passphrase" > "$T/wrong"
 expect_rc 1 "a wrong PKI passphrase fails the renewal" pqm pki renew --pki "$P" --within 3d \

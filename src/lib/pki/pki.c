@@ -1057,6 +1057,18 @@ int pqm_pki_foreach(struct pqm_pki *p, int all, pqm_record_cb cb, void *arg)
     return pqm__store_foreach(p->store, all ? PQM_STORE_ALL : PQM_STORE_LIVE, cb, arg, &p->err);
 }
 
+static int count_pending(const struct pqm_cert_record *r, void *arg)
+{
+    *(int *)arg += strcmp(r->status, "pending") == 0;
+    return 0;
+}
+
+int pqm_pki_interrupted(struct pqm_pki *p)
+{
+    int n = 0;
+    return pqm_pki_foreach(p, 1, count_pending, &n) == 0 ? n : -1;
+}
+
 struct check_ctx {
     struct pqm_pki *p;
     void (*problem)(const char *, void *);
