@@ -221,7 +221,8 @@ typedef int (*pqm_record_cb)(const struct pqm_cert_record *rec, void *arg);
 /* Calls CB for every certificate in issue order; ALL includes aborted entries. */
 PQM_API int pqm_pki_foreach(struct pqm_pki *pki, int all, pqm_record_cb cb, void *arg);
 /* How many certificates an interrupted issuance or renewal left pending (the next
- * command that takes the PKI's lock rolls them back first); -1 on error. Read-only. */
+ * command that takes the PKI's lock rolls them back first); 0 while a writer holds the
+ * lock (its pending rows are work in progress); -1 on error. Read-only. */
 PQM_API int pqm_pki_interrupted(struct pqm_pki *pki);
 /* Finishes recovery of interrupted commands, then checks every recorded file against
  * the inventory. Returns the number of problems (0 = consistent), -1 on error. PROBLEM

@@ -264,6 +264,11 @@ int cmd_pki_status(int argc, char **argv)
                pqm_pki_crl_status(pki, visit_crl, &f) != 0) {
         cli_fail(CMD, "%s", pqm_pki_error(pki));
     } else {
+        int interrupted = pqm_pki_interrupted(pki);
+        if (interrupted > 0)
+            problem(&f, "%d certificate(s) of an interrupted issuance or renewal are pending: "
+                        "`pqmtls pki check --pki %s` rolls them back",
+                    interrupted, dir);
         if (json) {
             json_t *o = to_json(dir, &f);
             json_dumpf(o, stdout, JSON_INDENT(2));

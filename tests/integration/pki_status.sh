@@ -2,8 +2,8 @@
 # pki status: counts by status; certificates in use that expire within 7/30/90 days or
 # have expired (judged now or --in a duration); each CA's CRL (number, entries, next
 # update, signature); OCSP signers; and exit status 1 exactly when something needs
-# attention: an expired certificate in use, a stale CRL, a CRL not signed by its CA,
-# or a revocation not yet in its CA's CRL.
+# attention: an expired certificate in use, a stale CRL, a CRL not signed by its CA or
+# damaged, a revocation not yet in its CA's CRL, or an interrupted command's pending row.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 
@@ -64,6 +64,23 @@ assert_contains "named, with what to do" "$OUT" "the server intermediate CA's CR
 assert_contains "and listed as unreadable" "$OUT" "unreadable: no PEM CRL in it"
 pqm pki crl --pki "$P" > /dev/null || fail "pki crl"
 expect_ok "written again: fine" pqm pki status --pki "$P"
+# An interrupted issuance (a pending row, made by hand on a copy) is a problem, unless a
+# writer holds the lock (then it is work in progress); pki check rolls it back.
+cp -r "$P" "$T/cut"
+python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE certs SET status = ? WHERE name = ?", ("pending", "d365")); c.commit()' "$T/cut/pki.db"
+expect_rc 1 "a certificate left pending by an interrupted command is a problem" pqm pki status --pki "$T/cut"
+assert_contains "with what to run" "$OUT" "1 certificate(s) of an interrupted issuance or renewal are pending: \`pqmtls pki check --pki $T/cut\` rolls them back"
+flock "$T/cut/.lock" sleep 3 &
+LOCKER=$!
+track_pid $LOCKER
+sleep 0.3
+run pqm pki status --pki "$T/cut"
+assert_not_contains "while a writer holds the lock, pending rows are work in progress" "$OUT" "interrupted"
+wait "$LOCKER"
+pqm pki check --pki "$T/cut" > /dev/null 2>&1 || true
+run pqm pki status --pki "$T/cut"
+assert_not_contains "after pki check rolled it back, no longer reported" "$OUT" "interrupted"
 # OCSP signers: listed with their validity; one that will have expired is a problem.
 expect_ok "ocsp signers" pqm ocsp signers --pki "$P" --days 20
 expect_ok "status lists the signers" pqm pki status --pki "$P" --json
