@@ -201,6 +201,21 @@ code=$(curl -sS --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A
 exec 7>&-
 [[ $code == 200 ]] || fail "with the metrics listener held by a silent client, /healthz gave '$code'"
 pass "a silent client on the metrics listener does not delay the admin listener's probes"
+# A client that trickles one byte every 0.4 s is cut off after the 2 s a request may take:
+# a scrape that comes meanwhile is answered within 4 s, not after the trickle (8 s).
+python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+for b in b"GET /metrics HTTP/1.1\r\n"[:20]:
+    try: s.send(bytes([b]))
+    except OSError: break
+    time.sleep(0.4)' "$METRICS" &
+TRICKLE=$!
+track_pid $TRICKLE
+sleep 0.3
+code=$(curl -sS --max-time 4 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS/metrics" || true)
+[[ $code == 200 ]] || fail "a scrape behind a client trickling bytes got '$code' within 4 s"
+pass "a client trickling bytes holds the metrics listener 2 s at most"
+kill "$TRICKLE" 2> /dev/null || true
 
 # ---- pqmtls bench against the gateway ---------------------------------------------------
 bench() { pqm bench --connect "127.0.0.1:$GW" --host api.example.com --cert "$I/client1.crt.pem" \

@@ -155,6 +155,23 @@ waited=$(( ($(date +%s%N) - t0) / 1000000 ))
 [[ "$CODE" == 200 ]] || fail "soft: with a silent responder a client should pass after ocsp_timeout: $CODE"
 (( waited >= 900 )) || fail "soft: the client passed after $waited ms, before the answer could come"
 pass "soft: with a silent responder the client waits ocsp_timeout ($waited ms) and passes"
+# Ten new certificates at once: the two query threads take two at a time, each query
+# timing out after 1 s. A connection's wait has one deadline (ocsp_timeout + 1 = 2 s),
+# which the answers for the others, each waking every waiting connection, do not move:
+# all ten pass after about 2 s, not after the five rounds of queries (5 s).
+for n in $(seq 1 10); do pqm pki issue client --pki "$P" --name "w$n" > /dev/null || fail "issue w$n"; done
+t0=$(date +%s%N)
+pids=()
+for n in $(seq 1 10); do
+    with_ossl35 "$CURL_BIN" -sS --max-time 20 --cacert "$P/server-ca-chain.pem" --cert "$I/w$n.crt.pem" \
+        --key "$I/w$n.key.pem" -o /dev/null "https://127.0.0.1:$GW_PORT/w$n" 2> /dev/null & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "soft: a client behind the queue of OCSP queries was refused"; done
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+(( waited < 4000 )) || fail "soft: ten clients took $waited ms: a wait's deadline moved with the other answers"
+pass "soft: ten new clients behind two query threads all pass by their deadline ($waited ms)"
+assert_contains "and the gateway says who passed without an answer" "$(cat "$T/silent.err")" \
+    "admitted without an OCSP answer within 2 s (client_ocsp: soft)"
 
 # --- pqmtls ocsp serve --------------------------------------------------------------------
 PR=$(free_port)

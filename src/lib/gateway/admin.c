@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -16,6 +17,7 @@
 #include "gateway/metrics.h"
 
 #define PQM_ADMIN_REQ_MAX 8192
+#define PQM_ADMIN_DEADLINE_MS 2000 /* for a whole request: one thread serves them in turn */
 
 struct admin_req {
     char url[256];
@@ -81,9 +83,34 @@ static void respond(int fd, int status, const char *type, const char *body, size
         send(fd, body, len, MSG_NOSIGNAL);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until FD is readable before DEADLINE (monotonic ms): 1 when it is. A peer that
+ * sends a byte now and then cannot hold the thread past the deadline. */
+static int readable_before(int fd, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r > 0)
+            return 1;
+        if (r == 0 || errno != EINTR)
+            return 0;
+    }
+}
+
 static void serve(const struct gw_site *site, int fd)
 {
     struct pqm_gateway *gw = site->gw;
+    int64_t deadline = mono_ms() + PQM_ADMIN_DEADLINE_MS;
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -98,6 +125,8 @@ static void serve(const struct gw_site *site, int fd)
     char buf[PQM_ADMIN_REQ_MAX];
     size_t total = 0;
     while (!req.complete && total < sizeof(buf)) {
+        if (!readable_before(fd, deadline))
+            return;
         ssize_t n = recv(fd, buf, sizeof(buf) - total, 0);
         if (n <= 0)
             return;

@@ -38,7 +38,8 @@
 #define PQM_BUF_KEEP_SECONDS 2.0         /* an idle connection's buffers go after this */
 
 /* P_OCSP: the handshake is done, the client certificate waits for its OCSP answer
- * (client_ocsp: hard); nothing is read from the client meanwhile. */
+ * (client_ocsp: hard or soft), ocsp_timeout + 1 s at most; nothing is read from the
+ * client meanwhile. */
 enum phase { P_HANDSHAKE, P_OCSP, P_ACTIVE, P_CLOSING };
 
 struct upconn {
@@ -1039,7 +1040,9 @@ static void judge_client(struct conn *c)
         conn_close(c);
     } else if (g == 0) {
         admitted(c);
-    } else {
+    } else if (c->phase != P_OCSP) {
+        /* The wait's deadline is set once: another certificate's answer, which wakes
+         * every waiting connection to look again, does not move it. */
         c->phase = P_OCSP;
         arm(c);
     }
@@ -1218,7 +1221,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         return;
     }
     if (c->phase == P_OCSP && strcmp(c->w->gw->cfg.client_ocsp, "hard") != 0) {
-        admitted(c); /* soft: no answer in time lets the client through */
+        /* soft: no answer in time lets the client through, and the operator is told */
+        pqm__gw_say("warning", "%.200s admitted without an OCSP answer within %g s "
+                               "(client_ocsp: soft)",
+                    c->hs->subject, c->w->gw->cfg.ocsp_timeout + 1);
+        admitted(c);
         return;
     }
     if (c->phase == P_OCSP) {
