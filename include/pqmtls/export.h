@@ -22,6 +22,9 @@ struct pqm_nginx_export {
     const char *key_passphrase_file; /* copied for ssl_password_file when the key is
                                         encrypted (required then) */
     int listen_port;           /* default 443 */
+    const char *upstream_ca;   /* with an https:// upstream: the CA file on the nginx host
+                                  that verifies it (default Debian's system bundle,
+                                  /etc/ssl/certs/ca-certificates.crt) */
 };
 
 /* Writes OUT/<server_name>.conf (an http-context server block: TLS 1.3, X25519MLKEM768

@@ -45,8 +45,10 @@ int cli_word_in(const char *list, const char *name)
 
 int cli_write_stdout(const char *cmd, const char *text)
 {
+    errno = 0;
     if (fputs(text, stdout) == EOF || fflush(stdout) != 0 || ferror(stdout))
-        return cli_fail(cmd, "cannot write to standard output: %s", strerror(errno));
+        return cli_fail(cmd, "cannot write to standard output: %s",
+                        errno != 0 ? strerror(errno) : "write error");
     return EXIT_OK;
 }
 

@@ -9,7 +9,7 @@
 #include "commands.h"
 #include "common.h"
 
-enum { O_PKI = 256, O_SERVER_NAME, O_UPSTREAM, O_SSL_DIR, O_OUT, O_KEYPASS, O_PORT, O_HELP };
+enum { O_PKI = 256, O_SERVER_NAME, O_UPSTREAM, O_SSL_DIR, O_OUT, O_KEYPASS, O_PORT, O_UPCA, O_HELP };
 
 static const struct option nginx_opts[] = {
     {"pki", required_argument, NULL, O_PKI},
@@ -19,6 +19,7 @@ static const struct option nginx_opts[] = {
     {"out", required_argument, NULL, O_OUT},
     {"key-passphrase-file", required_argument, NULL, O_KEYPASS},
     {"listen-port", required_argument, NULL, O_PORT},
+    {"upstream-ca", required_argument, NULL, O_UPCA},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -27,7 +28,8 @@ static void nginx_help(void)
 {
     printf("Usage: pqmtls export nginx --pki DIR --server-name NAME --upstream URL\n"
            "                           [--ssl-dir /etc/nginx/ssl] [--out nginx]\n"
-           "                           [--key-passphrase-file F] [--listen-port 443]\n\n"
+           "                           [--key-passphrase-file F] [--listen-port 443]\n"
+           "                           [--upstream-ca FILE]\n\n"
            "Writes OUT/NAME.conf, an nginx server block (http context) that terminates mTLS\n"
            "for NAME as the pqmtls gateway does, and copies the files it names into OUT/ssl/\n"
            "(keys and passphrases mode 0600, certificates and CRLs 0644), to be installed in\n"
@@ -40,7 +42,10 @@ static void nginx_help(void)
            "  - OCSP stapling when NAME's certificate names a responder (pki --ocsp-url);\n"
            "  - X-Client-Cert-Subject, -Issuer, -Serial, -Fingerprint, -Verify to the\n"
            "    upstream, any copy the client sent removed, and -Spiffe-Id,\n"
-           "    X-Forwarded-Client-Cert, Client-Cert and Client-Cert-Chain cleared.\n"
+           "    X-Forwarded-Client-Cert, Client-Cert and Client-Cert-Chain cleared;\n"
+           "  - with an https:// upstream, its certificate verified (proxy_ssl_verify on)\n"
+           "    against --upstream-ca, a file on the nginx host (default Debian's system\n"
+           "    bundle /etc/ssl/certs/ca-certificates.crt; RHEL: /etc/pki/tls/certs/ca-bundle.crt).\n"
            "nginx must run on OpenSSL >= 3.5 to verify ML-DSA certificates.\n\n"
            "Example:\n"
            "  pqmtls export nginx --pki ./pki --server-name api.example.com \\\n"
@@ -81,6 +86,9 @@ int cmd_export_nginx(int argc, char **argv)
             if ((port = cli_parse_long(optarg, 1, 65535)) < 0)
                 return cli_usage(CMD, "--listen-port '%s' is not a port", optarg);
             x.listen_port = (int)port;
+            break;
+        case O_UPCA:
+            x.upstream_ca = optarg;
             break;
         case O_HELP:
             nginx_help();

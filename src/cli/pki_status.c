@@ -265,7 +265,10 @@ int cmd_pki_status(int argc, char **argv)
         cli_fail(CMD, "%s", pqm_pki_error(pki));
     } else {
         int interrupted = pqm_pki_interrupted(pki);
-        if (interrupted > 0)
+        if (interrupted < 0)
+            problem(&f, "cannot count the certificates of interrupted commands: %s",
+                    pqm_pki_error(pki));
+        else if (interrupted > 0)
             problem(&f, "%d certificate(s) of an interrupted issuance or renewal are pending: "
                         "`pqmtls pki check --pki %s` rolls them back",
                     interrupted, dir);

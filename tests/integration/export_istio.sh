@@ -46,6 +46,9 @@ pass "STRICT, ISTIO_MUTUAL for the namespace, principals = the valid SPIFFE IDs 
 expect_ok "export istio to standard output" pqm export istio --pki "$P" --namespace production
 [[ "$OUT" == "$(cat "$T/istio.yaml")" ]] || fail "standard output differs from --out"
 pass "standard output holds the same YAML"
+set +e; ERR=$(pqm export istio --pki "$P" --namespace production 2>&1 > /dev/full); RC=$?; set -e
+[[ $RC -eq 1 ]] || fail "export to a full standard output: exit $RC, expected 1"
+assert_contains "a standard output that cannot be written fails, and says so" "$ERR" "cannot write to standard output: No space left on device"
 
 cat > "$T/policy.yaml" <<'YAML'
 allow:

@@ -78,6 +78,18 @@ for d in "proxy_ssl_verify on;" "proxy_ssl_server_name on;" "proxy_ssl_trusted_c
     grep -qF "$d" "$T/out/plain.example.com.conf" || fail "the https upstream's block lacks '$d'"
 done
 pass "an https:// upstream's certificate is verified (proxy_ssl_verify on, server name, CAs)"
+expect_rc 1 "--upstream-ca with a plain http:// upstream is refused" pqm export nginx --pki "$P" \
+    --server-name plain.example.com --upstream "http://127.0.0.1:$UP" --upstream-ca /etc/ssl/x.pem --out "$T/bad"
+assert_contains "saying why" "$OUT" "--upstream-ca is for an https:// upstream"
+cp "$P/server-ca-chain.pem" "$T/upstream-ca.pem"
+expect_ok "export nginx --upstream-ca" pqm export nginx --pki "$P" --server-name plain.example.com \
+    --upstream "https://127.0.0.1:$UP" --upstream-ca "$T/upstream-ca.pem" --out "$T/out2" --listen-port "$NP"
+grep -qF "proxy_ssl_trusted_certificate $T/upstream-ca.pem;" "$T/out2/plain.example.com.conf" \
+    || fail "the block does not name --upstream-ca"
+sed "s|/etc/nginx/ssl|$T/out2/ssl|g" "$T/out2/plain.example.com.conf" > "$T/https-server.conf"
+nginx_conf "$T/nginx-https" "    include $T/https-server.conf;"
+expect_ok "nginx -t accepts the block with the https upstream's verification" \
+    with_ossl35 "$NGINX_BIN" -t -p "$T/nginx-https" -c "$T/nginx-https/nginx.conf"
 
 # nginx with exactly that block, the paths moved to the temporary directory
 sed "s|/etc/nginx/ssl|$S|g" "$C" > "$T/server.conf"

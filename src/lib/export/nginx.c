@@ -10,6 +10,8 @@
 #include <pqmtls/export.h>
 
 #include "export/common.h"
+
+#define PQM_NGINX_SYSTEM_CAS "/etc/ssl/certs/ca-certificates.crt"
 #include "ocsp/fetch.h"
 #include "pki/certbuild.h"
 #include "pki/pki_internal.h"
@@ -105,6 +107,17 @@ static int render(struct pqm_buf *b, const struct conf_in *c)
                             "    ssl_stapling_verify     on;\n"
                             "    ssl_trusted_certificate %s/server-ca-chain.pem;\n",
                             c->ocsp, d);
+    /* An https:// upstream's certificate is verified: nginx does not by default. */
+    char tls[PATH_MAX + 512] = "";
+    if (strncmp(c->x->upstream, "https://", 8) == 0)
+        snprintf(tls, sizeof(tls),
+                 "        # The upstream speaks TLS: its certificate is verified (nginx does "
+                 "not by\n        # default) against %s.\n"
+                 "        proxy_ssl_verify on;\n"
+                 "        proxy_ssl_server_name on;\n"
+                 "        proxy_ssl_trusted_certificate %s;\n",
+                 c->x->upstream_ca != NULL ? "--upstream-ca" : "the system's CAs (Debian's path)",
+                 c->x->upstream_ca != NULL ? c->x->upstream_ca : PQM_NGINX_SYSTEM_CAS);
     rc |= pqm__buf_addf(
         b,
         "\n    location / {\n"
@@ -128,13 +141,7 @@ static int render(struct pqm_buf *b, const struct conf_in *c)
         "    }\n"
         "}\n",
         c->x->upstream,
-        strncmp(c->x->upstream, "https://", 8) == 0
-            ? "        # The upstream speaks TLS: its certificate is verified (nginx does not by\n"
-              "        # default), against the system's CAs unless you name its own CA here.\n"
-              "        proxy_ssl_verify on;\n"
-              "        proxy_ssl_server_name on;\n"
-              "        proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;\n"
-            : "");
+        tls);
     return rc;
 }
 
@@ -155,6 +162,13 @@ static int check_args(struct pqm_pki *p, const struct pqm_nginx_export *x, const
                             *ssl_dir);
     if (x->listen_port < 0 || x->listen_port > 65535)
         return pqm__err_set(e, "--listen-port %d is not a port", x->listen_port);
+    if (x->upstream_ca != NULL && (x->upstream_ca[0] != '/' || !nginx_token_ok(x->upstream_ca)))
+        return pqm__err_set(e, "--upstream-ca '%s' must be an absolute path without spaces, "
+                               "quotes, braces, ';', '$' or '#'",
+                            x->upstream_ca);
+    if (x->upstream_ca != NULL && strncmp(x->upstream, "https://", 8) != 0)
+        return pqm__err_set(e, "--upstream-ca is for an https:// upstream; '%s' is plain HTTP",
+                            x->upstream);
     return 0;
 }
 

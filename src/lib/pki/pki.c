@@ -1063,26 +1063,28 @@ static int count_pending(const struct pqm_cert_record *r, void *arg)
     return 0;
 }
 
-/* 1 when a writer holds the PKI's lock now (its pending rows are work in progress). */
-static int lock_held(struct pqm_pki *p)
-{
-    char path[PATH_MAX];
-    if (p->lock_fd >= 0 || pqm__pki_path(p, PQM_F_LOCK, path, sizeof(path)) != 0)
-        return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd); /* releases the shared lock, when it was taken */
-    return held;
-}
-
 int pqm_pki_interrupted(struct pqm_pki *p)
 {
+    if (p->lock_fd >= 0)
+        return 0; /* this process is the writer: recovery ran, pending rows are its own */
+    /* A shared hold on the lock while counting: no writer can start or finish meanwhile,
+     * so rows a writer holds pending are never counted as interrupted. */
+    char path[PATH_MAX];
+    int fd = -1;
+    if (pqm__pki_path(p, PQM_F_LOCK, path, sizeof(path)) == 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(fd);
+        if (busy)
+            return 0; /* a writer is at work: its pending rows are in progress */
+        fd = -1;
+    }
     int n = 0;
-    if (pqm_pki_foreach(p, 1, count_pending, &n) != 0)
-        return -1;
-    return n > 0 && lock_held(p) ? 0 : n;
+    int rc = pqm_pki_foreach(p, 1, count_pending, &n);
+    if (fd >= 0)
+        close(fd); /* releases the shared lock */
+    return rc == 0 ? n : -1;
 }
 
 struct check_ctx {

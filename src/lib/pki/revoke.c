@@ -303,15 +303,21 @@ static int read_crl_info(struct pqm_pki *p, const struct crl_file *f, struct pqm
     int ok = bn != NULL && pqm__serial_hex(bn, info->ca_serial, sizeof(info->ca_serial)) == 0;
     BN_free(bn);
     snprintf(info->path, sizeof(info->path), "%s/%s/%s.crl.pem", p->dir, PQM_D_CRL, f->base);
+    struct stat st;
+    int dir = ok && stat(info->path, &st) == 0 && S_ISDIR(st.st_mode);
     errno = 0;
-    BIO *b = ok ? BIO_new_file(info->path, "r") : NULL;
-    if (ok && b == NULL && errno != ENOENT)
-        snprintf(info->unreadable, sizeof(info->unreadable), "%s", strerror(errno));
+    BIO *b = ok && !dir ? BIO_new_file(info->path, "r") : NULL;
+    if (dir)
+        snprintf(info->unreadable, sizeof(info->unreadable), "it is a directory");
+    else if (ok && b == NULL && errno != ENOENT)
+        snprintf(info->unreadable, sizeof(info->unreadable), "%s",
+                 errno != 0 ? strerror(errno) : "cannot open it");
     X509_CRL *crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+    const char *why = ERR_peek_last_error() != 0 ? ERR_reason_error_string(ERR_peek_last_error())
+                                                 : NULL;
     if (b != NULL && crl == NULL)
         snprintf(info->unreadable, sizeof(info->unreadable), "no PEM CRL in it (%s)",
-                 ERR_peek_last_error() != 0 ? ERR_reason_error_string(ERR_peek_last_error())
-                                            : "empty");
+                 why != NULL ? why : "empty");
     BIO_free(b);
     ERR_clear_error();
     if (crl != NULL) {
