@@ -158,7 +158,8 @@ static int start_ocsp(struct pqm_gateway *gw, struct pqm_err *e)
                        : strcmp(c->ocsp_stapling, "off") == 0 ? PQM_GW_STAPLE_OFF
                                                               : PQM_GW_STAPLE_AUTO,
         .responder = c->ocsp_responder,
-        .timeout = (int)c->ocsp_timeout,
+        /* whole seconds for OSSL_HTTP_transfer, rounded up: 1.5 s is not cut to 1 */
+        .timeout = (int)c->ocsp_timeout + (c->ocsp_timeout > (int)c->ocsp_timeout),
         .cache_seconds = c->ocsp_cache_seconds,
         .wake = ocsp_wake,
         .wake_arg = gw,
