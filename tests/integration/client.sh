@@ -242,28 +242,7 @@ PIN_WRONG="$(pin_of "$I/client1.crt.pem")"
 
 # CRLs of the server intermediate and of the root, by `openssl ca -gencrl`.
 C="$T/crl"
-ca_setup() { # NAME CERT KEY: a CA database for `openssl ca` in $C/NAME
-    mkdir -p "$C/$1"
-    : > "$C/$1/index.txt"
-    echo 1000 > "$C/$1/crlnumber"
-    cat > "$C/$1/ca.cnf" <<EOF
-[ca]
-default_ca = CA_default
-[CA_default]
-database = $C/$1/index.txt
-crlnumber = $C/$1/crlnumber
-certificate = $2
-private_key = $3
-default_md = default
-default_crl_days = 1
-unique_subject = no
-EOF
-}
-gencrl() { # NAME OUT [ca options...]
-    local n="$1" out="$2"; shift 2
-    run ossl ca -config "$C/$n/ca.cnf" -gencrl -batch -out "$out" "$@"
-    [[ $RC -eq 0 ]] || fail "openssl ca -gencrl ($n): $OUT"
-}
+source "$PQMTLS_SOURCE_DIR/tests/integration/lib/openssl_ca.bash"
 ca_setup sint "$P/server-int-ca.crt.pem" "$P/server-int-ca.key.pem"
 ca_setup root "$P/root-ca.crt.pem" "$P/root-ca.key.pem"
 gencrl sint "$C/sint.crl.pem"
