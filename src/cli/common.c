@@ -30,7 +30,7 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     return EXIT_FAIL;
 }
 
-int cli_word_in(const char *list, const char *name)
+static int word_in(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *s = list; *s != '\0';) {
@@ -41,6 +41,11 @@ int cli_word_in(const char *list, const char *name)
         s += strspn(s, " ");
     }
     return 0;
+}
+
+int cli_option_applies(const char *cmd, const char *name, const char *allowed)
+{
+    return word_in(allowed, name) ? -1 : cli_usage(cmd, "--%s does not apply here", name);
 }
 
 int cli_write_stdout(const char *cmd, const char *text)

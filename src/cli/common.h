@@ -23,9 +23,10 @@ struct cli_cmd {
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same plus a pointer to --help; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* 1 when NAME is one of the space-separated words of LIST ("json all"): a whole word,
- * so that "passphrase-file" is not found inside "key-passphrase-file". */
-int cli_word_in(const char *list, const char *name);
+/* For an option table shared by several subcommands: -1 when option NAME is one of the
+ * space-separated words of ALLOWED ("json all"), as a whole word, so that
+ * "passphrase-file" is not found inside "key-passphrase-file"; else EXIT_USAGE, said. */
+int cli_option_applies(const char *cmd, const char *name, const char *allowed);
 /* TEXT on standard output, flushed: EXIT_OK, or EXIT_FAIL saying so when it could not be
  * written (a full disk, a closed pipe), so that a script does not take half a file. */
 int cli_write_stdout(const char *cmd, const char *text);

@@ -65,8 +65,11 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed, st
         if (c < 256 || c >= 256 + O_COUNT)
             return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
         const char *name = opts[c - 256].name;
-        if (c != 256 + O_PKI && c != 256 + O_HELP && !cli_word_in(allowed, name))
-            return cli_usage(cmd, "--%s does not apply here", name);
+        int rc = c != 256 + O_PKI && c != 256 + O_HELP
+                     ? cli_option_applies(cmd, name, allowed)
+                     : -1;
+        if (rc != -1)
+            return rc;
         a->v[c - 256] = optarg != NULL ? optarg : "";
         if (c == 256 + O_HELP)
             return EXIT_OK;

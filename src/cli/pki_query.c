@@ -30,8 +30,11 @@ static int parse(const char *cmd, int argc, char **argv, const char *allowed,
     cli_getopt_reset();
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *name = c >= O_PKI && c <= O_HELP ? opts[c - O_PKI].name : "";
-        if (c != O_PKI && c != O_HELP && c != ':' && c != '?' && !cli_word_in(allowed, name))
-            return cli_usage(cmd, "--%s does not apply here", name);
+        int rc = c != O_PKI && c != O_HELP && c != ':' && c != '?'
+                     ? cli_option_applies(cmd, name, allowed)
+                     : -1;
+        if (rc != -1)
+            return rc;
         switch (c) {
         case O_PKI:
             a->pki = optarg;

@@ -1142,24 +1142,26 @@ static void pump(struct conn *c)
  * order, so the connection ready first would be served last: under load that is the
  * latency tail. Callbacks only queue the connection; the run stack, popped before the
  * next poll, serves them in the kernel's order. */
-static void enqueue(struct conn *c)
+/* Puts C on LIST, the worker's run stack or its later list: C is on one at most. */
+static void push(struct conn *c, struct conn **list)
 {
     if (c->queued)
         return;
     c->queued = 1;
-    c->run_next = c->w->run;
-    c->w->run = c;
+    c->run_next = *list;
+    *list = c;
+}
+
+static void enqueue(struct conn *c)
+{
+    push(c, &c->w->run);
 }
 
 /* Serves C again after the next poll, which does not wait while any connection is
  * deferred (the worker's idle watcher is active). */
 static void defer(struct conn *c)
 {
-    if (c->queued)
-        return;
-    c->queued = 1;
-    c->run_next = c->w->later;
-    c->w->later = c;
+    push(c, &c->w->later);
     ev_idle_start(c->w->loop, &c->w->later_w);
 }
 
