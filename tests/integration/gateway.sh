@@ -24,6 +24,9 @@
 #     and a resumed session (s_client -sess_in: logged resumed), carry the same identity.
 #  2. s_client with the SPIFFE workload certificate: the upstream's answer, with
 #     X-Client-Cert-Spiffe-Id equal to the SPIFFE ID (client1's request had none).
+#     After the handshake the gateway keeps the records itself (tls/record.h): a
+#     KeyUpdate from s_client that asks for the gateway's own ('K') is followed by a
+#     request that gets its 200, and s_client received the gateway's KeyUpdate.
 #  3. Spoofed identity headers (any case, '_' for '-', repeated, X-Forwarded-Client-Cert,
 #     Client-Cert, Client-Cert-Chain, X-SSL-Client-*, X-Forwarded-For/-Proto, in a chunked
 #     trailer too) never reach the upstream; only the gateway's own values do, once each;
@@ -555,6 +558,24 @@ one_hdr "svc: X-Client-Cert-Subject is svc's" X-Client-Cert-Subject "$(cert_subj
 log_event "$LA" "$skip" event=request path=/case2/svc
 [[ "$(py get spiffe_id <<<"$EV")" == "$SPIFFE_ID" ]] || fail "svc: access log spiffe_id is not the SPIFFE ID: $EV"
 pass "svc: access log spiffe_id is the SPIFFE ID"
+
+# KeyUpdate (update_requested) then a request, on one connection: s_client's command
+# letters need it without -quiet/-ign_eof, so stdin stays open until the answer is in.
+skip="$(nlines "$LA")"
+set +e
+{ printf 'K\n'; sleep 0.5
+  printf 'GET /case2/keyupdate HTTP/1.1\nHost: api.example.com\nConnection: close\n\n'; sleep 3
+} | timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+    -connect "127.0.0.1:$GA" -servername api.example.com -verify_hostname api.example.com \
+    -CAfile "$SCHAIN" -verify_return_error -cert "$I/svc.crt.pem" -key "$I/svc.key.pem" \
+    -crlf -msg -msgfile "$T/ku.msg" > "$T/ku.out" 2> "$T/ku.err"
+set -e
+grep -q '^KEYUPDATE' "$T/ku.err" || fail "s_client did not send its KeyUpdate: $(tail -n 3 "$T/ku.err")"
+grep -qa 'HTTP/1.1 200 OK' "$T/ku.out" || fail "after a KeyUpdate: no 200 from the gateway: $(grep -ao 'HTTP/1.1 [0-9]*' "$T/ku.out"; tail -n 3 "$T/ku.err")"
+record /case2/keyupdate
+grep -q '^<<< .*KeyUpdate' "$T/ku.msg" || fail "the gateway did not answer a KeyUpdate that asked for its own: $(grep -a KeyUpdate "$T/ku.msg")"
+log_event "$LA" "$skip" event=request path=/case2/keyupdate status=200
+pass "KeyUpdate (update_requested) from s_client: the gateway sent its own and answered 200 under the new keys"
 
 # ---------------------------------------------------------------- 3. spoofed identity headers
 printf '%s\r\n' \

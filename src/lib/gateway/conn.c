@@ -35,7 +35,6 @@
 #endif
 #define PQM_SPARE_EXCHANGES 32           /* ended exchanges a worker keeps for reuse */
 #define PQM_SPARE_BUF_MAX (32 * 1024)    /* larger buffers are not kept with them */
-#define PQM_BUF_KEEP_SECONDS 2.0         /* an idle connection's buffers go after this */
 
 /* P_OCSP: the handshake is done, the client certificate waits for its OCSP answer
  * (client_ocsp: hard or soft), ocsp_timeout + 1 s at most; nothing is read from the
@@ -81,7 +80,8 @@ struct conn {
     struct conn *prev, *next;
     struct pqm_tls_server *tls;
     int fd;
-    SSL *ssl;
+    SSL *ssl;                /* during the handshake; then the stream has the records */
+    struct pqm_tls_stream st;
     struct pqm_tls_peer *hs; /* during the handshake: what TLS learns, why it refuses */
     struct identity *id;     /* after it: the client's identity, compact */
     char *client_cert; /* RFC 9440 ":base64(DER):", when configured */
@@ -90,16 +90,15 @@ struct conn {
     ev_io io;
     ev_timer timer;
     struct pqm_buf in;        /* decrypted from the client */
-    struct pqm_buf to_client; /* plaintext for SSL_write */
+    struct pqm_buf to_client; /* plaintext for the client */
     struct exchange *x;
     int client_eof;
     int close_after;       /* close once to_client is flushed */
-    int ssl_wants_write;   /* the last SSL_read/SSL_write wanted the socket writable */
+    int ssl_wants_write;   /* the last handshake step or write wanted the socket writable */
     int readable;          /* the client socket was reported readable and not read dry */
     struct conn *run_next; /* in the worker's run stack or its later list, when queued */
     int queued;
     uint64_t moved;        /* bytes read, parsed and written so far: the pump's progress */
-    double idle_spent;     /* of the idle timeout, already waited before the buffers went */
     uint64_t requests;
 };
 
@@ -514,7 +513,6 @@ static struct exchange *exchange_new(struct conn *c)
     x->req.head_max = (size_t)c->w->gw->cfg.max_header_size;
     pqm__relay_init(&x->resp, PQM_RELAY_RESPONSE, &c->to_client, NULL, NULL);
     x->t_start = now_s();
-    c->idle_spent = 0;
     return x;
 }
 
@@ -784,77 +782,64 @@ static void move_upstream(struct conn *c)
     }
 }
 
-static int ssl_error_fatal(struct conn *c, int ret)
-{
-    int e = SSL_get_error(c->ssl, ret);
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-        return 0;
-    case SSL_ERROR_WANT_WRITE:
-        c->ssl_wants_write = 1;
-        return 0;
-    case SSL_ERROR_ZERO_RETURN:
-        c->client_eof = 1;
-        return 0;
-    default:
-        ERR_clear_error();
-        return -1;
-    }
-}
-
 static int flush_client(struct conn *c)
 {
-    while (c->to_client.len > 0) {
-        size_t n = c->to_client.len > PQM_READ_CHUNK ? PQM_READ_CHUNK : c->to_client.len;
-        ERR_clear_error(); /* SSL_get_error reads the thread's queue: nothing stale in it */
-        int r = SSL_write(c->ssl, pqm__buf_head(&c->to_client), (int)n);
-        if (r > 0) {
-            pqm__buf_consume(&c->to_client, (size_t)r);
-            c->moved += (size_t)r;
-            continue;
+    while (c->to_client.len > 0 || pqm__tls_stream_has_output(&c->st)) {
+        size_t taken = 0;
+        enum pqm_tls_status r = pqm__tls_stream_write(&c->st, pqm__buf_head(&c->to_client),
+                                                      c->to_client.len, &taken);
+        pqm__buf_consume(&c->to_client, taken);
+        c->moved += taken;
+        if (r == PQM_TLS_WANT_WRITE) {
+            c->ssl_wants_write = 1;
+            return 0;
         }
-        return ssl_error_fatal(c, r);
+        if (r != PQM_TLS_OK)
+            return -1;
     }
     return 0;
 }
 
 static int read_client(struct conn *c)
 {
-    /* Only when the socket said so, or TLS holds bytes already read: no read that can
-     * only say EAGAIN. A write may need a read (post-handshake messages), which SSL
-     * reports as SSL_ERROR_WANT_READ and arm() turns into a readiness wait. */
-    if (!c->readable && SSL_has_pending(c->ssl) == 0)
+    /* Only when the socket said so, or records already received wait: no read that can
+     * only say EAGAIN. */
+    if (!c->readable && !pqm__tls_stream_has_input(&c->st))
         return 0;
     while (!c->client_eof && pqm__buf_room(&c->in) >= PQM_READ_CHUNK) {
         unsigned char *dst = pqm__buf_reserve(&c->in, PQM_READ_CHUNK);
         if (dst == NULL)
             return 0;
-        ERR_clear_error();
-        int r = SSL_read(c->ssl, dst, PQM_READ_CHUNK);
-        if (r > 0) {
-            pqm__buf_commit(&c->in, (size_t)r);
-            c->moved += (size_t)r;
-            if (r < PQM_READ_CHUNK && SSL_has_pending(c->ssl) == 0) {
-                c->readable = 0; /* most likely drained: readiness says if not */
-                return 0;
-            }
+        size_t got = 0;
+        enum pqm_tls_status r =
+            pqm__tls_stream_read(&c->st, dst, PQM_READ_CHUNK, &got, &c->readable);
+        pqm__buf_commit(&c->in, got);
+        c->moved += got;
+        if (r == PQM_TLS_OK)
             continue;
+        if (r == PQM_TLS_WANT_READ)
+            return 0;
+        if (r == PQM_TLS_EOF) {
+            c->client_eof = 1;
+            return 0;
         }
-        c->readable = 0;
-        int rc = ssl_error_fatal(c, r);
-        if (rc != 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL)
-            c->client_eof = 1; /* a close without close_notify ends the input too */
-        return c->client_eof ? 0 : rc;
+        return -1;
     }
     return 0;
 }
 
 /* --- the pump ------------------------------------------------------------------------ */
 
-/* How long an idle connection keeps its buffers for the next request. */
-static double buf_keep(const struct pqm_gateway_config *cfg)
+/* Between requests a connection holds no buffer memory: its blocks go back to the
+ * worker's thread (util/buf.h) for the next connection that has something to move. */
+static void release_idle_buffers(struct conn *c)
 {
-    return PQM_BUF_KEEP_SECONDS < cfg->idle_timeout ? PQM_BUF_KEEP_SECONDS : cfg->idle_timeout;
+    if (c->x != NULL || c->in.len != 0 || c->to_client.len != 0 ||
+        pqm__tls_stream_has_input(&c->st) || pqm__tls_stream_has_output(&c->st))
+        return;
+    pqm__buf_release(&c->in);
+    pqm__buf_release(&c->to_client);
+    pqm__tls_stream_release(&c->st);
 }
 
 static void arm(struct conn *c)
@@ -905,11 +890,8 @@ static void arm(struct conn *c)
         t = cfg->handshake_timeout;
     else if (c->phase == P_OCSP)
         t = cfg->ocsp_timeout + 1; /* the query's own timeout answers first */
-    else if (x == NULL && c->requests > 0 && (c->in.data != NULL || c->to_client.data != NULL) &&
-             c->in.len == 0 && c->to_client.len == 0)
-        t = buf_keep(cfg); /* then the buffers go (timer_cb), and the idle wait goes on */
     else if (x == NULL)
-        t = c->requests == 0 ? cfg->header_timeout : cfg->idle_timeout - c->idle_spent;
+        t = c->requests == 0 ? cfg->header_timeout : cfg->idle_timeout;
     else if (x->up == NULL || x->req.state == PQM_RELAY_HEAD || x->req.state == PQM_RELAY_IDLE)
         t = cfg->header_timeout;
     else if (x->up->connecting)
@@ -1029,6 +1011,15 @@ static void admitted(struct conn *c)
     check_expiry(c);
     if (c->w->gw->cfg.client_cert_header)
         c->client_cert = client_cert_value(SSL_get0_peer_certificate(c->ssl));
+    /* From here on the records are the stream's, and OpenSSL's state for the session
+     * (the parsed client chain, the key shares) goes: tls/record.h. */
+    if (pqm__tls_stream_take(&c->st, c->ssl) != 0) {
+        pqm__gw_say("error", "%.200s: %s", c->id->subject, c->st.error);
+        conn_close(c);
+        return;
+    }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     pump(c);
 }
 
@@ -1131,6 +1122,7 @@ static void pump(struct conn *c)
         conn_close(c); /* the client left in the middle of a request */
         return;
     }
+    release_idle_buffers(c);
     arm(c);
     /* Still moving after its share of rounds: bytes may wait in a buffer (or in TLS)
      * that no socket will report again, so it goes on after the next poll. */
@@ -1252,16 +1244,6 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         pump(c);
         return;
     }
-    if (x == NULL && !c->close_after && c->requests > 0 && c->in.len == 0 &&
-        c->to_client.len == 0 && (c->in.data != NULL || c->to_client.data != NULL) &&
-        buf_keep(&c->w->gw->cfg) < c->w->gw->cfg.idle_timeout) {
-        /* Idle for a while: the connection keeps no buffer memory while it waits. */
-        pqm__buf_free(&c->in);
-        pqm__buf_free(&c->to_client);
-        c->idle_spent = buf_keep(&c->w->gw->cfg);
-        arm(c);
-        return;
-    }
     conn_close(c); /* idle, slow head, or a last answer that does not leave */
 }
 
@@ -1274,15 +1256,18 @@ static void conn_close(struct conn *c)
     exchange_free(c);
     if (c->ssl != NULL) {
         if (c->phase == P_ACTIVE)
-            SSL_shutdown(c->ssl);
+            SSL_shutdown(c->ssl); /* refused after the handshake (not PQ, OCSP) */
         SSL_free(c->ssl);
         /* A refused shutdown (a ticket still being sent) leaves an error in the thread's
          * queue, which would make the next connection's SSL_get_error say SSL_ERROR_SSL. */
         ERR_clear_error();
+    } else {
+        pqm__tls_stream_close(&c->st);
     }
+    pqm__tls_stream_free(&c->st);
     close(c->fd);
-    pqm__buf_free(&c->in);
-    pqm__buf_free(&c->to_client);
+    pqm__buf_release(&c->in);
+    pqm__buf_release(&c->to_client);
     free(c->client_cert);
     free(c->hs);
     free(c->id);
@@ -1324,8 +1309,10 @@ static void conn_start(struct worker *w, int fd, const struct sockaddr_storage *
     pqm__buf_init(&c->to_client, PQM_OUT_MAX);
     c->tls = pqm__gw_tls_take(w->gw);
     c->hs = calloc(1, sizeof(*c->hs));
-    c->ssl = c->hs != NULL ? pqm__tls_server_ssl(c->tls, fd, c->hs) : NULL;
+    pqm__tls_stream_init(&c->st, fd);
+    c->ssl = c->hs != NULL ? pqm__tls_server_ssl(c->tls, &c->st, c->hs) : NULL;
     if (c->ssl == NULL) {
+        pqm__tls_stream_free(&c->st);
         free(c->hs);
         pqm__tls_server_free(c->tls);
         close(fd);
@@ -1389,6 +1376,7 @@ void pqm__gw_worker_close_all(struct worker *w)
     pqm__gw_worker_flush_log(w);
     pqm__buf_free(&w->logbuf);
     pqm__buf_free(&w->logout);
+    pqm__buf_spare_drain(); /* the blocks this worker's thread kept */
     while (w->spare != NULL) {
         struct exchange *x = w->spare;
         w->spare = x->next_spare;

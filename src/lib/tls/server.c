@@ -334,6 +334,7 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     /* One read for a record's header and body (and whatever follows), not two. */
     SSL_CTX_set_read_ahead(s->ctx, 1);
+    pqm__tls_stream_ctx_setup(s->ctx); /* the records after the handshake: tls/record.h */
     if (load_identity(s, o, e) != 0 ||
         pqm__trust_load(&s->trust, o->client_ca_file, o->crl_files, o->ncrl, "client_ca", e) != 0 ||
         set_client_ca_list(s, e) != 0 || setup_tickets(s, o, e) != 0)
@@ -398,12 +399,13 @@ SSL_CTX *pqm__tls_server_ctx(const struct pqm_tls_server *s)
     return s->ctx;
 }
 
-SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, int fd, struct pqm_tls_peer *peer)
+SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, struct pqm_tls_stream *st,
+                         struct pqm_tls_peer *peer)
 {
     SSL *ssl = SSL_new(s->ctx);
     if (ssl == NULL)
         return NULL;
-    if (SSL_set_fd(ssl, fd) != 1) {
+    if (pqm__tls_stream_attach(st, ssl) != 0) {
         SSL_free(ssl);
         return NULL;
     }

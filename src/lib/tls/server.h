@@ -11,6 +11,7 @@
 
 #include <openssl/ssl.h>
 
+#include "tls/record.h"
 #include "util/err.h"
 
 struct pqm_tls_server_opts {
@@ -56,8 +57,10 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
 struct pqm_tls_server *pqm__tls_server_ref(struct pqm_tls_server *s);
 void pqm__tls_server_free(struct pqm_tls_server *s);
 SSL_CTX *pqm__tls_server_ctx(const struct pqm_tls_server *s);
-/* A new SSL for an accepted socket; PEER receives what the handshake learns. */
-SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, int fd, struct pqm_tls_peer *peer);
+/* A new SSL for an accepted socket, reading and writing through ST (initialized with
+ * the socket); PEER receives what the handshake learns. */
+SSL *pqm__tls_server_ssl(struct pqm_tls_server *s, struct pqm_tls_stream *st,
+                         struct pqm_tls_peer *peer);
 /* After a completed handshake: fills PEER's identity fields. Returns -1 (with
  * PEER->reason) when the connection must be refused after all (not post-quantum). */
 int pqm__tls_peer_read(struct pqm_tls_server *s, SSL *ssl, struct pqm_tls_peer *peer);

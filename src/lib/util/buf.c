@@ -23,10 +23,38 @@ size_t pqm__buf_room(const struct pqm_buf *b)
     return b->len >= b->max ? 0 : b->max - b->len;
 }
 
+struct spare {
+    unsigned char *data;
+    size_t cap;
+};
+static __thread struct spare spares[PQM_BUF_SPARES];
+static __thread size_t nspares;
+
+void pqm__buf_release(struct pqm_buf *b)
+{
+    if (b->data != NULL && b->cap <= PQM_BUF_SPARE_MAX && nspares < PQM_BUF_SPARES) {
+        spares[nspares++] = (struct spare){b->data, b->cap};
+        b->data = NULL;
+    }
+    pqm__buf_free(b);
+}
+
+void pqm__buf_spare_drain(void)
+{
+    while (nspares > 0)
+        free(spares[--nspares].data);
+}
+
 unsigned char *pqm__buf_reserve(struct pqm_buf *b, size_t n)
 {
     if (n > pqm__buf_room(b))
         return NULL;
+    if (b->data == NULL && nspares > 0) { /* the most recently released block */
+        nspares--;
+        b->data = spares[nspares].data;
+        b->cap = spares[nspares].cap;
+        b->off = b->len = 0;
+    }
     if (b->off + b->len + n <= b->cap)
         return b->data + b->off + b->len;
     if (b->off > 0) { /* slide the data to the front before growing */

@@ -32,4 +32,15 @@ static inline unsigned char *pqm__buf_head(const struct pqm_buf *b)
 unsigned char *pqm__buf_reserve(struct pqm_buf *b, size_t n);
 void pqm__buf_commit(struct pqm_buf *b, size_t n);
 
+/* Spare memory blocks, per thread: an event loop whose connections take buffers for a
+ * request and give them back when idle reuses the same blocks instead of going to
+ * malloc each time. pqm__buf_release() frees B's memory like pqm__buf_free(), keeping
+ * the block (of PQM_BUF_SPARE_MAX bytes at most) for the next buffer of this thread
+ * that needs memory; pqm__buf_spare_drain() frees the thread's spare blocks (before it
+ * exits). At most PQM_BUF_SPARES blocks are kept. */
+#define PQM_BUF_SPARES 64
+#define PQM_BUF_SPARE_MAX (64 * 1024)
+void pqm__buf_release(struct pqm_buf *b);
+void pqm__buf_spare_drain(void);
+
 #endif
