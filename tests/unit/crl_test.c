@@ -1,6 +1,7 @@
 /* Unit tests of pki/crlbuild.c and of the CRL lookup in tls/trust.c: reason names,
  * the CRL's extensions (number, AKI, reason codes), and a 100,000-entry CRL that loads
- * (its signature checked once) and answers revoked / not revoked correctly. */
+ * (its signature checked once) and answers revoked / not revoked correctly; the cache of
+ * verified leaves. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -252,12 +254,111 @@ static void test_big_crl(void **state)
     pqm__trust_free(&t);
 }
 
+static int verify_at(const struct pqm_trust *t, X509 *leaf, time_t at, struct pqm_verdict *v)
+{
+    X509_STORE_CTX *xs = X509_STORE_CTX_new();
+    assert_non_null(xs);
+    assert_int_equal(X509_STORE_CTX_init(xs, t->store, leaf, NULL), 1);
+    if (at != 0)
+        X509_STORE_CTX_set_time(xs, 0, at);
+    memset(v, 0, sizeof(*v));
+    int rc = pqm__trust_verify(t, xs, v);
+    X509_STORE_CTX_free(xs);
+    return rc;
+}
+
+static void assert_stats(const struct pqm_trust *t, uint64_t hits, uint64_t misses)
+{
+    uint64_t h, m;
+    pqm__trust_cache_stats(t, &h, &m);
+    assert_int_equal(h, hits);
+    assert_int_equal(m, misses);
+}
+
+/* The verified-leaf cache: a leaf seen again is answered from it, but still checked for
+ * what can change (its chain's validity now, the CRLs' expiry, revocation); a refused
+ * leaf is never remembered; another leaf with the same name and serial is not taken for
+ * the remembered one. */
+static void test_verify_cache(void **state)
+{
+    struct fixture *f = *state;
+    struct pqm_err e = {{0}};
+    int64_t now = (int64_t)time(NULL);
+    BIGNUM *listed = pqm__serial_new(&e), *unlisted = pqm__serial_new(&e);
+    assert_non_null(listed);
+    assert_non_null(unlisted);
+    /* a CRL that expires in 2 s */
+    struct pqm_crl_spec spec = {f->ca, f->ca_key, now - 60, now + 2, 9};
+    struct pqm_crl_builder b;
+    char hex[64];
+    assert_int_equal(pqm__crl_begin(&b, &spec, &e), 0);
+    assert_int_equal(pqm__serial_hex(listed, hex, sizeof(hex)), 0);
+    assert_int_equal(pqm__crl_add(&b, hex, now - 10, 1), 0);
+    X509_CRL *crl = pqm__crl_finish(&b, &spec);
+    assert_non_null(crl);
+    char ca_path[512], crl_path[512];
+    snprintf(ca_path, sizeof(ca_path), "%s/cache-ca.pem", f->dir);
+    snprintf(crl_path, sizeof(crl_path), "%s/cache.crl.pem", f->dir);
+    write_pem(ca_path, f->ca, NULL);
+    write_pem(crl_path, NULL, crl);
+    X509_CRL_free(crl);
+    struct pqm_trust t = {0};
+    t.purpose = X509_PURPOSE_SSL_CLIENT;
+    t.depth = 2;
+    const char *files[] = {crl_path};
+    assert_int_equal(pqm__trust_load(&t, ca_path, files, 1, "client_ca", &e), 0);
+    assert_int_equal(pqm__trust_cache_enable(&t, 16), 0);
+
+    X509 *good = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, unlisted, "good");
+    X509 *bad = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, listed, "bad");
+    EVP_PKEY *k2 = pqm__alg_keygen(pqm__alg_find("ed25519"), &e);
+    assert_non_null(k2);
+    X509 *twin = make_cert(f, PQM_KIND_CLIENT, k2, unlisted, "good"); /* same name, serial */
+    struct pqm_verdict v;
+
+    assert_int_equal(verify_at(&t, good, 0, &v), 1);
+    assert_stats(&t, 0, 1);
+    assert_int_equal(verify_at(&t, good, 0, &v), 1);
+    assert_stats(&t, 1, 1);
+
+    /* refused in full each time, never remembered */
+    assert_int_equal(verify_at(&t, bad, 0, &v), 0);
+    assert_string_equal(v.code, "revoked");
+    assert_int_equal(verify_at(&t, bad, 0, &v), 0);
+    assert_string_equal(v.code, "revoked");
+    assert_stats(&t, 1, 3);
+
+    /* past the leaf's notAfter: not answered from the cache, and refused as expired */
+    assert_int_equal(verify_at(&t, good, (time_t)(now + 2 * 86400), &v), 0);
+    assert_string_equal(v.code, "expired");
+    assert_stats(&t, 1, 4);
+
+    /* once the CRL has expired, a remembered leaf is refused too (CRLs are checked on
+     * every verification) */
+    sleep(3);
+    assert_int_equal(verify_at(&t, good, 0, &v), 0);
+    assert_string_equal(v.code, "crl_expired");
+    assert_stats(&t, 2, 4);
+    /* same name and serial, another key: a miss, not the remembered leaf */
+    assert_int_equal(verify_at(&t, twin, 0, &v), 0);
+    assert_stats(&t, 2, 5);
+
+    X509_free(good);
+    X509_free(bad);
+    X509_free(twin);
+    EVP_PKEY_free(k2);
+    BN_free(listed);
+    BN_free(unlisted);
+    pqm__trust_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_extensions),
         cmocka_unit_test(test_big_crl),
+        cmocka_unit_test(test_verify_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,6 +20,7 @@
 #include "util/digest.h"
 
 #define PQM_DEFAULT_DEPTH 2
+#define PQM_VERIFY_CACHE_SLOTS 4096 /* verified client leaves remembered per configuration */
 #define PQM_GROUPS_DEFAULT "X25519MLKEM768:X25519"
 #define PQM_GROUPS_PQ_ONLY "X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024"
 
@@ -339,6 +340,12 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
         pqm__trust_load(&s->trust, o->client_ca_file, o->crl_files, o->ncrl, "client_ca", e) != 0 ||
         set_client_ca_list(s, e) != 0 || setup_tickets(s, o, e) != 0)
         goto fail;
+    /* A client that connects again with the same certificate is not verified in full
+     * again: tls/trust.h, docs/decisions.md. */
+    if (pqm__trust_cache_enable(&s->trust, PQM_VERIFY_CACHE_SLOTS) != 0) {
+        pqm__err_set(e, "out of memory");
+        goto fail;
+    }
     if (SSL_CTX_set1_verify_cert_store(s->ctx, s->trust.store) != 1) {
         pqm__err_ossl(e, "cannot set the client CA store");
         goto fail;

@@ -1,7 +1,9 @@
 /* Peer certificate verification shared by the gateway and the client (see trust.h). */
 #include "tls/trust.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,9 +188,167 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
     return 0;
 }
 
+/* --- the verified-leaf cache ----------------------------------------------------------- */
+
+#define PQM_CACHE_CHAIN_MAX 8 /* issuers kept per leaf; a longer chain is not cached */
+
+struct cache_slot {
+    int used;
+    unsigned char digest[32];    /* SHA-256 of the leaf's DER */
+    int64_t valid_from, valid_to; /* when every certificate of the chain is valid */
+    int nissuers;
+    X509 *issuers[PQM_CACHE_CHAIN_MAX]; /* the chain above the leaf, referenced */
+};
+
+struct pqm_verify_cache {
+    pthread_mutex_t lock;
+    EVP_MD *sha256;
+    size_t nslots;
+    struct cache_slot *slots;
+    atomic_uint_fast64_t hits, misses;
+};
+
+int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots)
+{
+    struct pqm_verify_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL || slots == 0 || (c->slots = calloc(slots, sizeof(*c->slots))) == NULL ||
+        (c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+        pthread_mutex_init(&c->lock, NULL) != 0) {
+        if (c != NULL) {
+            EVP_MD_free(c->sha256);
+            free(c->slots);
+        }
+        free(c);
+        return -1;
+    }
+    c->nslots = slots;
+    t->cache = c;
+    return 0;
+}
+
+void pqm__trust_cache_stats(const struct pqm_trust *t, uint64_t *hits, uint64_t *misses)
+{
+    *hits = t->cache != NULL ? atomic_load(&t->cache->hits) : 0;
+    *misses = t->cache != NULL ? atomic_load(&t->cache->misses) : 0;
+}
+
+static void slot_clear(struct cache_slot *s)
+{
+    for (int i = 0; i < s->nissuers; i++)
+        X509_free(s->issuers[i]);
+    memset(s, 0, sizeof(*s));
+}
+
+static void cache_free(struct pqm_verify_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nslots; i++)
+        slot_clear(&c->slots[i]);
+    free(c->slots);
+    EVP_MD_free(c->sha256);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static struct cache_slot *slot_of(struct pqm_verify_cache *c, const unsigned char d[32])
+{
+    uint64_t h;
+    memcpy(&h, d, sizeof(h));
+    return &c->slots[h % c->nslots];
+}
+
+/* The verification time: the one XS was given, or now. */
+static int64_t verify_time(X509_STORE_CTX *xs)
+{
+    const X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(xs);
+    if (X509_VERIFY_PARAM_get_flags(param) & X509_V_FLAG_USE_CHECK_TIME)
+        return (int64_t)X509_VERIFY_PARAM_get_time(param);
+    return (int64_t)time(NULL);
+}
+
+/* A leaf verified before: 1 passes, 0 refused (revoked now: XS's error and V set), -1
+ * not in the cache, or outside its chain's validity (the full verification says why). */
+static int cache_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, X509 *leaf,
+                        const unsigned char d[32], struct pqm_verdict *v)
+{
+    struct pqm_verify_cache *c = t->cache;
+    STACK_OF(X509) *chain = sk_X509_new_reserve(NULL, PQM_CACHE_CHAIN_MAX + 1);
+    int64_t now = verify_time(xs);
+    int hit = 0;
+    if (chain == NULL || sk_X509_push(chain, leaf) <= 0) {
+        sk_X509_free(chain);
+        return -1;
+    }
+    pthread_mutex_lock(&c->lock);
+    struct cache_slot *s = slot_of(c, d);
+    if (s->used && memcmp(s->digest, d, 32) == 0 && now >= s->valid_from && now <= s->valid_to) {
+        hit = 1;
+        for (int i = 0; i < s->nissuers; i++)
+            if (X509_up_ref(s->issuers[i]) != 1 || sk_X509_push(chain, s->issuers[i]) <= 0)
+                hit = 0; /* out of memory: verified in full instead */
+    }
+    pthread_mutex_unlock(&c->lock);
+    int rc = -1;
+    if (hit) {
+        atomic_fetch_add(&c->hits, 1);
+        int err = X509_V_OK;
+        rc = 1;
+        if (t->ncrl > 0 && pqm__trust_revocation(t, chain, &err, v) != 0) {
+            X509_STORE_CTX_set_error(xs, err);
+            rc = 0;
+        }
+    }
+    sk_X509_shift(chain); /* the leaf is the caller's */
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
+/* After a full verification that passed: the leaf and its chain go in the cache. */
+static void cache_add(const struct pqm_trust *t, STACK_OF(X509) *chain, const unsigned char d[32])
+{
+    struct cache_slot fresh = {.used = 1, .valid_from = INT64_MIN, .valid_to = INT64_MAX};
+    int n = sk_X509_num(chain);
+    if (n < 1 || n - 1 > PQM_CACHE_CHAIN_MAX)
+        return;
+    for (int i = 0; i < n; i++) {
+        X509 *x = sk_X509_value(chain, i);
+        int64_t nb, na;
+        if (pqm__asn1_time_to_epoch(X509_get0_notBefore(x), &nb) != 0 ||
+            pqm__asn1_time_to_epoch(X509_get0_notAfter(x), &na) != 0)
+            return;
+        fresh.valid_from = nb > fresh.valid_from ? nb : fresh.valid_from;
+        fresh.valid_to = na < fresh.valid_to ? na : fresh.valid_to;
+    }
+    memcpy(fresh.digest, d, 32);
+    for (int i = 1; i < n; i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_up_ref(x) != 1) {
+            slot_clear(&fresh);
+            return;
+        }
+        fresh.issuers[fresh.nissuers++] = x;
+    }
+    pthread_mutex_lock(&t->cache->lock);
+    struct cache_slot *s = slot_of(t->cache, d);
+    slot_clear(s);
+    *s = fresh;
+    pthread_mutex_unlock(&t->cache->lock);
+}
+
 int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v)
 {
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    unsigned char d[32];
+    unsigned int dlen = 0;
+    int cached = t->cache != NULL && leaf != NULL &&
+                 X509_digest(leaf, t->cache->sha256, d, &dlen) == 1 && dlen == sizeof(d);
+    if (cached) {
+        int rc = cache_verify(t, xs, leaf, d, v);
+        if (rc >= 0)
+            return rc;
+        atomic_fetch_add(&t->cache->misses, 1);
+    }
     /* The path from the configured anchors alone, each of them an anchor (partial
      * chain): an intermediate already trusted is not verified again per handshake. */
     X509_STORE_CTX_set0_untrusted(xs, NULL);
@@ -226,6 +386,8 @@ int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_
         X509_STORE_CTX_set_error(xs, err);
         return 0;
     }
+    if (cached)
+        cache_add(t, X509_STORE_CTX_get0_chain(xs), d);
     return 1;
 }
 
@@ -325,5 +487,6 @@ void pqm__trust_free(struct pqm_trust *t)
     free(t->crls);
     sk_X509_pop_free(t->cas, X509_free);
     X509_STORE_free(t->store);
+    cache_free(t->cache);
     memset(t, 0, sizeof(*t));
 }

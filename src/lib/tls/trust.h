@@ -8,6 +8,7 @@
 #define PQM_TLS_TRUST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/x509.h>
 
@@ -19,6 +20,8 @@ struct pqm_crl_entry {
     char file[256];
 };
 
+struct pqm_verify_cache;
+
 struct pqm_trust {
     X509_STORE *store;
     STACK_OF(X509) *cas;
@@ -27,6 +30,7 @@ struct pqm_trust {
     int depth;         /* certificates between the leaf and its anchor */
     int purpose;       /* X509_PURPOSE_SSL_CLIENT or X509_PURPOSE_SSL_SERVER */
     int crl_soft_fail; /* a missing or expired CRL passes */
+    struct pqm_verify_cache *cache; /* NULL: every certificate is verified in full */
 };
 
 /* Why a verification refused: a short code for metrics and logs, and the text. */
@@ -46,6 +50,16 @@ int pqm__trust_add_cas(struct pqm_trust *t, const char *ca_file, const char *wha
 int pqm__trust_add_crls(struct pqm_trust *t, const char *const *crl_files, size_t n,
                         const char *what, struct pqm_err *e);
 void pqm__trust_free(struct pqm_trust *t);
+/* Remembers the leaves that verified (by the SHA-256 of their DER) with the chain built
+ * for them, in SLOTS slots (direct-mapped: a newer leaf takes an older one's slot). A
+ * leaf seen again skips what cannot have changed for the same bytes against the same
+ * anchors (path building, its signature, purpose, EKU, name constraints, depth, strict
+ * checks) and is checked again for what can: every certificate of its chain valid now,
+ * and revocation by the CRLs. T's anchors and CRLs never change (a reload makes a new
+ * trust), so neither can the cached answer. Thread-safe. 0, or -1 out of memory. */
+int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots);
+/* Verifications answered from the cache, and made in full, since it was enabled. */
+void pqm__trust_cache_stats(const struct pqm_trust *t, uint64_t *hits, uint64_t *misses);
 /* A certificate verify callback's work (SSL_CTX_set_cert_verify_callback): verifies XS's
  * leaf against T. Returns 1, or 0 with XS's error set and V filled. */
 int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v);
