@@ -175,6 +175,10 @@ assert_match "X25519MLKEM768 is counted" "$m" 'pqmtls_negotiated_groups_total\{g
 assert_match "403s are counted" "$m" 'pqmtls_requests_total\{code="403"\} 3'
 assert_match "200s are counted" "$m" 'pqmtls_requests_total\{code="200"\} [1-9]'
 assert_match "the upstream latency histogram has samples" "$m" 'pqmtls_upstream_latency_seconds_count [1-9]'
+assert_match "a returning client certificate is answered from the verify cache" "$m" \
+    'pqmtls_client_verify_total\{cache="hit"\} [1-9]'
+assert_match "... and a certificate's first connection is verified in full" "$m" \
+    'pqmtls_client_verify_total\{cache="miss"\} [1-9]'
 soonest=$(sed -n 's/^pqmtls_client_cert_soonest_expiry_timestamp_seconds //p' <<< "$m")
 want=$(date -d "$(ossl x509 -in "$I/soon.crt.pem" -noout -enddate | cut -d= -f2)" +%s)
 [[ "$soonest" == "$want" ]] || fail "soonest expiry $soonest, expected $want (soon.crt.pem)"
@@ -280,6 +284,7 @@ pass "a refused reload keeps the running policy"
 
 # ---- an encrypted server key, and the RFC 9440 Client-Cert header ----------------------
 GW3=$(free_port)
+ADM3=$(free_port)
 run pqm gateway --listen "127.0.0.1:$GW3" --upstream "127.0.0.1:$UP" \
     --cert "$I/enc.example.com.chain.pem" --key "$I/enc.example.com.key.pem" \
     --key-passphrase-file "$T/wrong.pass" --client-ca "$P/client-ca-chain.pem"
@@ -289,7 +294,8 @@ assert_match "... and saying that the passphrase is wrong" "$OUT" "passphrase"
 "$PQMTLS_BIN" gateway --listen "127.0.0.1:$GW3" --upstream "127.0.0.1:$UP" \
     --cert "$I/enc.example.com.chain.pem" --key "$I/enc.example.com.key.pem" \
     --key-passphrase-file "$T/key.pass" --client-ca "$P/client-ca-chain.pem" --workers 1 \
-    --client-cert-header --access-log off 2> "$T/enc.err" &
+    --client-cert-header --access-log off --verify-cache=false --admin "127.0.0.1:$ADM3" \
+    2> "$T/enc.err" &
 EPID=$!
 track_pid $EPID
 wait_port "$GW3" 10 "$EPID" || fail "the gateway with an encrypted key did not start: $(cat "$T/enc.err")"
@@ -304,6 +310,13 @@ want=":$(ossl x509 -in "$I/client1.crt.pem" -outform DER | base64 -w0):"
 [[ "$(cat "$T/seen.client-cert" 2>/dev/null)" == "$want" ]] \
     || fail "Client-Cert at the upstream is not client1's certificate (RFC 9440): $(head -c 80 "$T/seen.client-cert" 2>/dev/null)"
 pass "client_cert_header: the upstream gets client1's DER certificate in Client-Cert, not the client's"
+code=$(LD_LIBRARY_PATH="$OPENSSL_LIBDIR" curl -sS -o /dev/null -w '%{http_code}' \
+    --cacert "$P/server-ca-chain.pem" --cert "$I/client1.crt.pem" --key "$I/client1.key.pem" \
+    --resolve "enc.example.com:$GW3:127.0.0.1" "https://enc.example.com:$GW3/public/again")
+[[ $code == 200 ]] || fail "client1's second connection to the gateway without verify cache: $code"
+m=$(curl -sS "http://127.0.0.1:$ADM3/metrics")
+assert_match "verify_cache: false verifies a returning certificate in full" "$m" \
+    'pqmtls_client_verify_total\{cache="hit"\} 0'
 kill -TERM "$EPID"; wait "$EPID" || true
 
 # ---- as a user without privileges (a container's non-root user) -----------------------

@@ -314,28 +314,62 @@ static void test_close_notify(void **state)
     pair_free(p);
 }
 
-/* A record the client's keys sealed with content TYPE, handed to the stream as if
- * received; the status of opening it and the alert the stream would send. */
+/* Records sealed with the client's keys, handed to the stream as if received. */
+struct forge {
+    struct pair *p;
+    struct pqm_tls_dir d;
+    unsigned char out[PQM_TLS_MAX_PLAIN];
+};
+
+static void forge_start(struct forge *f)
+{
+    f->p = pair_new("TLS_AES_128_GCM_SHA256", 1, NULL);
+    memset(&f->d, 0, sizeof(f->d));
+    assert_int_equal(pqm__tls_dir_init(&f->d, pqm__tls_suite(0x1301), 1, f->p->client_secret,
+                                       f->p->client_secret_len),
+                     0);
+}
+
+static void forge_add(struct forge *f, int type, const unsigned char *content, size_t n)
+{
+    static unsigned char rec[PQM_TLS_MAX_RECORD];
+    assert_int_equal(pqm__tls_seal(&f->d, type, content, n, rec), 0);
+    assert_int_equal(pqm__buf_add(&f->p->st.in, rec, n + PQM_TLS_OVERHEAD), 0);
+}
+
+/* INNER is the whole inner plaintext: content, type, padding. */
+static void forge_add_inner(struct forge *f, const unsigned char *inner, size_t n)
+{
+    static unsigned char rec[PQM_TLS_MAX_RECORD];
+    assert_int_equal(pqm__tls_seal_inner(&f->d, inner, n, rec), 0);
+    assert_int_equal(pqm__buf_add(&f->p->st.in, rec, n + PQM_TLS_OVERHEAD - 1), 0);
+}
+
+static enum pqm_tls_status forge_read(struct forge *f, size_t *got)
+{
+    int readable = 0;
+    return pqm__tls_stream_read(&f->p->st, f->out, sizeof(f->out), got, &readable);
+}
+
+static void forge_end(struct forge *f)
+{
+    pqm__tls_dir_free(&f->d);
+    pair_free(f->p);
+}
+
+/* One forged record of content TYPE: the status of opening it, the alert the stream
+ * would send and its reason. */
 static enum pqm_tls_status forged(const unsigned char *content, size_t n, int type, int *alert,
                                   char *error, size_t errlen)
 {
-    struct pair *p = pair_new("TLS_AES_128_GCM_SHA256", 1, NULL);
-    struct pqm_tls_dir d = {0};
-    assert_int_equal(pqm__tls_dir_init(&d, pqm__tls_suite(0x1301), 1, p->client_secret,
-                                       p->client_secret_len),
-                     0);
-    unsigned char rec[256];
-    assert_true(n + PQM_TLS_OVERHEAD <= sizeof(rec));
-    assert_int_equal(pqm__tls_seal(&d, type, content, n, rec), 0);
-    assert_int_equal(pqm__buf_add(&p->st.in, rec, n + PQM_TLS_OVERHEAD), 0);
-    unsigned char out[PQM_TLS_MAX_PLAIN];
+    struct forge f;
     size_t got = 0;
-    int readable = 0;
-    enum pqm_tls_status r = pqm__tls_stream_read(&p->st, out, sizeof(out), &got, &readable);
-    *alert = p->st.alert;
-    snprintf(error, errlen, "%s", p->st.error);
-    pqm__tls_dir_free(&d);
-    pair_free(p);
+    forge_start(&f);
+    forge_add(&f, type, content, n);
+    enum pqm_tls_status r = forge_read(&f, &got);
+    *alert = f.p->st.alert;
+    snprintf(error, errlen, "%s", f.p->st.error);
+    forge_end(&f);
     return r;
 }
 
@@ -361,11 +395,17 @@ static void test_forged_records(void **state)
     static const unsigned char ku_tail[] = {24, 0, 0, 1, 0, 'x'}; /* KeyUpdate, then more */
     assert_int_equal(forged(ku_tail, sizeof(ku_tail), 22, &alert, error, sizeof(error)),
                      PQM_TLS_ERROR);
-    assert_int_equal(alert, 50);
+    assert_int_equal(alert, 10); /* a key change not at a record boundary (5.1) */
 
     static const unsigned char ku_bad[] = {24, 0, 0, 1, 2}; /* request_update 2 */
     assert_int_equal(forged(ku_bad, sizeof(ku_bad), 22, &alert, error, sizeof(error)),
                      PQM_TLS_ERROR);
+    assert_int_equal(alert, 47); /* illegal_parameter (4.6.3) */
+
+    static const unsigned char ku_long[] = {24, 0, 0, 2, 0, 0}; /* a 2-byte body */
+    assert_int_equal(forged(ku_long, sizeof(ku_long), 22, &alert, error, sizeof(error)),
+                     PQM_TLS_ERROR);
+    assert_int_equal(alert, 50);
 
     static const unsigned char split[] = {24, 0}; /* a message split across records */
     assert_int_equal(forged(split, sizeof(split), 22, &alert, error, sizeof(error)),
@@ -378,9 +418,147 @@ static void test_forged_records(void **state)
     assert_int_equal(alert, 0);
     assert_non_null(strstr(error, "alert 42"));
 
+    static const unsigned char short_alert[] = {1}, long_alert[] = {1, 0, 0};
+    assert_int_equal(forged(short_alert, 1, 21, &alert, error, sizeof(error)), PQM_TLS_ERROR);
+    assert_int_equal(alert, 50);
+    assert_int_equal(forged(long_alert, 3, 21, &alert, error, sizeof(error)), PQM_TLS_ERROR);
+    assert_int_equal(alert, 50);
+    static const unsigned char canceled[] = {1, 90}; /* user_canceled: a close_notify follows */
+    assert_int_equal(forged(canceled, 2, 21, &alert, error, sizeof(error)), PQM_TLS_OK);
+
     static const unsigned char ccs[] = {1};
     assert_int_equal(forged(ccs, sizeof(ccs), 20, &alert, error, sizeof(error)), PQM_TLS_ERROR);
     assert_int_equal(alert, 10);
+}
+
+/* Inner plaintexts at and past 2^14 + 1 bytes (RFC 8446 5.4), padding counted. */
+static void test_record_sizes(void **state)
+{
+    (void)state;
+    static unsigned char inner[PQM_TLS_MAX_PLAIN + 256];
+    struct forge f;
+    size_t got;
+    memset(inner, 'a', sizeof(inner));
+
+    forge_start(&f); /* 2^14 bytes of content: the largest record */
+    inner[PQM_TLS_MAX_PLAIN] = 23;
+    forge_add_inner(&f, inner, PQM_TLS_MAX_PLAIN + 1);
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_OK);
+    assert_int_equal(got, PQM_TLS_MAX_PLAIN);
+    forge_end(&f);
+
+    forge_start(&f); /* one byte more */
+    inner[PQM_TLS_MAX_PLAIN] = 'a';
+    inner[PQM_TLS_MAX_PLAIN + 1] = 23;
+    forge_add_inner(&f, inner, PQM_TLS_MAX_PLAIN + 2);
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_ERROR);
+    assert_int_equal(f.p->st.alert, 22);
+    assert_int_equal(got, 0);
+    forge_end(&f);
+
+    forge_start(&f); /* short content, but padded past the limit */
+    memset(inner + 16000, 0, sizeof(inner) - 16000);
+    inner[16000] = 23;
+    forge_add_inner(&f, inner, 16000 + 1 + 400);
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_ERROR);
+    assert_int_equal(f.p->st.alert, 22);
+    forge_end(&f);
+}
+
+/* Records without data: 32 in a row pass, the 33rd ends the connection; data resets
+ * the count. */
+static void test_empty_records(void **state)
+{
+    (void)state;
+    struct forge f;
+    size_t got;
+    static const unsigned char ku[] = {24, 0, 0, 1, 0};
+    forge_start(&f);
+    for (int i = 0; i < 31; i++)
+        forge_add(&f, 23, NULL, 0);
+    forge_add(&f, 22, ku, sizeof(ku));
+    assert_int_equal(pqm__tls_dir_update(&f.d, pqm__tls_suite(0x1301), 1), 0); /* the client's */
+    forge_add(&f, 23, (const unsigned char *)"d", 1);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(forge_read(&f, &got), PQM_TLS_OK);
+        assert_int_equal(got, 0);
+    }
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_OK); /* under the client's next key */
+    assert_int_equal(got, 1);
+    assert_int_equal(f.out[0], 'd');
+    forge_end(&f);
+
+    forge_start(&f);
+    for (int i = 0; i < 32; i++)
+        forge_add(&f, 23, NULL, 0);
+    forge_add(&f, 23, (const unsigned char *)"d", 1);
+    for (int i = 0; i < 33; i++)
+        forge_add(&f, 23, NULL, 0);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(forge_read(&f, &got), PQM_TLS_OK);
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_OK);
+    assert_int_equal(got, 1);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(forge_read(&f, &got), PQM_TLS_OK);
+    assert_int_equal(forge_read(&f, &got), PQM_TLS_ERROR);
+    assert_non_null(strstr(f.p->st.error, "without data"));
+    forge_end(&f);
+}
+
+/* The stream's own KeyUpdate when its write key has protected its share of records. */
+static void test_key_limit(void **state)
+{
+    (void)state;
+    struct pair *p = pair_new("TLS_CHACHA20_POLY1305_SHA256", 2, NULL);
+    unsigned char before[48];
+    memcpy(before, p->st.wr.secret, sizeof(before));
+    p->st.key_limit = p->st.wr.seq + 3;
+    const size_t n = 10 * PQM_TLS_MAX_PLAIN;
+    unsigned char *data = pattern(n, 3);
+    stream_send(p, data, n);
+    client_read_all(p, data, n);
+    assert_memory_not_equal(before, p->st.wr.secret, sizeof(before));
+    assert_true(p->st.wr.seq <= 3);
+    free(data);
+    pair_free(p);
+}
+
+/* The handshake BIO hands OpenSSL one record at most per read, whatever it asks for:
+ * what follows stays with the stream. A close is an EOF, not an error. */
+static void test_bio_bounds(void **state)
+{
+    (void)state;
+    int fd[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+    nonblocking(fd[0]);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(ctx);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    struct pqm_tls_stream st;
+    pqm__tls_stream_init(&st, fd[0]);
+    assert_int_equal(pqm__tls_stream_attach(&st, ssl), 0);
+    BIO *b = SSL_get_rbio(ssl);
+    static const unsigned char two[] = {22, 3, 3, 0, 3, 'a', 'b', 'c', 23, 3, 3, 0, 2, 'x', 'y'};
+    assert_int_equal(send(fd[1], two, sizeof(two), 0), (ssize_t)sizeof(two));
+    unsigned char buf[1000];
+    assert_int_equal(BIO_read(b, buf, sizeof(buf)), 8);
+    assert_memory_equal(buf, two, 8);
+    assert_int_equal(BIO_read(b, buf, 3), 3); /* a part, then the rest of the record */
+    assert_int_equal(BIO_read(b, buf + 3, sizeof(buf)), 4);
+    assert_memory_equal(buf, two + 8, 7);
+    assert_true(BIO_read(b, buf, sizeof(buf)) <= 0);
+    assert_true(BIO_should_retry(b));
+    assert_false(BIO_eof(b));
+    shutdown(fd[1], SHUT_WR);
+    assert_true(BIO_read(b, buf, sizeof(buf)) <= 0);
+    assert_false(BIO_should_retry(b));
+    assert_true(BIO_eof(b));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    pqm__tls_stream_free(&st);
+    close(fd[0]);
+    close(fd[1]);
 }
 
 /* Bytes that are not a valid record for this connection. */
@@ -447,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_takeover),     cmocka_unit_test(test_key_update),
         cmocka_unit_test(test_close_notify), cmocka_unit_test(test_forged_records),
         cmocka_unit_test(test_bad_records),  cmocka_unit_test(test_release),
+        cmocka_unit_test(test_record_sizes), cmocka_unit_test(test_empty_records),
+        cmocka_unit_test(test_key_limit),    cmocka_unit_test(test_bio_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

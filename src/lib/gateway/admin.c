@@ -69,6 +69,19 @@ static int ocsp_metrics(struct pqm_gw_ocsp *o, struct pqm_buf *out)
         (unsigned long long)st.cache_hits, st.staple_ok, (long long)st.staple_next_update);
 }
 
+static int verify_metrics(const struct pqm_verify_stats *v, struct pqm_buf *out)
+{
+    return pqm__buf_addf(
+        out,
+        "# HELP pqmtls_client_verify_total Client certificate verifications: answered from "
+        "the cache of certificates verified before (only validity and revocation checked "
+        "again), or made in full (verify_cache).\n"
+        "# TYPE pqmtls_client_verify_total counter\n"
+        "pqmtls_client_verify_total{cache=\"hit\"} %llu\n"
+        "pqmtls_client_verify_total{cache=\"miss\"} %llu\n",
+        (unsigned long long)atomic_load(&v->hits), (unsigned long long)atomic_load(&v->misses));
+}
+
 static void respond(int fd, int status, const char *type, const char *body, size_t len)
 {
     char head[256];
@@ -161,7 +174,8 @@ static void serve(const struct gw_site *site, int fd)
             blocks[n++] = &gw->workers[i].metrics;
         struct pqm_buf out;
         pqm__buf_init(&out, 1 << 20);
-        if (pqm__metrics_render(blocks, n, ready, &out) == 0 && ocsp_metrics(gw->ocsp, &out) == 0)
+        if (pqm__metrics_render(blocks, n, ready, &out) == 0 && ocsp_metrics(gw->ocsp, &out) == 0 &&
+            verify_metrics(&gw->verify_stats, &out) == 0)
             respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8",
                     (const char *)pqm__buf_head(&out), out.len);
         else

@@ -63,6 +63,9 @@ static const struct opt opts[] = {
      "(default 300)"},
     {"verify_depth", T_INT, F(verify_depth), 1, 8, "N",
      "most certificates between a client certificate and its trust anchor (default 2)"},
+    {"verify_cache", T_BOOL, F(verify_cache), 0, 0, "",
+     "verify a client certificate in full once per configuration: when it comes back, "
+     "only its chain's validity and revocation are checked again (default true)"},
     {"require_pq", T_BOOL, F(require_pq), 0, 0, "",
      "refuse clients that cannot negotiate a post-quantum (ML-KEM) group"},
     {"client_cert_header", T_BOOL, F(client_cert_header), 0, 0, "",
@@ -134,6 +137,7 @@ struct pqm_gateway_config *pqm_gateway_config_new(void)
     c->watch_interval = 2;
     c->expiry_warning_days = 30;
     c->session_tickets = 1;
+    c->verify_cache = 1;
     c->ticket_key_lifetime = 3600;
     return c;
 }

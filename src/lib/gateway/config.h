@@ -36,6 +36,7 @@ struct pqm_gateway_config {
     int client_cert_header; /* RFC 9440 Client-Cert to the upstream */
     int expiry_warning_days;
     int session_tickets, ticket_key_lifetime;
+    int verify_cache; /* remember verified client leaves (tls/trust.h) */
     int workers;           /* 0: one per core */
     int max_connections;   /* per worker */
     int max_header_size;   /* bytes of a request head */

@@ -93,7 +93,7 @@ struct conn {
     struct pqm_buf to_client; /* plaintext for the client */
     struct exchange *x;
     int client_eof;
-    int close_after;       /* close once to_client is flushed */
+    int close_after;       /* close once everything for the client has been sent */
     int ssl_wants_write;   /* the last handshake step or write wanted the socket writable */
     int readable;          /* the client socket was reported readable and not read dry */
     struct conn *run_next; /* in the worker's run stack or its later list, when queued */
@@ -782,9 +782,16 @@ static void move_upstream(struct conn *c)
     }
 }
 
+/* Bytes for the client not yet sent: plaintext, or records sealed but not yet taken by
+ * the socket. */
+static int client_out_pending(const struct conn *c)
+{
+    return c->to_client.len > 0 || pqm__tls_stream_has_output(&c->st);
+}
+
 static int flush_client(struct conn *c)
 {
-    while (c->to_client.len > 0 || pqm__tls_stream_has_output(&c->st)) {
+    while (client_out_pending(c)) {
         size_t taken = 0;
         enum pqm_tls_status r = pqm__tls_stream_write(&c->st, pqm__buf_head(&c->to_client),
                                                       c->to_client.len, &taken);
@@ -834,8 +841,8 @@ static int read_client(struct conn *c)
  * worker's thread (util/buf.h) for the next connection that has something to move. */
 static void release_idle_buffers(struct conn *c)
 {
-    if (c->x != NULL || c->in.len != 0 || c->to_client.len != 0 ||
-        pqm__tls_stream_has_input(&c->st) || pqm__tls_stream_has_output(&c->st))
+    if (c->x != NULL || c->in.len != 0 || client_out_pending(c) ||
+        pqm__tls_stream_has_input(&c->st))
         return;
     pqm__buf_release(&c->in);
     pqm__buf_release(&c->to_client);
@@ -855,7 +862,7 @@ static void arm(struct conn *c)
     } else {
         if (!c->client_eof && !c->close_after && pqm__buf_room(&c->in) >= PQM_READ_CHUNK)
             ev |= EV_READ;
-        if (c->to_client.len > 0 || c->ssl_wants_write)
+        if (client_out_pending(c) || c->ssl_wants_write)
             ev |= EV_WRITE;
     }
     if (ev == 0 && c->phase == P_OCSP) {
@@ -1109,13 +1116,16 @@ static void pump(struct conn *c)
         if (after == before && moved == c->moved && had_x == (c->x != NULL))
             break;
     }
-    if (c->to_client.len == 0 && c->close_after) {
+    if (c->close_after && !client_out_pending(c)) {
         conn_close(c);
         return;
     }
     if (c->client_eof && c->x == NULL && c->in.len == 0) {
-        conn_close(c);
-        return;
+        if (!client_out_pending(c)) {
+            conn_close(c);
+            return;
+        }
+        c->close_after = 1; /* what is left for the client goes first */
     }
     if (c->client_eof && c->x != NULL && c->x->req.state != PQM_RELAY_DONE &&
         c->x->req.state != PQM_RELAY_ERROR) {
@@ -1355,7 +1365,7 @@ void pqm__gw_worker_drain(struct worker *w)
     struct conn *c = w->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        if (c->x == NULL && c->to_client.len == 0)
+        if (c->x == NULL && !client_out_pending(c))
             conn_close(c); /* idle keep-alive, or not yet a request */
         else
             c->close_after = c->close_after || c->x == NULL;

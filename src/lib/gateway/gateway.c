@@ -201,6 +201,7 @@ static struct pqm_tls_server *build_tls(struct pqm_gateway *gw, const struct pqm
         .require_pq = c->require_pq,
         .crl_soft_fail = c->crl_soft_fail,
         .session_tickets = c->session_tickets,
+        .verify_cache = c->verify_cache ? &gw->verify_stats : NULL,
         .ticket_key_lifetime = c->ticket_key_lifetime,
         .staple = gw->ocsp != NULL ? staple : NULL,
         .staple_arg = gw,
@@ -523,6 +524,7 @@ static void take_reloadable(struct pqm_gateway_config *to, const struct pqm_gate
     to->require_pq = from->require_pq;
     to->crl_soft_fail = from->crl_soft_fail;
     to->session_tickets = from->session_tickets;
+    to->verify_cache = from->verify_cache;
     to->ticket_key_lifetime = from->ticket_key_lifetime;
 }
 

@@ -48,6 +48,7 @@ struct pqm_gateway {
     uint64_t files_stamp; /* of the files the TLS configuration was built from */
     _Atomic(struct gw_policy *) policy; /* NULL: every verified client passes */
     struct pqm_gw_ocsp *ocsp;            /* client OCSP checks and stapling; NULL: off */
+    struct pqm_verify_stats verify_stats; /* the client verify caches' counts (verify_cache) */
     /* Certificates warned about as expiring: fingerprint prefix and when. */
     struct expiry_note {
         uint64_t id;

@@ -15,12 +15,10 @@
 
 #define PQM_TLS_TAG 16
 #define PQM_TLS_IN_MAX (2 * PQM_TLS_MAX_RECORD)
-#define PQM_TLS_OUT_MAX (4 * (PQM_TLS_MAX_PLAIN + PQM_TLS_OVERHEAD))
-/* Records one write key protects before a KeyUpdate: well inside AES-GCM's limit of
- * 2^24.5 full records (RFC 8446 section 5.5). */
-#ifndef PQM_TLS_KEY_LIMIT
-#define PQM_TLS_KEY_LIMIT (UINT64_C(1) << 23)
-#endif
+#define PQM_TLS_OUT_MAX (64 * 1024) /* three full records and more: a spare block's size */
+/* Records in a row that carry no application data (empty ones, KeyUpdates, warnings)
+ * before the client is taken for a flood: OpenSSL's limit for empty records. */
+#define PQM_TLS_MAX_EMPTY 32
 
 enum { CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPLICATION_DATA = 23 };
 enum { HS_KEY_UPDATE = 24 };
@@ -29,6 +27,7 @@ enum {
     AL_UNEXPECTED_MESSAGE = 10,
     AL_BAD_RECORD_MAC = 20,
     AL_RECORD_OVERFLOW = 22,
+    AL_ILLEGAL_PARAMETER = 47,
     AL_DECODE_ERROR = 50,
     AL_INTERNAL_ERROR = 80,
     AL_USER_CANCELED = 90,
@@ -161,13 +160,15 @@ static int next_nonce(struct pqm_tls_dir *d, unsigned char nonce[12])
     return 0;
 }
 
-int pqm__tls_seal(struct pqm_tls_dir *d, int type, const unsigned char *p, size_t n,
-                  unsigned char *out)
+/* Seals the inner plaintext P (N bytes) then TAIL (TLEN bytes: the content type, or
+ * nothing when P holds it) as one record into OUT. */
+static int seal(struct pqm_tls_dir *d, const unsigned char *p, size_t n,
+                const unsigned char *tail, size_t tlen, unsigned char *out)
 {
-    unsigned char nonce[12], ct = (unsigned char)type;
-    size_t clen = n + 1 + PQM_TLS_TAG;
+    unsigned char nonce[12];
+    size_t clen = n + tlen + PQM_TLS_TAG;
     int l;
-    if (n > PQM_TLS_MAX_PLAIN || next_nonce(d, nonce) != 0)
+    if (clen > PQM_TLS_MAX_RECORD - 5 || next_nonce(d, nonce) != 0)
         return -1;
     out[0] = CT_APPLICATION_DATA;
     out[1] = 3;
@@ -175,17 +176,31 @@ int pqm__tls_seal(struct pqm_tls_dir *d, int type, const unsigned char *p, size_
     out[3] = (unsigned char)(clen >> 8);
     out[4] = (unsigned char)clen;
     OSSL_PARAM tag[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + 5 + n + 1, PQM_TLS_TAG),
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + 5 + n + tlen,
+                                          PQM_TLS_TAG),
         OSSL_PARAM_construct_end(),
     };
     if (EVP_EncryptInit_ex2(d->ctx, NULL, NULL, nonce, NULL) != 1 ||
         EVP_EncryptUpdate(d->ctx, NULL, &l, out, 5) != 1 ||
         (n > 0 && EVP_EncryptUpdate(d->ctx, out + 5, &l, p, (int)n) != 1) ||
-        EVP_EncryptUpdate(d->ctx, out + 5 + n, &l, &ct, 1) != 1 ||
-        EVP_EncryptFinal_ex(d->ctx, out + 5 + n + 1, &l) != 1 ||
+        (tlen > 0 && EVP_EncryptUpdate(d->ctx, out + 5 + n, &l, tail, (int)tlen) != 1) ||
+        EVP_EncryptFinal_ex(d->ctx, out + 5 + n + tlen, &l) != 1 ||
         EVP_CIPHER_CTX_get_params(d->ctx, tag) != 1)
         return -1;
     return 0;
+}
+
+int pqm__tls_seal(struct pqm_tls_dir *d, int type, const unsigned char *p, size_t n,
+                  unsigned char *out)
+{
+    unsigned char ct = (unsigned char)type;
+    return n > PQM_TLS_MAX_PLAIN ? -1 : seal(d, p, n, &ct, 1, out);
+}
+
+int pqm__tls_seal_inner(struct pqm_tls_dir *d, const unsigned char *inner, size_t n,
+                        unsigned char *out)
+{
+    return seal(d, inner, n, NULL, 0, out);
 }
 
 /* Opens the whole record REC (LEN bytes, header included) in place: *TYPE and the
@@ -208,6 +223,8 @@ static int open_record(struct pqm_tls_dir *d, unsigned char *rec, size_t len, in
         EVP_DecryptUpdate(d->ctx, c, &l, c, (int)n) != 1 ||
         EVP_CIPHER_CTX_set_params(d->ctx, tag) != 1 || EVP_DecryptFinal_ex(d->ctx, c + n, &l) != 1)
         return AL_BAD_RECORD_MAC;
+    if (n > PQM_TLS_MAX_PLAIN + 1)
+        return AL_RECORD_OVERFLOW; /* content, type and padding past 2^14 + 1 (5.4) */
     while (n > 0 && c[n - 1] == 0) /* padding */
         n--;
     if (n == 0)
@@ -235,13 +252,16 @@ void pqm__tls_stream_init(struct pqm_tls_stream *st, int fd)
     memset(st, 0, sizeof(*st));
     st->fd = fd;
     st->max_plain = PQM_TLS_MAX_PLAIN;
+    st->key_limit = PQM_TLS_KEY_LIMIT;
     pqm__buf_init(&st->in, PQM_TLS_IN_MAX);
     pqm__buf_init(&st->out, PQM_TLS_OUT_MAX);
 }
 
 /* Handshake messages after the handshake: a KeyUpdate is the only one a server takes
  * (no post-handshake authentication is asked for). It must end its record (a key
- * change follows it); a message split across records is refused too. */
+ * change follows it). A handshake message split across records is refused, which is
+ * stricter than RFC 8446 5.1 (it forbids only a split across a key change): the one
+ * message a client may send here is 5 bytes long, and no implementation splits it. */
 static enum pqm_tls_status handshake_content(struct pqm_tls_stream *st, const unsigned char *p,
                                              size_t n)
 {
@@ -250,8 +270,12 @@ static enum pqm_tls_status handshake_content(struct pqm_tls_stream *st, const un
     size_t mlen = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
     if (p[0] != HS_KEY_UPDATE)
         return fail(st, AL_UNEXPECTED_MESSAGE, "handshake message %u after the handshake", p[0]);
-    if (4 + mlen != n || mlen != 1 || p[4] > 1)
-        return fail(st, AL_DECODE_ERROR, "malformed KeyUpdate, or not at the end of its record");
+    if (mlen != 1 || 4 + mlen > n)
+        return fail(st, AL_DECODE_ERROR, "malformed KeyUpdate");
+    if (4 + mlen != n)
+        return fail(st, AL_UNEXPECTED_MESSAGE, "a KeyUpdate not at the end of its record");
+    if (p[4] > 1)
+        return fail(st, AL_ILLEGAL_PARAMETER, "KeyUpdate request_update %u", p[4]);
     if (pqm__tls_dir_update(&st->rd, st->suite, 0) != 0)
         return fail(st, AL_INTERNAL_ERROR, "cannot derive the next read key");
     if (p[4] == 1)
@@ -296,6 +320,11 @@ static enum pqm_tls_status one_record(struct pqm_tls_stream *st, size_t len, uns
         r = fail(st, AL_UNEXPECTED_MESSAGE, "record of content type %d after the handshake", type);
     }
     pqm__buf_consume(&st->in, len);
+    if (r == PQM_TLS_OK && *got == 0 && ++st->empty_run > PQM_TLS_MAX_EMPTY)
+        return fail(st, AL_UNEXPECTED_MESSAGE, "more than %d records in a row without data",
+                    PQM_TLS_MAX_EMPTY);
+    if (*got > 0)
+        st->empty_run = 0;
     return r;
 }
 
@@ -381,7 +410,7 @@ enum pqm_tls_status pqm__tls_stream_write(struct pqm_tls_stream *st, const unsig
         return fail(st, AL_INTERNAL_ERROR, "write before the takeover");
     for (;;) {
         while (*taken < n || st->key_update_due) {
-            if (st->key_update_due || st->wr.seq >= PQM_TLS_KEY_LIMIT) {
+            if (st->key_update_due || st->wr.seq >= st->key_limit) {
                 int k = key_update(st);
                 if (k < 0)
                     return fail(st, AL_INTERNAL_ERROR, "cannot update the write key");
@@ -453,11 +482,13 @@ void pqm__tls_stream_free(struct pqm_tls_stream *st)
 
 /* --- the handshake: OpenSSL through the stream's BIO ----------------------------------- */
 
-/* Hands OpenSSL the bytes received, never past the end of the record it is in. OpenSSL
- * 3.5 asks for a header, then for its body, during a TLS 1.3 handshake; the bound keeps
- * the records after the client's Finished with the stream should it ask for more, and
- * pqm__tls_stream_take() refuses a connection whose records OpenSSL went past. One recv
- * serves several records: the socket BIO made two per record. */
+/* Hands OpenSSL the bytes received, never past the end of the record it is in, so that
+ * the records after the client's Finished stay with the stream whatever OpenSSL asks
+ * for. (OpenSSL 3.5 ignores read-ahead until the application keys are in use: it asks
+ * for a header, then for its body. Should a later version read further, the bound
+ * still holds; pqm__tls_stream_take() also refuses a connection whose records OpenSSL
+ * processed past the client's Finished.) One recv serves several records: the socket
+ * BIO made two per record. */
 static int bio_read(BIO *b, char *out, size_t outl, size_t *got)
 {
     struct pqm_tls_stream *st = BIO_get_data(b);
@@ -471,8 +502,10 @@ static int bio_read(BIO *b, char *out, size_t outl, size_t *got)
         do
             n = recv(st->fd, w, PQM_TLS_MAX_RECORD, 0);
         while (n < 0 && errno == EINTR);
-        if (n == 0)
+        if (n == 0) {
+            st->bio_eof = 1; /* BIO_CTRL_EOF says so: a close, not an error */
             return 0;
+        }
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 BIO_set_retry_read(b);
@@ -530,9 +563,12 @@ static int bio_write(BIO *b, const char *in, size_t inl, size_t *put)
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
     (void)num;
     (void)ptr;
+    if (cmd == BIO_CTRL_EOF) {
+        const struct pqm_tls_stream *st = BIO_get_data(b);
+        return st->bio_eof && st->in.len == 0;
+    }
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 

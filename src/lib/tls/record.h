@@ -31,6 +31,9 @@
 #define PQM_TLS_MAX_PLAIN 16384                       /* 2^14: the most content per record */
 #define PQM_TLS_MAX_RECORD (5 + PQM_TLS_MAX_PLAIN + 256) /* header + the longest ciphertext */
 #define PQM_TLS_OVERHEAD 22 /* header, inner content type and AEAD tag of one record */
+/* Records one write key protects before a KeyUpdate: well inside AES-GCM's limit of
+ * 2^24.5 full records (RFC 8446 section 5.5). */
+#define PQM_TLS_KEY_LIMIT (UINT64_C(1) << 23)
 
 /* One direction's protection: the traffic secret, the AEAD context keyed from it, the
  * static IV and the record sequence number. */
@@ -61,6 +64,7 @@ struct pqm_tls_stream {
     uint64_t records_read_after_finished; /* 0, or OpenSSL read into the client's data */
     unsigned char hdr[5];                 /* the record OpenSSL is being handed */
     size_t hdr_have, body_left;
+    int bio_eof;                          /* the client closed during the handshake */
     /* After the takeover. */
     int taken;
     const struct pqm_tls_suite *suite;
@@ -69,6 +73,8 @@ struct pqm_tls_stream {
     struct pqm_buf in;    /* received, not yet opened: whole records, then maybe a part */
     struct pqm_buf out;   /* sealed, not yet sent */
     int key_update_due;   /* the peer asked for ours: it goes before the next record */
+    uint64_t key_limit;   /* records per write key (PQM_TLS_KEY_LIMIT; tests lower it) */
+    int empty_run;        /* records in a row without application data */
     int eof;
     int alert;            /* the alert to send for a protocol error, 0: none */
     char error[160];
@@ -111,6 +117,10 @@ int pqm__tls_dir_update(struct pqm_tls_dir *d, const struct pqm_tls_suite *s, in
  * N + PQM_TLS_OVERHEAD bytes: the whole record, header included. */
 int pqm__tls_seal(struct pqm_tls_dir *d, int type, const unsigned char *p, size_t n,
                   unsigned char *out);
+/* Seals INNER as the whole inner plaintext (content, type, padding), N + 21 bytes out:
+ * the tests use it to send what pqm__tls_seal never makes (oversized, padded). */
+int pqm__tls_seal_inner(struct pqm_tls_dir *d, const unsigned char *inner, size_t n,
+                        unsigned char *out);
 void pqm__tls_dir_free(struct pqm_tls_dir *d);
 
 #endif

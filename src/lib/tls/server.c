@@ -342,7 +342,8 @@ struct pqm_tls_server *pqm__tls_server_new(const struct pqm_tls_server_opts *o,
         goto fail;
     /* A client that connects again with the same certificate is not verified in full
      * again: tls/trust.h, docs/decisions.md. */
-    if (pqm__trust_cache_enable(&s->trust, PQM_VERIFY_CACHE_SLOTS) != 0) {
+    if (o->verify_cache != NULL &&
+        pqm__trust_cache_enable(&s->trust, PQM_VERIFY_CACHE_SLOTS, o->verify_cache) != 0) {
         pqm__err_set(e, "out of memory");
         goto fail;
     }

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "tls/record.h"
+#include "tls/trust.h"
 #include "util/err.h"
 
 struct pqm_tls_server_opts {
@@ -27,6 +28,8 @@ struct pqm_tls_server_opts {
     int crl_soft_fail;          /* a missing or expired CRL passes (logged) */
     const char *groups;         /* NULL: X25519MLKEM768:X25519 */
     int session_tickets;        /* resumption by TLS 1.3 tickets */
+    struct pqm_verify_stats *verify_cache; /* non-NULL: remember verified client leaves,
+                                              counted there (tls/trust.h) */
     int ticket_key_lifetime;    /* seconds a ticket key encrypts; accepted twice as long */
     /* OCSP stapling: called in a handshake whose client asked for the certificate's
      * status; returns 1 with a copy of the DER response (OPENSSL_malloc) for LEAF, or 0.

@@ -205,13 +205,13 @@ struct pqm_verify_cache {
     EVP_MD *sha256;
     size_t nslots;
     struct cache_slot *slots;
-    atomic_uint_fast64_t hits, misses;
+    struct pqm_verify_stats *stats;
 };
 
-int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots)
+int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots, struct pqm_verify_stats *stats)
 {
     struct pqm_verify_cache *c = calloc(1, sizeof(*c));
-    if (c == NULL || slots == 0 || (c->slots = calloc(slots, sizeof(*c->slots))) == NULL ||
+    if (c == NULL || slots == 0 || stats == NULL || (c->slots = calloc(slots, sizeof(*c->slots))) == NULL ||
         (c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
         pthread_mutex_init(&c->lock, NULL) != 0) {
         if (c != NULL) {
@@ -222,14 +222,9 @@ int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots)
         return -1;
     }
     c->nslots = slots;
+    c->stats = stats;
     t->cache = c;
     return 0;
-}
-
-void pqm__trust_cache_stats(const struct pqm_trust *t, uint64_t *hits, uint64_t *misses)
-{
-    *hits = t->cache != NULL ? atomic_load(&t->cache->hits) : 0;
-    *misses = t->cache != NULL ? atomic_load(&t->cache->misses) : 0;
 }
 
 static void slot_clear(struct cache_slot *s)
@@ -291,7 +286,7 @@ static int cache_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, X509 *lea
     pthread_mutex_unlock(&c->lock);
     int rc = -1;
     if (hit) {
-        atomic_fetch_add(&c->hits, 1);
+        atomic_fetch_add_explicit(&c->stats->hits, 1, memory_order_relaxed);
         int err = X509_V_OK;
         rc = 1;
         if (t->ncrl > 0 && pqm__trust_revocation(t, chain, &err, v) != 0) {
@@ -347,7 +342,7 @@ int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_
         int rc = cache_verify(t, xs, leaf, d, v);
         if (rc >= 0)
             return rc;
-        atomic_fetch_add(&t->cache->misses, 1);
+        atomic_fetch_add_explicit(&t->cache->stats->misses, 1, memory_order_relaxed);
     }
     /* The path from the configured anchors alone, each of them an anchor (partial
      * chain): an intermediate already trusted is not verified again per handshake. */

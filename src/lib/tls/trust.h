@@ -22,6 +22,12 @@ struct pqm_crl_entry {
 
 struct pqm_verify_cache;
 
+/* Counters of a verify cache, kept by its owner so that they outlive the trust (a
+ * reload makes a new trust and cache; the counts go on). */
+struct pqm_verify_stats {
+    _Atomic uint64_t hits, misses;
+};
+
 struct pqm_trust {
     X509_STORE *store;
     STACK_OF(X509) *cas;
@@ -56,10 +62,9 @@ void pqm__trust_free(struct pqm_trust *t);
  * anchors (path building, its signature, purpose, EKU, name constraints, depth, strict
  * checks) and is checked again for what can: every certificate of its chain valid now,
  * and revocation by the CRLs. T's anchors and CRLs never change (a reload makes a new
- * trust), so neither can the cached answer. Thread-safe. 0, or -1 out of memory. */
-int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots);
-/* Verifications answered from the cache, and made in full, since it was enabled. */
-void pqm__trust_cache_stats(const struct pqm_trust *t, uint64_t *hits, uint64_t *misses);
+ * trust), so neither can the cached answer. Thread-safe. STATS counts the verifications
+ * answered from the cache and those made in full. 0, or -1 out of memory. */
+int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots, struct pqm_verify_stats *stats);
 /* A certificate verify callback's work (SSL_CTX_set_cert_verify_callback): verifies XS's
  * leaf against T. Returns 1, or 0 with XS's error set and V filled. */
 int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v);
