@@ -18,7 +18,9 @@
 #include "pki/alg.h"
 #include "pki/certbuild.h"
 #include "pki/crlbuild.h"
+#include "test_certs.h"
 #include "tls/trust.h"
+#include "util/timeutil.h"
 #include "unit_util.h"
 
 #define BIG_CRL 100000
@@ -255,6 +257,8 @@ static void test_big_crl(void **state)
     pqm__trust_free(&t);
 }
 
+static int chain_len; /* of the last verify_at that passed: its verified chain */
+
 static int verify_at(const struct pqm_trust *t, X509 *leaf, time_t at, struct pqm_verdict *v)
 {
     X509_STORE_CTX *xs = X509_STORE_CTX_new();
@@ -264,6 +268,7 @@ static int verify_at(const struct pqm_trust *t, X509 *leaf, time_t at, struct pq
         X509_STORE_CTX_set_time(xs, 0, at);
     memset(v, 0, sizeof(*v));
     int rc = pqm__trust_verify(t, xs, v);
+    chain_len = X509_STORE_CTX_get0_chain(xs) != NULL ? sk_X509_num(X509_STORE_CTX_get0_chain(xs)) : 0;
     X509_STORE_CTX_free(xs);
     return rc;
 }
@@ -322,6 +327,7 @@ static void test_verify_cache(void **state)
     assert_stats(&t, 0, 1);
     assert_int_equal(verify_at(&t, good, 0, &v), 1);
     assert_stats(&t, 1, 1);
+    assert_int_equal(chain_len, 2); /* a hit leaves the verified chain, as a full one does */
 
     /* refused in full each time, never remembered */
     assert_int_equal(verify_at(&t, bad, 0, &v), 0);
@@ -330,20 +336,33 @@ static void test_verify_cache(void **state)
     assert_string_equal(v.code, "revoked");
     assert_stats(&t, 1, 3);
 
-    /* past the leaf's notAfter: not answered from the cache, and refused as expired */
+    /* past the leaf's notAfter, at it exactly, and before its notBefore: not answered
+     * from the cache, and refused as OpenSSL refuses them */
+    int64_t na, nb, ca_na, ca_nb; /* the chain's window: the CA's and the leaf's */
+    assert_int_equal(pqm__asn1_time_to_epoch(X509_get0_notAfter(good), &na), 0);
+    assert_int_equal(pqm__asn1_time_to_epoch(X509_get0_notBefore(good), &nb), 0);
+    assert_int_equal(pqm__asn1_time_to_epoch(X509_get0_notAfter(f->ca), &ca_na), 0);
+    assert_int_equal(pqm__asn1_time_to_epoch(X509_get0_notBefore(f->ca), &ca_nb), 0);
+    na = ca_na < na ? ca_na : na;
+    nb = ca_nb > nb ? ca_nb : nb;
     assert_int_equal(verify_at(&t, good, (time_t)(now + 2 * 86400), &v), 0);
     assert_string_equal(v.code, "expired");
-    assert_stats(&t, 1, 4);
+    assert_int_equal(verify_at(&t, good, (time_t)na, &v), 0);
+    assert_string_equal(v.code, "expired");
+    assert_int_equal(verify_at(&t, good, (time_t)(nb - 1), &v), 0);
+    assert_string_equal(v.code, "not_yet_valid");
+    assert_int_equal(verify_at(&t, good, (time_t)(na - 1), &v), 1); /* the last second */
+    assert_stats(&t, 2, 6);
 
     /* once the CRL has expired, a remembered leaf is refused too (CRLs are checked on
      * every verification) */
     sleep(3);
     assert_int_equal(verify_at(&t, good, 0, &v), 0);
     assert_string_equal(v.code, "crl_expired");
-    assert_stats(&t, 2, 4);
+    assert_stats(&t, 3, 6);
     /* same name and serial, another key: a miss, not the remembered leaf */
     assert_int_equal(verify_at(&t, twin, 0, &v), 0);
-    assert_stats(&t, 2, 5);
+    assert_stats(&t, 3, 7);
 
     X509_free(good);
     X509_free(bad);
@@ -352,6 +371,48 @@ static void test_verify_cache(void **state)
     BN_free(listed);
     BN_free(unlisted);
     pqm__trust_free(&t);
+
+    /* A CA that expires before its leaf: the remembered window is the chain's. */
+    EVP_PKEY *k3 = pqm__alg_keygen(pqm__alg_find("ed25519"), &e);
+    assert_non_null(k3);
+    X509 *ca2 = tc_cert(PQM_KIND_ROOT, "Short CA", k3, NULL, k3, now - 60, now + 3600, &e);
+    X509 *leaf2 = tc_cert(PQM_KIND_CLIENT, "long leaf", f->leaf_key, ca2, k3, now - 60, now + 86400, &e);
+    assert_non_null(ca2);
+    assert_non_null(leaf2);
+    snprintf(ca_path, sizeof(ca_path), "%s/short-ca.pem", f->dir);
+    write_pem(ca_path, ca2, NULL);
+    struct pqm_trust t2 = {0};
+    t2.purpose = X509_PURPOSE_SSL_CLIENT;
+    t2.depth = 2;
+    struct pqm_verify_stats before = {0};
+    assert_int_equal(pqm__trust_load(&t2, ca_path, NULL, 0, "client_ca", &e), 0);
+    assert_int_equal(pqm__trust_cache_enable(&t2, 1, &stats), 0); /* one slot */
+    before.hits = atomic_load(&stats.hits);
+    assert_int_equal(verify_at(&t2, leaf2, 0, &v), 1);
+    assert_int_equal(verify_at(&t2, leaf2, (time_t)(now + 7200), &v), 0);
+    assert_string_equal(v.code, "expired");
+    assert_int_equal(atomic_load(&stats.hits), before.hits); /* never from the cache */
+    /* two leaves taking turns in one slot: each replaces the other, every answer right */
+    X509 *leaf3 = tc_cert(PQM_KIND_CLIENT, "other leaf", f->leaf_key, ca2, k3, now - 60, now + 600, &e);
+    assert_non_null(leaf3);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(verify_at(&t2, i % 2 ? leaf2 : leaf3, 0, &v), 1);
+        assert_int_equal(chain_len, 2);
+    }
+    assert_int_equal(verify_at(&t2, leaf2, 0, &v), 1); /* the last one (i = 49) is remembered */
+    assert_int_equal(atomic_load(&stats.hits), before.hits + 1);
+    pqm__trust_free(&t2);
+
+    /* a server certificate is checked against each connection's host name: no cache */
+    struct pqm_trust t3 = {0};
+    t3.purpose = X509_PURPOSE_SSL_SERVER;
+    assert_int_equal(pqm__trust_load(&t3, ca_path, NULL, 0, "server_ca", &e), 0);
+    assert_int_equal(pqm__trust_cache_enable(&t3, 16, &stats), -1);
+    pqm__trust_free(&t3);
+    X509_free(ca2);
+    X509_free(leaf2);
+    X509_free(leaf3);
+    EVP_PKEY_free(k3);
 }
 
 int main(void)

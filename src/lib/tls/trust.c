@@ -210,6 +210,10 @@ struct pqm_verify_cache {
 
 int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots, struct pqm_verify_stats *stats)
 {
+    /* Client certificates only: a server certificate is also checked against the host
+     * name of each connection, which the cache's key does not hold. */
+    if (t->purpose != X509_PURPOSE_SSL_CLIENT)
+        return -1;
     struct pqm_verify_cache *c = calloc(1, sizeof(*c));
     if (c == NULL || slots == 0 || stats == NULL || (c->slots = calloc(slots, sizeof(*c->slots))) == NULL ||
         (c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
@@ -263,39 +267,45 @@ static int64_t verify_time(X509_STORE_CTX *xs)
 }
 
 /* A leaf verified before: 1 passes, 0 refused (revoked now: XS's error and V set), -1
- * not in the cache, or outside its chain's validity (the full verification says why). */
+ * not in the cache, or outside its chain's validity (the full verification says why).
+ * XS gets the chain as its verified chain, as a full verification would leave it. */
 static int cache_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, X509 *leaf,
                         const unsigned char d[32], struct pqm_verdict *v)
 {
     struct pqm_verify_cache *c = t->cache;
-    STACK_OF(X509) *chain = sk_X509_new_reserve(NULL, PQM_CACHE_CHAIN_MAX + 1);
+    X509 *held[PQM_CACHE_CHAIN_MAX];
+    int nheld = 0, hit = 0;
     int64_t now = verify_time(xs);
-    int hit = 0;
-    if (chain == NULL || sk_X509_push(chain, leaf) <= 0) {
-        sk_X509_free(chain);
-        return -1;
-    }
     pthread_mutex_lock(&c->lock);
     struct cache_slot *s = slot_of(c, d);
-    if (s->used && memcmp(s->digest, d, 32) == 0 && now >= s->valid_from && now <= s->valid_to) {
+    /* notAfter is the last valid second's end: at notAfter itself OpenSSL says expired. */
+    if (s->used && memcmp(s->digest, d, 32) == 0 && now >= s->valid_from && now < s->valid_to) {
         hit = 1;
-        for (int i = 0; i < s->nissuers; i++)
-            if (X509_up_ref(s->issuers[i]) != 1 || sk_X509_push(chain, s->issuers[i]) <= 0)
-                hit = 0; /* out of memory: verified in full instead */
-    }
-    pthread_mutex_unlock(&c->lock);
-    int rc = -1;
-    if (hit) {
-        atomic_fetch_add_explicit(&c->stats->hits, 1, memory_order_relaxed);
-        int err = X509_V_OK;
-        rc = 1;
-        if (t->ncrl > 0 && pqm__trust_revocation(t, chain, &err, v) != 0) {
-            X509_STORE_CTX_set_error(xs, err);
-            rc = 0;
+        for (int i = 0; i < s->nissuers && hit; i++) {
+            if (X509_up_ref(s->issuers[i]) == 1)
+                held[nheld++] = s->issuers[i];
+            else
+                hit = 0;
         }
     }
-    sk_X509_shift(chain); /* the leaf is the caller's */
-    sk_X509_pop_free(chain, X509_free);
+    pthread_mutex_unlock(&c->lock);
+    STACK_OF(X509) *chain = hit ? sk_X509_new_reserve(NULL, nheld + 1) : NULL;
+    if (chain == NULL || X509_up_ref(leaf) != 1) {
+        for (int i = 0; i < nheld; i++)
+            X509_free(held[i]);
+        sk_X509_free(chain);
+        return -1; /* not in the cache, or out of memory: verified in full */
+    }
+    sk_X509_push(chain, leaf); /* into reserved room: the pushes do not allocate */
+    for (int i = 0; i < nheld; i++)
+        sk_X509_push(chain, held[i]);
+    atomic_fetch_add_explicit(&c->stats->hits, 1, memory_order_relaxed);
+    int err = X509_V_OK, rc = 1;
+    if (t->ncrl > 0 && pqm__trust_revocation(t, chain, &err, v) != 0) {
+        X509_STORE_CTX_set_error(xs, err);
+        rc = 0;
+    }
+    X509_STORE_CTX_set0_verified_chain(xs, chain);
     return rc;
 }
 

@@ -63,7 +63,10 @@ void pqm__trust_free(struct pqm_trust *t);
  * checks) and is checked again for what can: every certificate of its chain valid now,
  * and revocation by the CRLs. T's anchors and CRLs never change (a reload makes a new
  * trust), so neither can the cached answer. Thread-safe. STATS counts the verifications
- * answered from the cache and those made in full. 0, or -1 out of memory. */
+ * answered from the cache (those then refused as revoked included) and those made in
+ * full. For client certificates only (X509_PURPOSE_SSL_CLIENT): a server certificate is
+ * also checked against each connection's host name, which the key does not hold. 0, or
+ * -1 (another purpose, or out of memory). */
 int pqm__trust_cache_enable(struct pqm_trust *t, size_t slots, struct pqm_verify_stats *stats);
 /* A certificate verify callback's work (SSL_CTX_set_cert_verify_callback): verifies XS's
  * leaf against T. Returns 1, or 0 with XS's error set and V filled. */
