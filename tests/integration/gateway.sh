@@ -929,6 +929,34 @@ start_gw crl-expired-soft --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example
 gcurl "$GW_PORT" "$c2" "$k2" /case10/expired-crl-soft
 [[ "$CODE" == 200 ]] || fail "an expired CRL with --crl-soft-fail: expected 200, got '$CODE'"
 pass "the intermediate's CRL expired, --crl-soft-fail: accepted"
+# A session made while the root's CRL was current does not resume once that CRL has
+# expired: resumption checks the whole chain again, not only the leaf's own CRL.
+resume_c2() { # OUT: s_client offering client2's saved session
+    set +e
+    timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$GW_PORT" -servername api.example.com -CAfile "$SCHAIN" -cert "$c2" \
+        -key "$k2" -sess_in "$T/c2.sess" -ign_eof < "$T/req" > "$1" 2>&1
+    set -e
+}
+t0=$SECONDS
+gencrl root "$T/short-root.crl.pem" -crlsec 8
+start_gw crl-short --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.chain.pem" \
+    --key "$I/api.example.com.key.pem" "${SRV[@]}" --workers 1 \
+    --crl "$C/int.crl.pem" --crl "$T/short-root.crl.pem" --watch-interval 0
+printf 'GET /case10/short HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n' > "$T/req"
+sclient "$GW_PORT" "$c2" "$k2" "$T/req" "$T/resp" -sess_out "$T/c2.sess"
+[[ -s "$T/c2.sess" ]] || fail "no session saved for client2 (s_client -sess_out)"
+resume_c2 "$T/resume-short-before.out"
+(( SECONDS - t0 < 8 )) || fail "the setup took $((SECONDS - t0)) s, longer than the root CRL's 8 s"
+assert_contains "while the root's CRL is current, client2's session resumes" \
+    "$(cat "$T/resume-short-before.out")" "Reused, TLSv1.3"
+while (( SECONDS - t0 < 10 )); do sleep 0.5; done
+skip="$(nlines "$T/crl-short.log")"
+resume_c2 "$T/resume-short-after.out"
+rs="$(cat "$T/resume-short-after.out")"
+assert_not_contains "once the root's CRL has expired, client2's session does not resume" "$rs" "Reused, TLSv1.3"
+assert_not_contains "... and gets no answer" "$rs" "HTTP/1.1 200"
+refused_as "client2 after the root's CRL expired (the full handshake)" "$T/crl-short.log" "$skip" crl_expired
 
 # ---------------------------------------------------------------- 11. SIGHUP, server certificate
 # served_serial PORT: the serial of the certificate the gateway presents (s_client).

@@ -201,8 +201,10 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
     return enc || epoch == now ? 1 : 2; /* 2: use, and issue a fresh ticket */
 }
 
-/* A session is resumed only while its certificate is still valid and not revoked by
- * the CRLs loaded now (the same CRLs a full handshake would check). */
+/* A session is resumed only while its certificate's chain is still valid and not
+ * revoked by the CRLs loaded now, each of them current (what a full handshake would
+ * check again; the rest cannot have changed without a reload, which changes the ticket
+ * keys). */
 static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *ss,
                                           const unsigned char *keyname, size_t keyname_len,
                                           SSL_TICKET_STATUS status, void *arg)
@@ -213,22 +215,17 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *ss,
     if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     X509 *leaf = SSL_SESSION_get0_peer(ss);
-    if (leaf == NULL || X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+    if (leaf == NULL)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    if (s->trust.ncrl > 0) {
-        STACK_OF(X509) *chain = sk_X509_new_null();
-        int err = X509_V_OK, revoked = 0;
+    /* The chain up through the anchors: every certificate still valid, each CA's CRL
+     * current and none of them revoked, as a full handshake would find. */
+    int err = X509_V_OK;
+    struct pqm_verdict v = {NULL, ""};
+    if (pqm__trust_recheck(&s->trust, leaf, &err, &v) != 0) {
         struct pqm_tls_peer *peer = SSL_get_app_data(ssl);
-        struct pqm_verdict v = {NULL, ""};
-        if (chain == NULL || sk_X509_push(chain, leaf) <= 0 ||
-            pqm__trust_revocation(&s->trust, chain, &err, &v) != 0)
-            revoked = 1;
-        sk_X509_free(chain);
-        if (revoked) {
-            if (peer != NULL && err == X509_V_ERR_CERT_REVOKED)
-                snprintf(peer->resume_refused, sizeof(peer->resume_refused), "%s", v.reason);
-            return SSL_TICKET_RETURN_IGNORE_RENEW;
-        }
+        if (peer != NULL && err == X509_V_ERR_CERT_REVOKED)
+            snprintf(peer->resume_refused, sizeof(peer->resume_refused), "%s", v.reason);
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
     return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
                                               : SSL_TICKET_RETURN_USE;

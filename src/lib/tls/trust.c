@@ -341,6 +341,41 @@ static void cache_add(const struct pqm_trust *t, STACK_OF(X509) *chain, const un
     pthread_mutex_unlock(&t->cache->lock);
 }
 
+int pqm__trust_recheck(const struct pqm_trust *t, X509 *leaf, int *err, struct pqm_verdict *v)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    time_t now = time(NULL);
+    int rc = -1;
+    *err = X509_V_ERR_OUT_OF_MEM;
+    verdict(v, "bad_certificate", "out of memory");
+    for (X509 *x = leaf; chain != NULL && x != NULL && sk_X509_num(chain) <= t->depth + 1;) {
+        if (sk_X509_push(chain, x) <= 0)
+            goto done;
+        if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0 ||
+            X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
+            char who[320];
+            cert_who(x, role_of(t), who, sizeof(who));
+            *err = X509_cmp_time(X509_get0_notAfter(x), &now) <= 0 ? X509_V_ERR_CERT_HAS_EXPIRED
+                                                                    : X509_V_ERR_CERT_NOT_YET_VALID;
+            verdict(v, verify_code(*err), "%s: %s", who, X509_verify_cert_error_string(*err));
+            goto done;
+        }
+        if (X509_check_issued(x, x) == X509_V_OK)
+            break; /* a root */
+        x = pqm__trust_issuer_of(t, x);
+    }
+    if (chain != NULL && sk_X509_num(chain) > 1) {
+        *err = X509_V_OK;
+        rc = t->ncrl > 0 ? pqm__trust_revocation(t, chain, err, v) : 0;
+    } else if (chain != NULL) {
+        *err = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
+        verdict(v, "unknown_ca", "its issuer is none of the %s CA certificates", role_of(t));
+    }
+done:
+    sk_X509_free(chain);
+    return rc;
+}
+
 int pqm__trust_verify(const struct pqm_trust *t, X509_STORE_CTX *xs, struct pqm_verdict *v)
 {
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);

@@ -76,6 +76,10 @@ int pqm__trust_revocation(const struct pqm_trust *t, STACK_OF(X509) *chain, int 
                           struct pqm_verdict *v);
 /* The anchor of T that issued X (by name and key identifier), NULL when none. Borrowed. */
 X509 *pqm__trust_issuer_of(const struct pqm_trust *t, X509 *x);
+/* LEAF (a certificate verified before, such as a resumed session's) checked again for
+ * what may have changed since: every certificate from it up through T's anchors valid
+ * now, and none revoked by T's CRLs (each of them current). 0, or -1 with V set. */
+int pqm__trust_recheck(const struct pqm_trust *t, X509 *leaf, int *err, struct pqm_verdict *v);
 /* RFC 2253 text of NAME, control characters replaced. */
 void pqm__name_text(const X509_NAME *name, char *out, size_t outlen);
 
