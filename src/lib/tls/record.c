@@ -328,6 +328,22 @@ static enum pqm_tls_status one_record(struct pqm_tls_stream *st, size_t len, uns
     return r;
 }
 
+/* Receives into ST->in, up to a whole record's room: the bytes received, 0 at the
+ * peer's close, -1 with errno (EAGAIN: nothing yet), -2 out of memory. */
+static ssize_t recv_in(struct pqm_tls_stream *st)
+{
+    unsigned char *w = pqm__buf_reserve(&st->in, PQM_TLS_MAX_RECORD);
+    if (w == NULL)
+        return -2;
+    ssize_t n;
+    do
+        n = recv(st->fd, w, PQM_TLS_MAX_RECORD, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        pqm__buf_commit(&st->in, (size_t)n);
+    return n;
+}
+
 enum pqm_tls_status pqm__tls_stream_read(struct pqm_tls_stream *st, unsigned char *dst,
                                          size_t cap, size_t *got, int *readable)
 {
@@ -354,12 +370,10 @@ enum pqm_tls_status pqm__tls_stream_read(struct pqm_tls_stream *st, unsigned cha
         }
         if (!*readable)
             return PQM_TLS_WANT_READ;
-        unsigned char *w = pqm__buf_reserve(&st->in, PQM_TLS_MAX_RECORD);
-        if (w == NULL)
+        ssize_t n = recv_in(st);
+        if (n == -2)
             return fail(st, AL_INTERNAL_ERROR, "out of memory");
-        ssize_t n = recv(st->fd, w, PQM_TLS_MAX_RECORD, 0);
         if (n > 0) {
-            pqm__buf_commit(&st->in, (size_t)n);
             if ((size_t)n < PQM_TLS_MAX_RECORD)
                 *readable = 0; /* most likely drained: readiness says if not */
             continue;
@@ -368,8 +382,6 @@ enum pqm_tls_status pqm__tls_stream_read(struct pqm_tls_stream *st, unsigned cha
             st->eof = 1; /* a close without close_notify ends the input too */
             return PQM_TLS_EOF;
         }
-        if (errno == EINTR)
-            continue;
         *readable = 0;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return PQM_TLS_WANT_READ;
@@ -495,23 +507,13 @@ static int bio_read(BIO *b, char *out, size_t outl, size_t *got)
     BIO_clear_retry_flags(b);
     *got = 0;
     if (st->in.len == 0) {
-        unsigned char *w = pqm__buf_reserve(&st->in, PQM_TLS_MAX_RECORD);
-        if (w == NULL)
-            return 0;
-        ssize_t n;
-        do
-            n = recv(st->fd, w, PQM_TLS_MAX_RECORD, 0);
-        while (n < 0 && errno == EINTR);
-        if (n == 0) {
+        ssize_t n = recv_in(st);
+        if (n == 0)
             st->bio_eof = 1; /* BIO_CTRL_EOF says so: a close, not an error */
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            BIO_set_retry_read(b);
+        if (n <= 0)
             return 0;
-        }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                BIO_set_retry_read(b);
-            return 0;
-        }
-        pqm__buf_commit(&st->in, (size_t)n);
     }
     const unsigned char *h = pqm__buf_head(&st->in);
     size_t give = 0, avail = st->in.len;
