@@ -351,12 +351,11 @@ int pqm__trust_recheck(const struct pqm_trust *t, X509 *leaf, int *err, struct p
     for (X509 *x = leaf; chain != NULL && x != NULL && sk_X509_num(chain) <= t->depth + 1;) {
         if (sk_X509_push(chain, x) <= 0)
             goto done;
-        if (X509_cmp_time(X509_get0_notBefore(x), &now) > 0 ||
-            X509_cmp_time(X509_get0_notAfter(x), &now) <= 0) {
+        int expired = X509_cmp_time(X509_get0_notAfter(x), &now) <= 0;
+        if (expired || X509_cmp_time(X509_get0_notBefore(x), &now) > 0) {
             char who[320];
             cert_who(x, role_of(t), who, sizeof(who));
-            *err = X509_cmp_time(X509_get0_notAfter(x), &now) <= 0 ? X509_V_ERR_CERT_HAS_EXPIRED
-                                                                    : X509_V_ERR_CERT_NOT_YET_VALID;
+            *err = expired ? X509_V_ERR_CERT_HAS_EXPIRED : X509_V_ERR_CERT_NOT_YET_VALID;
             verdict(v, verify_code(*err), "%s: %s", who, X509_verify_cert_error_string(*err));
             goto done;
         }
