@@ -15,9 +15,10 @@
 
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
+#include "util/timeutil.h"
 
 #define PQM_ADMIN_REQ_MAX 8192
-#define PQM_ADMIN_DEADLINE_MS 2000 /* for a whole request: one thread serves them in turn */
+#define PQM_ADMIN_DEADLINE 2.0 /* seconds for a whole request: one thread serves them in turn */
 
 struct admin_req {
     char url[256];
@@ -96,23 +97,16 @@ static void respond(int fd, int status, const char *type, const char *body, size
         send(fd, body, len, MSG_NOSIGNAL);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until FD is readable before DEADLINE (monotonic ms): 1 when it is. A peer that
- * sends a byte now and then cannot hold the thread past the deadline. */
-static int readable_before(int fd, int64_t deadline)
+/* Waits until FD is readable before DEADLINE (pqm__mono_seconds): 1 when it is. A peer
+ * that sends a byte now and then cannot hold the thread past the deadline. */
+static int readable_before(int fd, double deadline)
 {
     for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
+        int left_ms = (int)((deadline - pqm__mono_seconds()) * 1000);
+        if (left_ms <= 0)
             return 0;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
+        int r = poll(&p, 1, left_ms);
         if (r > 0)
             return 1;
         if (r == 0 || errno != EINTR)
@@ -123,7 +117,7 @@ static int readable_before(int fd, int64_t deadline)
 static void serve(const struct gw_site *site, int fd)
 {
     struct pqm_gateway *gw = site->gw;
-    int64_t deadline = mono_ms() + PQM_ADMIN_DEADLINE_MS;
+    double deadline = pqm__mono_seconds() + PQM_ADMIN_DEADLINE;
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

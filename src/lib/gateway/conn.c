@@ -107,13 +107,6 @@ static void pump(struct conn *c);
 static void enqueue(struct conn *c);
 static void defer(struct conn *c);
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --- access log ------------------------------------------------------------------ */
 
 static void iso_time(int64_t t, char *out, size_t len)
@@ -181,7 +174,7 @@ static void log_request(struct conn *c, int status, uint64_t bytes, const char *
 {
     struct exchange *x = c->x;
     struct worker *w = c->w;
-    double end = now_s();
+    double end = pqm__mono_seconds();
     double up_s = x->t_up_start > 0 && x->t_up_first > 0 ? x->t_up_first - x->t_up_start : -1;
     pqm__metrics_request(&w->metrics, status, up_s);
     if (w->gw->access_log_fd < 0)
@@ -512,7 +505,7 @@ static struct exchange *exchange_new(struct conn *c)
     pqm__relay_init(&x->req, PQM_RELAY_REQUEST, &x->to_up, add_identity, c);
     x->req.head_max = (size_t)c->w->gw->cfg.max_header_size;
     pqm__relay_init(&x->resp, PQM_RELAY_RESPONSE, &c->to_client, NULL, NULL);
-    x->t_start = now_s();
+    x->t_start = pqm__mono_seconds();
     return x;
 }
 
@@ -583,7 +576,7 @@ static int start_upstream(struct conn *c)
         answer_error(c, 502, "bad_gateway", "cannot connect to the upstream");
         return -1;
     }
-    x->t_up_start = now_s();
+    x->t_up_start = pqm__mono_seconds();
     return 0;
 }
 
@@ -690,7 +683,7 @@ static int read_upstream(struct conn *c)
         ssize_t n = recv(x->up->fd, dst, want, 0);
         if (n > 0) {
             if (x->t_up_first == 0)
-                x->t_up_first = now_s();
+                x->t_up_first = pqm__mono_seconds();
             pqm__buf_commit(&x->up_in, (size_t)n);
             c->moved += (size_t)n;
             if ((size_t)n < want) {

@@ -22,6 +22,7 @@
 #include "gateway/policy.h"
 #include "util/fsutil.h"
 #include "util/net.h"
+#include "util/timeutil.h"
 #include "util/sdnotify.h"
 
 #define PQM_PASSPHRASE_MAX 4096
@@ -595,9 +596,7 @@ static void trim_heap(struct pqm_gateway *gw)
     uint64_t n = 0;
     for (int i = 0; i < gw->nworkers; i++)
         n += atomic_load_explicit(&gw->workers[i].metrics.handshakes_ok, memory_order_relaxed);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double now = pqm__mono_seconds();
     if (n != gw->handshakes_seen) {
         gw->handshakes_seen = n;
         gw->handshakes_changed = now;
@@ -644,9 +643,7 @@ int pqm_gateway_run(struct pqm_gateway *gw)
         struct timespec ts = {(time_t)iv, (long)((iv - (double)(time_t)iv) * 1e9)};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig < 0) {
-            struct timespec mono;
-            clock_gettime(CLOCK_MONOTONIC, &mono);
-            double t = (double)mono.tv_sec + (double)mono.tv_nsec / 1e9;
+            double t = pqm__mono_seconds();
             if (errno == EAGAIN && gw->cfg.watch_interval > 0 &&
                 t - gw->watched_at >= gw->cfg.watch_interval) {
                 gw->watched_at = t;

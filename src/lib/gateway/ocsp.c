@@ -60,13 +60,6 @@ struct pqm_gw_ocsp {
     struct pqm_gw_ocsp_stats stats;
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int fingerprint(X509 *x, unsigned char fp[32])
 {
     unsigned int len = 0;
@@ -124,7 +117,7 @@ static void cache_store(struct pqm_gw_ocsp *o, const unsigned char fp[32],
     struct centry *c = cache_claim(o, fp);
     if (c == NULL)
         return;
-    double now = mono(), ttl = o->o.cache_seconds;
+    double now = pqm__mono_seconds(), ttl = o->o.cache_seconds;
     c->pending = 0;
     c->status = r->status;
     c->reason = r->reason;
@@ -216,7 +209,7 @@ enum pqm_gw_ocsp_verdict pqm__gw_ocsp_client(struct pqm_gw_ocsp *o, X509 *leaf, 
     }
     pthread_mutex_lock(&o->mu);
     struct centry *c = cache_find(o, fp);
-    if (c != NULL && !c->pending && c->expires > mono()) {
+    if (c != NULL && !c->pending && c->expires > pqm__mono_seconds()) {
         o->stats.cache_hits++;
         enum pqm_gw_ocsp_verdict v = judge_entry(o, c, reason, reasonlen, code);
         pthread_mutex_unlock(&o->mu);
@@ -325,7 +318,7 @@ void pqm__gw_ocsp_staple_target(struct pqm_gw_ocsp *o, X509 *leaf, X509 *issuer)
             o->st_leaf = leaf;
             o->st_issuer = issuer;
             snprintf(o->st_url, sizeof(o->st_url), "%s", url);
-            o->st_due = mono();
+            o->st_due = pqm__mono_seconds();
             o->st_backoff = STAPLE_RETRY_MIN;
             pthread_cond_broadcast(&o->cv);
         }
@@ -368,12 +361,12 @@ static void run_staple(struct pqm_gw_ocsp *o)
     char url[PQM_OCSP_URL_MAX];
     snprintf(url, sizeof(url), "%s", o->st_url);
     if (X509_up_ref(leaf) != 1) {
-        o->st_due = mono() + STAPLE_RETRY_MIN;
+        o->st_due = pqm__mono_seconds() + STAPLE_RETRY_MIN;
         return;
     }
     if (X509_up_ref(issuer) != 1) {
         X509_free(leaf);
-        o->st_due = mono() + STAPLE_RETRY_MIN;
+        o->st_due = pqm__mono_seconds() + STAPLE_RETRY_MIN;
         return;
     }
     pthread_mutex_unlock(&o->mu);
@@ -389,17 +382,17 @@ static void run_staple(struct pqm_gw_ocsp *o)
         o->st_len = r.der_len;
         r.der = NULL;
         o->st_next_update = r.next_update;
-        o->st_due = mono() + refresh_in(&r);
+        o->st_due = pqm__mono_seconds() + refresh_in(&r);
         o->st_backoff = STAPLE_RETRY_MIN;
         if (r.status != PQM_OCSP_GOOD)
             pqm__gw_say("warning", "OCSP %s says the gateway's own certificate is %s", url,
                         r.status == PQM_OCSP_REVOKED ? "revoked" : "unknown");
     } else {
         /* keep serving the last good answer until its nextUpdate */
-        o->st_due = mono() + o->st_backoff;
+        o->st_due = pqm__mono_seconds() + o->st_backoff;
         o->st_backoff = o->st_backoff * 2 > STAPLE_RETRY_MAX ? STAPLE_RETRY_MAX : o->st_backoff * 2;
         pqm__gw_say("warning", "OCSP stapling: %s (%s; next try in %.0f s)", r.error, url,
-                    o->st_due - mono());
+                    o->st_due - pqm__mono_seconds());
     }
     pqm__ocsp_result_clear(&r);
     X509_free(leaf);
@@ -416,7 +409,7 @@ static void wait_until(struct pqm_gw_ocsp *o, double due)
     }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    double left = due - mono();
+    double left = due - pqm__mono_seconds();
     if (left <= 0)
         return;
     if (left > 3600)
@@ -444,7 +437,7 @@ static void *thread_main(void *arg)
             pthread_mutex_lock(&o->mu);
             continue;
         }
-        if (o->st_leaf != NULL && !o->st_busy && mono() >= o->st_due) {
+        if (o->st_leaf != NULL && !o->st_busy && pqm__mono_seconds() >= o->st_due) {
             o->st_busy = 1;
             run_staple(o);
             o->st_busy = 0;

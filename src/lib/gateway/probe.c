@@ -13,19 +13,13 @@
 #include <pqmtls/gateway.h>
 
 #include "util/err.h"
+#include "util/timeutil.h"
 
 #define PROBE_RESPONSE_MAX 4096 /* the status line and the start of the body are enough */
 
 struct probe_url {
     char host[256], port[8], path[1024];
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* http://HOST:PORT[/PATH], HOST a name, an IPv4 address or [IPv6]. The path goes into
  * the request line as it is, so it may hold no space or control character. */
@@ -64,7 +58,7 @@ static int parse_url(const char *url, struct probe_url *u, struct pqm_err *e)
 static int wait_fd(int fd, short events, double deadline, const char *what, struct pqm_err *e)
 {
     for (;;) {
-        double left = deadline - now_seconds();
+        double left = deadline - pqm__mono_seconds();
         if (left <= 0)
             return pqm__err_set(e, "timed out %s", what);
         struct pollfd p = {.fd = fd, .events = events};
@@ -182,7 +176,7 @@ int pqm_gateway_probe(const char *url, double timeout, int *status, char *detail
     char buf[PROBE_RESPONSE_MAX];
     size_t len = 0;
     int fd = -1, rc = -1;
-    double deadline = now_seconds() + (timeout > 0 ? timeout : 1);
+    double deadline = pqm__mono_seconds() + (timeout > 0 ? timeout : 1);
     *status = 0;
     GUARD(parse_url(url, &u, &e));
     fd = connect_url(&u, deadline, &e);

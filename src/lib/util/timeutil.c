@@ -3,6 +3,13 @@
 #include <stdio.h>
 #include <time.h>
 
+double pqm__mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out)
 {
     struct tm tm;

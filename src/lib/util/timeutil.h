@@ -10,6 +10,9 @@
  * moment before as not yet valid. */
 #define PQM_BACKDATE_SECONDS 60
 
+/* Seconds on the monotonic clock: for deadlines and intervals, which a change of the
+ * wall clock must not move. */
+double pqm__mono_seconds(void);
 /* ASN1_TIME to seconds since the epoch; -1 on failure. */
 int pqm__asn1_time_to_epoch(const ASN1_TIME *t, int64_t *out);
 /* "2026-11-26T18:00:00Z" into OUT (at least 21 bytes). */
