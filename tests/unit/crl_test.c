@@ -164,6 +164,25 @@ static void write_pem(const char *path, X509 *x, X509_CRL *crl)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* A client trust in T from F's CA and CRL (written under F's directory as TAG-ca.pem,
+ * whose path goes in CA_PATH, and TAG.crl.pem; CRL is freed). */
+static void trust_with_crl(struct fixture *f, struct pqm_trust *t, X509_CRL *crl, const char *tag,
+                           char *ca_path, size_t ca_len)
+{
+    struct pqm_err e = {{0}};
+    char crl_path[512];
+    snprintf(ca_path, ca_len, "%s/%s-ca.pem", f->dir, tag);
+    snprintf(crl_path, sizeof(crl_path), "%s/%s.crl.pem", f->dir, tag);
+    write_pem(ca_path, f->ca, NULL);
+    write_pem(crl_path, NULL, crl);
+    X509_CRL_free(crl);
+    memset(t, 0, sizeof(*t));
+    t->purpose = X509_PURPOSE_SSL_CLIENT;
+    t->depth = 2;
+    const char *files[] = {crl_path};
+    assert_int_equal(pqm__trust_load(t, ca_path, files, 1, "client_ca", &e), 0);
+}
+
 static int revoked_by(const struct pqm_trust *t, X509 *leaf)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
@@ -211,17 +230,9 @@ static void test_big_crl(void **state)
     assert_non_null(crl);
     assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), BIG_CRL + 1);
 
-    char ca_path[512], crl_path[512];
-    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", f->dir);
-    snprintf(crl_path, sizeof(crl_path), "%s/big.crl.pem", f->dir);
-    write_pem(ca_path, f->ca, NULL);
-    write_pem(crl_path, NULL, crl);
-    X509_CRL_free(crl);
-
-    struct pqm_trust t = {0};
-    t.purpose = X509_PURPOSE_SSL_CLIENT;
-    const char *files[] = {crl_path};
-    assert_int_equal(pqm__trust_load(&t, ca_path, files, 1, "client_ca", &e), 0);
+    char ca_path[512];
+    struct pqm_trust t;
+    trust_with_crl(f, &t, crl, "big", ca_path, sizeof(ca_path));
     assert_int_equal(t.ncrl, 1);
 
     X509 *bad = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, listed, "listed");
@@ -303,17 +314,9 @@ static void test_verify_cache(void **state)
     assert_int_equal(pqm__crl_add(&b, hex, now - 10, 1), 0);
     X509_CRL *crl = pqm__crl_finish(&b, &spec);
     assert_non_null(crl);
-    char ca_path[512], crl_path[512];
-    snprintf(ca_path, sizeof(ca_path), "%s/cache-ca.pem", f->dir);
-    snprintf(crl_path, sizeof(crl_path), "%s/cache.crl.pem", f->dir);
-    write_pem(ca_path, f->ca, NULL);
-    write_pem(crl_path, NULL, crl);
-    X509_CRL_free(crl);
-    struct pqm_trust t = {0};
-    t.purpose = X509_PURPOSE_SSL_CLIENT;
-    t.depth = 2;
-    const char *files[] = {crl_path};
-    assert_int_equal(pqm__trust_load(&t, ca_path, files, 1, "client_ca", &e), 0);
+    char ca_path[512];
+    struct pqm_trust t;
+    trust_with_crl(f, &t, crl, "cache", ca_path, sizeof(ca_path));
     assert_int_equal(pqm__trust_cache_enable(&t, 16, &stats), 0);
 
     X509 *good = make_cert(f, PQM_KIND_CLIENT, f->leaf_key, unlisted, "good");

@@ -257,33 +257,36 @@ static void test_takeover(void **state)
     free(got);
 }
 
+/* The client updates its keys (TYPE: SSL_KEY_UPDATE_...) and sends MSG: the stream
+ * opens it under the client's new key. */
+static void client_key_update(struct pair *p, int type, const char *msg)
+{
+    unsigned char buf[64];
+    size_t len = 0, n = strlen(msg);
+    assert_int_equal(SSL_key_update(p->client, type), 1);
+    assert_int_equal(SSL_write(p->client, msg, (int)n), (int)n);
+    assert_int_equal(stream_drain(p, buf, sizeof(buf), &len), PQM_TLS_WANT_READ);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, msg, n);
+}
+
 /* A KeyUpdate from the client, with and without a request for ours; and one the
  * stream starts itself (as it does before its key's record limit). */
 static void test_key_update(void **state)
 {
     (void)state;
     struct pair *p = pair_new("TLS_AES_256_GCM_SHA384", 1, NULL);
-    unsigned char buf[64];
-    size_t len = 0;
     unsigned char before[48];
     memcpy(before, p->st.rd.secret, sizeof(before));
 
-    assert_int_equal(SSL_key_update(p->client, SSL_KEY_UPDATE_REQUESTED), 1);
-    assert_int_equal(SSL_write(p->client, "after update", 12), 12);
-    assert_int_equal(stream_drain(p, buf, sizeof(buf), &len), PQM_TLS_WANT_READ);
-    assert_int_equal(len, 12);
-    assert_memory_equal(buf, "after update", 12);
+    client_key_update(p, SSL_KEY_UPDATE_REQUESTED, "after update");
     assert_memory_not_equal(before, p->st.rd.secret, sizeof(before));
     assert_true(pqm__tls_stream_has_output(&p->st)); /* ours goes before the next record */
     stream_send(p, (const unsigned char *)"answer", 6);
     assert_false(pqm__tls_stream_has_output(&p->st));
     client_read_all(p, (const unsigned char *)"answer", 6);
 
-    assert_int_equal(SSL_key_update(p->client, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
-    assert_int_equal(SSL_write(p->client, "second", 6), 6);
-    len = 0;
-    assert_int_equal(stream_drain(p, buf, sizeof(buf), &len), PQM_TLS_WANT_READ);
-    assert_int_equal(len, 6);
+    client_key_update(p, SSL_KEY_UPDATE_NOT_REQUESTED, "second");
     assert_false(pqm__tls_stream_has_output(&p->st));
 
     p->st.key_update_due = 1; /* the stream's own */
