@@ -47,7 +47,10 @@
 #     through) request bodies reach the upstream intact; a 5 MB response reaches curl intact.
 #  9. Upstream down: 502 {"error":"bad_gateway"}; silent past --upstream-timeout 1: 504,
 #     and the gateway serves the next request; an upstream restarted behind a pooled
-#     connection is still reached (no 502).
+#     connection is still reached (no 502). Limits, one worker: a client silent after
+#     its handshake is closed after --header-timeout, a keep-alive connection after
+#     --idle-timeout, and neither holds up another client meanwhile; with
+#     --max-connections 2 held, a third client is not served until one of them goes.
 # 10. Revocation: with the intermediate's and the root's CRLs client1 and client2 pass;
 #     client1 revoked in a new CRL + SIGHUP: client1 refused (revoked), client2 accepted;
 #     the root's CRL missing: crl_missing, accepted with --crl-soft-fail; an expired CRL:
@@ -837,6 +840,62 @@ skip="$(nlines "$LC")"
 exec 9<>"/dev/tcp/127.0.0.1/$GC"
 refused_as "a client silent during the handshake (--handshake-timeout 1)" "$LC" "$skip" timeout
 exec 9>&-
+
+# held PORT OUT [INPUT...]: an mTLS connection that sends INPUT (printf format), then
+# nothing for 8 s; s_client ends when the gateway closes (its stdin is a process
+# substitution: nothing waits for the writer). Its run time in HELD_S.
+held() {
+    local port="$1" out="$2" t0=$SECONDS; shift 2
+    set +e
+    timeout 12 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" \
+        s_client -connect "127.0.0.1:$port" -servername api.example.com -CAfile "$SCHAIN" \
+        -cert "$c1" -key "$k1" -quiet > "$out" 2>&1 < <([[ $# -gt 0 ]] && printf "$@"; sleep 8)
+    set -e
+    HELD_S=$((SECONDS - t0))
+}
+start_gw limits --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.chain.pem" \
+    --key "$I/api.example.com.key.pem" "${SRV[@]}" --workers 1 --header-timeout 1 --idle-timeout 1
+GL="$GW_PORT"
+held "$GL" "$T/held-silent.out" &
+HPID=$!
+track_pid $HPID
+sleep 0.5
+gcurl "$GL" "$c1" "$k1" /case9/beside-silent
+[[ "$CODE" == 200 ]] || fail "beside a client silent after its handshake (one worker): '$CODE'"
+wait "$HPID"
+held "$GL" "$T/held-silent.out"
+(( HELD_S <= 5 )) || fail "a client silent after its handshake was held ${HELD_S} s with --header-timeout 1"
+pass "a client that sends no request is closed after --header-timeout (${HELD_S} s), and another is served meanwhile"
+held "$GL" "$T/held-idle.out" 'GET /case9/idle HTTP/1.1\r\nHost: api.example.com\r\n\r\n'
+grep -qa 'HTTP/1.1 200' "$T/held-idle.out" || fail "--idle-timeout: the request before the idle time got no 200: $(head -c 300 "$T/held-idle.out")"
+(( HELD_S <= 5 )) || fail "an idle keep-alive connection was held ${HELD_S} s with --idle-timeout 1"
+pass "an idle keep-alive connection is closed after --idle-timeout (${HELD_S} s)"
+start_gw maxconn --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.chain.pem" \
+    --key "$I/api.example.com.key.pem" "${SRV[@]}" --workers 1 --max-connections 2
+GM="$GW_PORT"
+held "$GM" "$T/held-1.out" &
+H1=$!
+track_pid $H1
+held "$GM" "$T/held-2.out" &
+H2=$!
+track_pid $H2
+for ((i = 0; i < 50; i++)); do
+    [[ $(ss -tnH state established "( sport = :$GM )" | wc -l) -ge 2 ]] && break
+    sleep 0.1
+done
+sleep 0.5 # both handshakes through
+gcurl "$GM" "$c1" "$k1" /case9/third --max-time 2
+[[ "$CODE" != 200 ]] || fail "--max-connections 2 with two held: a third client was served"
+_pqm_kill_tree "$H1"
+_pqm_kill_tree "$H2"
+wait "$H1" "$H2" 2> /dev/null || true
+for ((i = 0; i < 20; i++)); do
+    gcurl "$GM" "$c1" "$k1" /case9/after-held
+    [[ "$CODE" == 200 ]] && break
+    sleep 0.2
+done
+[[ "$CODE" == 200 ]] || fail "--max-connections 2: once the held connections went, a client still got '$CODE'"
+pass "--max-connections 2: a third client waits while two are held, and is served once they go"
 
 start_gw slow --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.chain.pem" \
     --key "$I/api.example.com.key.pem" "${SRV[@]}" --workers 1 --upstream-timeout 1

@@ -47,11 +47,12 @@ track_pid() { _pqm_bg_pids+=("$1"); }
 
 # A background job started from a shell function or a pipeline is a subshell whose
 # children (an openssl s_server, a curl) would outlive a TERM to the subshell alone: the
-# whole tree goes, deepest first.
+# whole tree goes, deepest first. A process that is gone already is not an error (a
+# parent often ends as soon as its child does), so set -e callers may use it.
 _pqm_kill_tree() {
     local child
     for child in $(pgrep -P "$1" 2>/dev/null); do _pqm_kill_tree "$child"; done
-    kill -TERM "$1" 2>/dev/null
+    kill -TERM "$1" 2>/dev/null || true
 }
 
 _pqm_cleanup() {
