@@ -392,6 +392,16 @@ gcurl() {
     RC=$?
     set -e
 }
+# gcurl_200 TRIES PAUSE PORT CERT KEY PATH: gcurl until the answer is 200 (a reload or a
+# freed connection slot taking effect), at most TRIES times PAUSE seconds apart.
+gcurl_200() {
+    local tries="$1" pause="$2" i; shift 2
+    for ((i = 0; i < tries; i++)); do
+        gcurl "$@"
+        [[ "$CODE" == 200 ]] && return 0
+        sleep "$pause"
+    done
+}
 # sclient PORT CERT KEY INFILE OUTFILE [s_client options...]: the bytes of INFILE over mTLS
 # (s_client -quiet -ign_eof: reads until the server closes), the server verified by name;
 # the answer in OUTFILE, stderr in OUTFILE.err, exit in RC.
@@ -889,11 +899,7 @@ gcurl "$GM" "$c1" "$k1" /case9/third --max-time 2
 _pqm_kill_tree "$H1"
 _pqm_kill_tree "$H2"
 wait "$H1" "$H2" 2> /dev/null || true
-for ((i = 0; i < 20; i++)); do
-    gcurl "$GM" "$c1" "$k1" /case9/after-held
-    [[ "$CODE" == 200 ]] && break
-    sleep 0.2
-done
+gcurl_200 20 0.2 "$GM" "$c1" "$k1" /case9/after-held
 [[ "$CODE" == 200 ]] || fail "--max-connections 2: once the held connections went, a client still got '$CODE'"
 pass "--max-connections 2: a third client waits while two are held, and is served once they go"
 
@@ -1079,11 +1085,7 @@ pass "after the reload: curl verifies the new certificate and gets 200"
 # The client CA file: the second PKI's chain instead; its client1 gets in, ours not.
 replace "$P2/client-ca-chain.pem" "$T/live/client-ca.pem"
 kill -HUP "$GA_PID"
-for ((i = 0; i < 100; i++)); do
-    gcurl "$GA" "$P2/issued/client1.crt.pem" "$P2/issued/client1.key.pem" /case11/pki2-client
-    [[ "$CODE" == 200 ]] && break
-    sleep 0.05
-done
+gcurl_200 100 0.05 "$GA" "$P2/issued/client1.crt.pem" "$P2/issued/client1.key.pem" /case11/pki2-client
 [[ "$CODE" == 200 ]] || fail "SIGHUP with the second PKI's client CA file: its client1 still refused ('$CODE')"
 pass "SIGHUP with a new client CA file: the new CA's client is accepted"
 skip="$(nlines "$LA")"
@@ -1093,11 +1095,7 @@ pass "SIGHUP with a new client CA file: the old CA's client is refused"
 refused_as "a client of the CA no longer configured" "$LA" "$skip" unknown_ca
 replace "$CCHAIN" "$T/live/client-ca.pem"
 kill -HUP "$GA_PID"
-for ((i = 0; i < 100; i++)); do
-    gcurl "$GA" "$c1" "$k1" /case11/ca-restored
-    [[ "$CODE" == 200 ]] && break
-    sleep 0.05
-done
+gcurl_200 100 0.05 "$GA" "$c1" "$k1" /case11/ca-restored
 [[ "$CODE" == 200 ]] || fail "client CA file restored + SIGHUP: client1 still refused ('$CODE')"
 pass "client CA file restored + SIGHUP: client1 accepted again"
 
