@@ -54,7 +54,10 @@
 # 10. Revocation: with the intermediate's and the root's CRLs client1 and client2 pass;
 #     client1 revoked in a new CRL + SIGHUP: client1 refused (revoked), client2 accepted;
 #     the root's CRL missing: crl_missing, accepted with --crl-soft-fail; an expired CRL:
-#     crl_expired (accepted with --crl-soft-fail); a handshake timeout: timeout.
+#     crl_expired (accepted with --crl-soft-fail); a handshake timeout: timeout. Sessions:
+#     client1's resumes before its revocation and not after; another listener's session
+#     is not resumed (a full handshake instead); client2's does not resume once the root's
+#     CRL has expired.
 # 11. SIGHUP with a broken certificate file, or a certificate that does not match the key:
 #     "reload refused", the old certificate still served; with a new valid certificate and
 #     key: new connections see the new serial; with another client CA file: that CA's
@@ -949,6 +952,16 @@ timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSS
     -sess_in "$T/c1.sess" -ign_eof < "$T/req" > "$T/resume-before.out" 2>&1
 set -e
 assert_contains "before the revocation, client1's session resumes" "$(cat "$T/resume-before.out")" "Reused, TLSv1.3"
+# A session made with another listener (case 1's gateway, same certificates and CAs)
+# does not resume here: each listener's tickets are its own.
+set +e
+timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
+    -sess_in "$T/session.pem" -ign_eof < "$T/req" > "$T/resume-other.out" 2>&1
+set -e
+ro="$(cat "$T/resume-other.out")"
+assert_not_contains "another listener's session is not resumed" "$ro" "Reused, TLSv1.3"
+assert_contains "... the client gets its answer after a full handshake" "$ro" "HTTP/1.1 200"
 replace "$C/int-revoked.crl.pem" "$T/live/int.crl.pem"
 kill -HUP "$GE_PID"
 for ((i = 0; i < 50; i++)); do
