@@ -395,6 +395,15 @@ gcurl() {
     RC=$?
     set -e
 }
+# resume PORT CERT KEY SESSION OUT: s_client offering SESSION (-sess_in) with $T/req,
+# without -quiet, so that OUT says whether the session was reused ("Reused, TLSv1.3").
+resume() {
+    set +e
+    timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
+        -connect "127.0.0.1:$1" -servername api.example.com -CAfile "$SCHAIN" -cert "$2" \
+        -key "$3" -sess_in "$4" -ign_eof < "$T/req" > "$5" 2>&1
+    set -e
+}
 # gcurl_200 TRIES PAUSE PORT CERT KEY PATH: gcurl until the answer is 200 (a reload or a
 # freed connection slot taking effect), at most TRIES times PAUSE seconds apart.
 gcurl_200() {
@@ -946,19 +955,11 @@ printf 'GET /case10/session HTTP/1.1\r\nHost: api.example.com\r\nConnection: clo
 sclient "$GE" "$c1" "$k1" "$T/req" "$T/resp" -sess_out "$T/c1.sess"
 [[ -s "$T/c1.sess" ]] || fail "no session saved for client1 (s_client -sess_out)"
 printf 'GET /case10/resumed HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n' > "$T/req"
-set +e
-timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
-    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
-    -sess_in "$T/c1.sess" -ign_eof < "$T/req" > "$T/resume-before.out" 2>&1
-set -e
+resume "$GE" "$c1" "$k1" "$T/c1.sess" "$T/resume-before.out"
 assert_contains "before the revocation, client1's session resumes" "$(cat "$T/resume-before.out")" "Reused, TLSv1.3"
 # A session made with another listener (case 1's gateway, same certificates and CAs)
 # does not resume here: each listener's tickets are its own.
-set +e
-timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
-    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
-    -sess_in "$T/session.pem" -ign_eof < "$T/req" > "$T/resume-other.out" 2>&1
-set -e
+resume "$GE" "$c1" "$k1" "$T/session.pem" "$T/resume-other.out"
 ro="$(cat "$T/resume-other.out")"
 assert_not_contains "another listener's session is not resumed" "$ro" "Reused, TLSv1.3"
 assert_contains "... the client gets its answer after a full handshake" "$ro" "HTTP/1.1 200"
@@ -973,11 +974,7 @@ done
 [[ $RC -ne 0 && "$CODE" != 200 ]] || fail "client1 revoked by the new CRL + SIGHUP: still accepted (HTTP '$CODE')"
 pass "client1 revoked in the new CRL, SIGHUP: curl refused"
 refused_as "client1 revoked" "$LE" "$skip" revoked
-set +e
-timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
-    -connect "127.0.0.1:$GE" -servername api.example.com -CAfile "$SCHAIN" -cert "$c1" -key "$k1" \
-    -sess_in "$T/c1.sess" -ign_eof < "$T/req" > "$T/resume-after.out" 2>&1
-set -e
+resume "$GE" "$c1" "$k1" "$T/c1.sess" "$T/resume-after.out"
 ra="$(cat "$T/resume-after.out")"
 assert_not_contains "after the revocation, client1's session does not resume" "$ra" "Reused, TLSv1.3"
 assert_not_contains "after the revocation, client1's offered session gets no answer" "$ra" "HTTP/1.1 200"
@@ -1011,13 +1008,6 @@ gcurl "$GW_PORT" "$c2" "$k2" /case10/expired-crl-soft
 pass "the intermediate's CRL expired, --crl-soft-fail: accepted"
 # A session made while the root's CRL was current does not resume once that CRL has
 # expired: resumption checks the whole chain again, not only the leaf's own CRL.
-resume_c2() { # OUT: s_client offering client2's saved session
-    set +e
-    timeout 20 env OPENSSL_CONF=/dev/null LD_LIBRARY_PATH="$OPENSSL_LIBDIR" "$OPENSSL_BIN" s_client \
-        -connect "127.0.0.1:$GW_PORT" -servername api.example.com -CAfile "$SCHAIN" -cert "$c2" \
-        -key "$k2" -sess_in "$T/c2.sess" -ign_eof < "$T/req" > "$1" 2>&1
-    set -e
-}
 t0=$SECONDS
 gencrl root "$T/short-root.crl.pem" -crlsec 8
 start_gw crl-short --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.chain.pem" \
@@ -1026,13 +1016,13 @@ start_gw crl-short --upstream "127.0.0.1:$UP_PORT" --cert "$I/api.example.com.ch
 printf 'GET /case10/short HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n' > "$T/req"
 sclient "$GW_PORT" "$c2" "$k2" "$T/req" "$T/resp" -sess_out "$T/c2.sess"
 [[ -s "$T/c2.sess" ]] || fail "no session saved for client2 (s_client -sess_out)"
-resume_c2 "$T/resume-short-before.out"
+resume "$GW_PORT" "$c2" "$k2" "$T/c2.sess" "$T/resume-short-before.out"
 (( SECONDS - t0 < 8 )) || fail "the setup took $((SECONDS - t0)) s, longer than the root CRL's 8 s"
 assert_contains "while the root's CRL is current, client2's session resumes" \
     "$(cat "$T/resume-short-before.out")" "Reused, TLSv1.3"
 while (( SECONDS - t0 < 10 )); do sleep 0.5; done
 skip="$(nlines "$T/crl-short.log")"
-resume_c2 "$T/resume-short-after.out"
+resume "$GW_PORT" "$c2" "$k2" "$T/c2.sess" "$T/resume-short-after.out"
 rs="$(cat "$T/resume-short-after.out")"
 assert_not_contains "once the root's CRL has expired, client2's session does not resume" "$rs" "Reused, TLSv1.3"
 assert_not_contains "... and gets no answer" "$rs" "HTTP/1.1 200"
