@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -186,6 +187,52 @@ static void test_plain_pem(void **state)
     EVP_PKEY_free(k);
 }
 
+/* An ML-DSA key is written without OpenSSL's encoder (keyfile.c builds the PKCS#8
+ * itself): the bytes must be those the encoder writes, for each parameter set, and a
+ * key without its seed must still be written (by the encoder). */
+static void test_mldsa_pem_is_the_encoders(void **state)
+{
+    (void)state;
+    static const char *const types[] = {"ML-DSA-44", "ML-DSA-65", "ML-DSA-87"};
+    for (size_t i = 0; i < ARRAY_LEN(types); i++) {
+        EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, types[i]);
+        assert_non_null(key);
+        struct pqm_err e = {{0}};
+        char *pem = NULL, *want = NULL;
+        size_t len = 0;
+        assert_int_equal(pqm__key_to_pem(key, NULL, 0, &pem, &len, &e), 0);
+        BIO *b = BIO_new(BIO_s_mem());
+        assert_int_equal(PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL), 1);
+        long wlen = BIO_get_mem_data(b, &want);
+        if ((size_t)wlen != len || memcmp(pem, want, len) != 0)
+            fail_msg("%s: pqm__key_to_pem differs from the encoder's PEM (%zu vs %ld bytes)",
+                     types[i], len, wlen);
+        BIO_free(b);
+        free(pem);
+
+        /* The same key without its seed (the expanded form only). */
+        unsigned char priv[8192];
+        size_t privlen = 0;
+        assert_int_equal(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PRIV_KEY, priv,
+                                                         sizeof(priv), &privlen),
+                         1);
+        EVP_PKEY *noseed =
+            EVP_PKEY_new_raw_private_key_ex(NULL, types[i], NULL, priv, privlen);
+        assert_non_null(noseed);
+        assert_int_equal(pqm__key_to_pem(noseed, NULL, 0, &pem, &len, &e), 0);
+        b = BIO_new_mem_buf(pem, (int)len);
+        EVP_PKEY *back = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+        BIO_free(b);
+        assert_non_null(back);
+        assert_int_equal(EVP_PKEY_eq(back, key), 1);
+        EVP_PKEY_free(back);
+        free(pem);
+        OPENSSL_cleanse(priv, sizeof(priv));
+        EVP_PKEY_free(noseed);
+        EVP_PKEY_free(key);
+    }
+}
+
 /* --- loading ---------------------------------------------------------------------------- */
 
 enum file_id { F_ENC, F_PLAIN, F_GARBAGE, F_EMPTY, F_MISSING, F_TRUNCATED, F_CERT, F_SHORT };
@@ -321,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_encrypted_pem_uses_scrypt_aes256cbc),
         cmocka_unit_test(test_encryption_is_salted),
         cmocka_unit_test(test_plain_pem),
+        cmocka_unit_test(test_mldsa_pem_is_the_encoders),
         cmocka_unit_test(test_key_load),
         cmocka_unit_test(test_key_file_is_encrypted),
         cmocka_unit_test(test_round_trip_every_algorithm),
