@@ -4,7 +4,10 @@
 #   (certificates and keys) behind once the next command has recovered;
 # - a file someone else creates at a name a batch is about to publish survives the
 #   failed batch, which rolls back whole;
-# - a killed `pki init` leaves its half-built directory, which the next init removes.
+# - a killed `pki init` leaves its half-built directory, which the next init removes;
+# - a batch of several parts (signed while the previous part is recorded and published)
+#   killed at random points is whole or absent after recovery;
+# - a batch with a taken name far into it is refused before anything is signed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 require_tool sqlite3
@@ -132,4 +135,51 @@ expect_ok "pki check agrees after concurrent issuers" pqm pki check --pki "$T/cc
 [[ $(sqlite3 "$T/cc/pki.db" "select count(distinct serial) from certs where status = 'valid' and kind = 'client'") -eq 100 ]] \
     || fail "expected 100 distinct valid client certificates"
 pass "100 distinct certificates recorded"
+
+# 7. Batches of 300 (three parts of 128, 128 and 44) killed at random points. The parts
+#    are recorded and published while the next part is signed, but the batch is one
+#    transaction: after recovery it is either all valid, with its 900 files, or absent.
+pqm pki init "$T/parts" --no-passphrase > /dev/null
+s0=$(date +%s%N)
+pqm pki issue client --pki "$T/parts" --name whole --count 300 --no-key-passphrase > /dev/null
+dur=$(( ($(date +%s%N) - s0) / 1000 ))
+info "an uninterrupted batch of 300 takes ${dur} us"
+killed=0 whole=0
+for i in $(seq 1 8); do
+    d=$(( (RANDOM * 32768 + RANDOM) % (dur * 12 / 10 + 1) ))
+    printf -v delay '%d.%06d' $(( d / 1000000 )) $(( d % 1000000 ))
+    "$PQMTLS_BIN" pki issue client --pki "$T/parts" --name "k$i" --count 300 --no-key-passphrase \
+        > /dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null || true
+    set +e; { wait "$pid"; } 2>/dev/null; rc=$?; set -e
+    [[ $rc -eq 137 ]] && killed=$((killed + 1))
+    expect_ok "pki check after batch k$i (killed after ${delay} s)" pqm pki check --pki "$T/parts"
+    v=$(sqlite3 "$T/parts/pki.db" "select count(*) from certs where status = 'valid' and name like 'k$i-%'")
+    files=$(find "$T/parts/issued" -name "k$i-*" | wc -l)
+    [[ $v -eq 0 || $v -eq 300 ]] || fail "batch k$i: $v of 300 certificates valid after recovery"
+    [[ $files -eq $(( v * 3 )) ]] || fail "batch k$i: $files files for $v valid certificates"
+    [[ $v -eq 300 ]] && whole=$((whole + 1))
+done
+[[ -z "$(find "$T/parts/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] || fail "temporary files left"
+(( killed > 0 )) || fail "no batch was killed mid-way: nothing was exercised"
+pass "8 batches of 300 ($killed killed at random points, $whole whole): each whole or absent, files agree"
+
+# 8. A batch whose 250th name is taken is refused before anything is signed: it signs in
+#    parts, but checks every name and file first, so no serial is spent (no aborted row).
+pqm pki issue client --pki "$T/parts" --name late-0250 --no-key-passphrase > /dev/null
+run pqm pki issue client --pki "$T/parts" --name late --count 300 --no-key-passphrase
+[[ $RC -eq 1 ]] || fail "a batch with a taken name should fail with exit 1, got $RC: $OUT"
+assert_contains "the refusal names the certificate" "$OUT" "late-0250"
+[[ $(sqlite3 "$T/parts/pki.db" "select count(*) from certs where name like 'late-%'") -eq 1 ]] \
+    || fail "the refused batch left rows: $(sqlite3 "$T/parts/pki.db" "select name, status from certs where name like 'late-%' and name != 'late-0250' limit 3")"
+pass "a taken name in the third part refuses the batch before any certificate is signed"
+touch "$T/parts/issued/file-0290.chain.pem"
+run pqm pki issue client --pki "$T/parts" --name file --count 300 --no-key-passphrase
+[[ $RC -eq 1 ]] || fail "a batch with an existing output file should fail with exit 1, got $RC: $OUT"
+assert_contains "the refusal names the file" "$OUT" "file-0290.chain.pem already exists"
+[[ $(sqlite3 "$T/parts/pki.db" "select count(*) from certs where name like 'file-%'") -eq 0 ]] \
+    || fail "the refused batch left rows"
+pass "an existing output file in the third part refuses the batch before any certificate is signed"
 done_all

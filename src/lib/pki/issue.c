@@ -32,6 +32,9 @@
 #define PQM_MAX_COUNT 1000000
 /* Certificates written and recorded per transaction: bounds memory for large batches. */
 #define PQM_ISSUE_CHUNK 1000
+/* Certificates signed per part of a transaction: one part is recorded and published
+ * while the next is signed, and the last part, which nothing overlaps, stays short. */
+#define PQM_ISSUE_PART 128
 #define PQM_CSR_MAX (256 * 1024)
 #define PQM_RSA_MIN_BITS 2048
 #define PQM_MAX_SIGNERS 16
@@ -290,6 +293,7 @@ struct issue_ctx {
     char *ca_pem;
     size_t ca_pem_len;
     char crl_url[PQM_URL_MAX + 32]; /* the issuing CA's CRL; "" when none is configured */
+    unsigned checked; /* certificates 1 to CHECKED had their names checked by check_names */
 };
 
 static int digits(unsigned n)
@@ -324,10 +328,32 @@ static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
         if ((pd->path[i] = malloc(len)) == NULL)
             return pqm__err_set(&c->p->err, "out of memory");
         snprintf(pd->path[i], len, "%s/%s%s", c->out_dir, base, ext[i]);
-        if (access(pd->path[i], F_OK) == 0)
-            return pqm__err_set(&c->p->err, "%s already exists; refusing to overwrite it",
-                                pd->path[i]);
         pd->rel[i] = rel_path(c->p, pd->path[i]);
+    }
+    return 0;
+}
+
+/* Refuses NAME when the inventory has it (pending or valid) and BASE when one of the
+ * files it would write exists. Publishing never replaces a file either; this says so
+ * before anything is signed. */
+static int check_free(struct issue_ctx *c, const char *name, const char *base)
+{
+    static const char *const ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
+    struct pqm_err *e = &c->p->err;
+    int live = pqm__store_name_live(c->p->store, name, e);
+    if (live > 0)
+        return pqm__err_set(e, "a certificate named '%s' already exists in the inventory", name);
+    if (live < 0)
+        return -1;
+    for (int i = 0; i < F_COUNT; i++) {
+        char path[PATH_MAX];
+        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass.buf == NULL))
+            continue;
+        if (snprintf(path, sizeof(path), "%s/%s%s", c->out_dir, base, ext[i]) >=
+            (int)sizeof(path))
+            return pqm__err_set(e, "%s/%s: path too long", c->out_dir, base);
+        if (access(path, F_OK) == 0)
+            return pqm__err_set(e, "%s already exists; refusing to overwrite it", path);
     }
     return 0;
 }
@@ -436,15 +462,12 @@ int pqm__pki_new_serial(struct pqm_pki *p, BIGNUM **out)
     return pqm__err_set(&p->err, "cannot draw an unused serial number");
 }
 
-/* Everything about certificate INDEX that needs the inventory or the file system:
- * its name, paths, SANs (checked against the name constraints), subject and serial. */
-static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
+/* The name of certificate number INDEX into NAME (PQM_NAME_MAX + 16 bytes) and the
+ * prefix of its files into BASE (PATH_MAX bytes), checked as names. */
+static int number_name(struct issue_ctx *c, unsigned index, char *name, char *base)
 {
-    struct pqm_pki *p = c->p;
-    struct pqm_err *e = &p->err;
     const struct pqm_issue *r = c->req;
-    char base[PATH_MAX];
-
+    struct pqm_err *e = &c->p->err;
     if (r->count > 1) {
         if (strlen(c->name) + 1 + (size_t)c->width > PQM_NAME_MAX)
             return pqm__err_set(e, "--name '%s' with --count %u gives names longer than %d "
@@ -454,25 +477,54 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
          * (node.example.com -> node-0001.example.com), so it stays under the domain. */
         const char *rest = r->profile == PQM_PROFILE_SERVER ? strchr(c->name, '.') : NULL;
         int head = rest != NULL ? (int)(rest - c->name) : (int)strlen(c->name);
-        snprintf(pd->name, sizeof(pd->name), "%.*s-%0*u%s", head, c->name, c->width, index,
+        snprintf(name, PQM_NAME_MAX + 16, "%.*s-%0*u%s", head, c->name, c->width, index,
                  rest != NULL ? rest : "");
         if (r->out_prefix[0] != '\0')
-            snprintf(base, sizeof(base), "%s-%0*u", c->out_base, c->width, index);
+            snprintf(base, PATH_MAX, "%s-%0*u", c->out_base, c->width, index);
         else
-            snprintf(base, sizeof(base), "%s", pd->name);
+            snprintf(base, PATH_MAX, "%s", name);
     } else {
-        snprintf(pd->name, sizeof(pd->name), "%s", c->name);
-        snprintf(base, sizeof(base), "%s", c->out_base);
+        snprintf(name, PQM_NAME_MAX + 16, "%s", c->name);
+        snprintf(base, PATH_MAX, "%s", c->out_base);
     }
-    const char *name = pd->name;
     if (pqm__name_valid(name, e) != 0)
         return -1;
     if (r->profile == PQM_PROFILE_SERVER && pqm__dns_valid(name, e) != 0)
         return pqm__err_copy(e, "a server certificate's --name is its DNS name", pqm__err_str(e));
-    int live = pqm__store_name_live(p->store, name, e);
-    if (live > 0)
-        return pqm__err_set(e, "a certificate named '%s' already exists in the inventory", name);
-    if (live < 0 || set_paths(c, pd, base) != 0)
+    return 0;
+}
+
+/* Checks the names and files of certificates FIRST to LAST (inclusive) in one read
+ * transaction, so that a batch is refused whole for a name that is taken. */
+static int check_names(struct issue_ctx *c, unsigned first, unsigned last)
+{
+    struct pqm_pki *p = c->p;
+    char name[PQM_NAME_MAX + 16], base[PATH_MAX];
+    if (pqm__store_begin_read(p->store, &p->err) != 0)
+        return -1;
+    for (unsigned i = first; i <= last; i++)
+        if (number_name(c, i, name, base) != 0 || check_free(c, name, base) != 0) {
+            pqm__store_rollback(p->store);
+            return -1;
+        }
+    return pqm__store_commit(p->store, &p->err);
+}
+
+/* Everything about certificate INDEX that needs the inventory or the file system:
+ * its name, paths, SANs (checked against the name constraints), subject and serial.
+ * The name and files are checked here unless check_names did it already. */
+static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
+{
+    struct pqm_pki *p = c->p;
+    struct pqm_err *e = &p->err;
+    char base[PATH_MAX];
+
+    if (number_name(c, index, pd->name, base) != 0)
+        return -1;
+    const char *name = pd->name;
+    if (index > c->checked && check_free(c, name, base) != 0)
+        return -1;
+    if (set_paths(c, pd, base) != 0)
         return -1;
     pd->sans = build_sans(c, name);
     if (pd->sans == NULL)
@@ -602,12 +654,17 @@ cleanup:
     return rc;
 }
 
+/* The signers of one part. They take its certificates in turn; the thread that started
+ * them may record the previous part and plan the next meanwhile, then joins in
+ * (sign_wait). */
 struct signer {
     const struct issue_ctx *c;
     struct pending *pds;
     size_t n;
     atomic_size_t next;
     atomic_int failed;
+    pthread_t tids[PQM_MAX_SIGNERS];
+    size_t started;
 };
 
 static void *signer_main(void *arg)
@@ -624,38 +681,58 @@ static void *signer_main(void *arg)
     }
 }
 
-/* Signs N planned certificates on up to one thread per core: the signatures are
- * independent, and a batch should take the time of its cryptography divided by the
- * cores, not multiplied by nothing else. */
-static int sign_all(struct issue_ctx *c, struct pending *pds, size_t n)
+/* Starts signing the N planned certificates of PDS on up to one thread per core and
+ * returns at once: the signatures are independent, and a batch should take the time of
+ * its cryptography divided by the cores. With OVERLAP the caller has other work to do
+ * meanwhile, so every core gets a signer; without, the caller is the last one. A
+ * thread that cannot be started leaves its share to the caller. */
+static void sign_start(struct signer *s, const struct issue_ctx *c, struct pending *pds,
+                       size_t n, int overlap)
 {
-    struct signer s = {.c = c, .pds = pds, .n = n};
-    atomic_init(&s.next, 0);
-    atomic_init(&s.failed, 0);
+    s->c = c;
+    s->pds = pds;
+    s->n = n;
+    s->started = 0;
+    atomic_init(&s->next, 0);
+    atomic_init(&s->failed, 0);
     long cores = pqm__usable_cores();
-    size_t nthreads = cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
-    if (nthreads > n)
-        nthreads = n;
-    pthread_t tids[PQM_MAX_SIGNERS];
-    size_t started = 0;
-    for (; started + 1 < nthreads; started++)
-        if (pthread_create(&tids[started], NULL, signer_main, &s) != 0)
+    size_t want = cores > PQM_MAX_SIGNERS ? PQM_MAX_SIGNERS : (size_t)cores;
+    if (want > n)
+        want = n;
+    if (!overlap)
+        want--;
+    for (; s->started < want; s->started++)
+        if (pthread_create(&s->tids[s->started], NULL, signer_main, s) != 0)
             break;
-    signer_main(&s); /* this thread signs too */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    for (size_t i = 0; i < n; i++)
-        if (pds[i].failed)
-            return pqm__err_copy(&c->p->err, pds[i].name, pqm__err_str(&pds[i].err));
-    return 0;
 }
 
-/* Marks the chunk valid and drops its staging record, in one transaction. */
+/* The certificates not started yet are left unsigned. */
+static void sign_stop(struct signer *s)
+{
+    atomic_store(&s->failed, 1);
+}
+
+/* Signs what is left on this thread, waits for the others, and returns the first
+ * failure's error in P. */
+static int sign_wait(struct signer *s, struct pqm_pki *p)
+{
+    signer_main(s);
+    for (size_t i = 0; i < s->started; i++)
+        pthread_join(s->tids[i], NULL);
+    s->started = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->pds[i].failed)
+            return pqm__err_copy(&p->err, s->pds[i].name, pqm__err_str(&s->pds[i].err));
+    return atomic_load(&s->failed) ? -1 : 0;
+}
+
+/* Marks the transaction's N certificates valid and drops its staging record, in one
+ * SQLite transaction. */
 static int set_status_all(struct pqm_pki *p, size_t n, int64_t staging)
 {
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
-    /* Under the lock, after recovery, the chunk's rows are the only pending ones. */
+    /* Under the lock, after recovery, the transaction's rows are the only pending ones. */
     if (pqm__store_mark_all(p->store, "pending", "valid", n, &p->err) != 0 ||
         pqm__store_staging_del(p->store, staging, &p->err) != 0) {
         pqm__store_rollback(p->store);
@@ -678,16 +755,16 @@ static int record_staging(struct issue_ctx *c, int64_t *id)
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* Records the chunk as pending (the intent, with the identity of every staged file),
- * publishes its staged files, makes them durable, then marks the chunk valid. A crash
+/* Records a signed part of a transaction as pending (the intent, with the identity of
+ * every staged file), then publishes its staged files and makes them durable. A crash
  * at any point leaves pending rows that recovery rolls back (removing what was
- * published, and only that), or temporary files that recovery sweeps; nothing is
- * valid before it is on disk.
+ * published, and only that), or temporary files that recovery sweeps; the transaction
+ * becomes valid (settle) only once all of it is on disk.
  *
- * A large chunk renames first and syncs the file system once afterwards: renaming
- * after a sync waits for the directory blocks still under write-back, which on ext4
- * costs far more than the sync itself. A small one syncs each file and directory. */
-static int persist(struct pqm_pki *p, struct pending *pds, size_t n, int64_t staging)
+ * A large part renames first and syncs the file system once afterwards: renaming after
+ * a sync waits for the directory blocks still under write-back, which on ext4 costs far
+ * more than the sync itself. A small one syncs each file and directory. */
+static int record_part(struct pqm_pki *p, struct pending *pds, size_t n)
 {
     int batch = n * 3 > PQM_SYNCFS_THRESHOLD;
 
@@ -709,9 +786,7 @@ static int persist(struct pqm_pki *p, struct pending *pds, size_t n, int64_t sta
             return -1;
         }
     }
-    if (batch && pqm__syncfs_of(pds[0].path[F_CERT], &p->err) != 0)
-        return -1;
-    return set_status_all(p, n, staging);
+    return batch ? pqm__syncfs_of(pds[0].path[F_CERT], &p->err) : 0;
 }
 
 /* After a failure: roll back what this command left, keeping its error message. */
@@ -897,11 +972,65 @@ static int prepare(struct issue_ctx *c)
     return 0;
 }
 
+static size_t part_at(size_t total, size_t done, size_t part)
+{
+    return total - done < part ? total - done : part;
+}
+
+/* Issues the N certificates numbered from FIRST + 1 as one transaction: all valid, or
+ * (after a failure, once recovered) none. Signing goes part by part: while one part is
+ * signed, the calling thread records and publishes the part before and plans the part
+ * after, then signs beside the others. */
+static int issue_transaction(struct issue_ctx *c, struct pending *pds, size_t n, unsigned first)
+{
+    struct pqm_pki *p = c->p;
+    const struct pqm_issue *r = c->req;
+    int64_t staging = -1;
+    size_t part = part_at(n, 0, PQM_ISSUE_PART);
+    if (record_staging(c, &staging) != 0)
+        return -1;
+    if (plan_all(c, pds, part, first + 1) != 0)
+        goto fail;
+    size_t recorded = 0;
+    for (size_t at = 0; at < n;) {
+        size_t now = part_at(n, at, part), next = part_at(n, at + now, part);
+        struct signer s;
+        sign_start(&s, c, pds + at, now, recorded < at || next > 0);
+        int other = 0;
+        if (first == 0 && at == 0 && r->count > now) /* the whole request, once */
+            other = check_names(c, (unsigned)now + 1, r->count);
+        if (other == 0 && first == 0 && at == 0)
+            c->checked = r->count;
+        if (other == 0 && recorded < at)
+            other = record_part(p, pds + recorded, at - recorded);
+        recorded = at;
+        if (other == 0 && next > 0)
+            other = plan_all(c, pds + at + now, next, first + (unsigned)(at + now) + 1);
+        if (other != 0)
+            sign_stop(&s);
+        struct pqm_err why = p->err;
+        int signed_ok = sign_wait(&s, p);
+        if (other != 0 || signed_ok != 0) {
+            if (other != 0)
+                p->err = why;
+            goto fail;
+        }
+        at += now;
+    }
+    if (record_part(p, pds + recorded, n - recorded) == 0 && set_status_all(p, n, staging) == 0)
+        return 0;
+fail:
+    /* Recovery first: it sweeps the temporary files by the staging record. Removing
+     * them before would free names (and inodes) for others to take meanwhile. */
+    abandon(p);
+    return -1;
+}
+
 int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb cb, void *arg)
 {
     struct issue_ctx c = {.p = p, .req = req};
     struct pending *pds = NULL;
-    size_t chunk = req->count < PQM_ISSUE_CHUNK ? req->count : PQM_ISSUE_CHUNK;
+    size_t chunk = part_at(req->count, 0, PQM_ISSUE_CHUNK);
     int rc = -1;
     pqm__err_clear(&p->err);
 
@@ -911,16 +1040,8 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
     pds = calloc(chunk, sizeof(*pds));
     ENSURE(pds != NULL, &p->err, "out of memory");
     for (unsigned done = 0; done < req->count;) {
-        size_t n = req->count - done < chunk ? req->count - done : chunk;
-        int64_t staging = -1;
-        GUARD(plan_all(&c, pds, n, done + 1));
-        GUARD(record_staging(&c, &staging));
-        if (sign_all(&c, pds, n) != 0 || persist(p, pds, n, staging) != 0) {
-            /* Recovery first: it sweeps the temporary files by the staging record. Removing
-             * them before would free names (and inodes) for others to take meanwhile. */
-            abandon(p);
-            goto cleanup;
-        }
+        size_t n = part_at(req->count, done, chunk);
+        GUARD(issue_transaction(&c, pds, n, done));
         for (size_t i = 0; i < n && cb != NULL; i++) {
             struct pqm_issued o;
             issued_of(&pds[i], &o);
