@@ -15,17 +15,24 @@ require_tool sqlite3
 pqm pki init "$T/p" --no-passphrase > /dev/null
 mkdir "$T/out" "$T/out2"
 
-# 1. Killed while signing into --out.
-"$PQMTLS_BIN" pki issue client --pki "$T/p" --name kk --count 2000 --out "$T/out/t" --no-key-passphrase \
-    > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    [[ -n "$(find "$T/out" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
-    sleep 0.01
+# 1. Killed while writing into --out. A part's files are staged just before they are
+#    published, so the kill can miss the moment; then the batch is recovered and tried
+#    again under another name.
+staged=0
+for attempt in 1 2 3 4 5; do
+    "$PQMTLS_BIN" pki issue client --pki "$T/p" --name "kk$attempt" --count 2000 --out "$T/out/t$attempt" \
+        --no-key-passphrase > /dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 2000); do
+        [[ -n "$(find "$T/out" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
+        sleep 0.002
+    done
+    kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    staged=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
+    [[ $staged -gt 0 ]] && break
+    info "attempt $attempt: killed when no file was staged; again"
 done
-kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-staged=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
-[[ $staged -gt 0 ]] || fail "the batch was killed before it staged anything; cannot test the sweep"
+[[ $staged -gt 0 ]] || fail "no batch was killed while files were staged; cannot test the sweep"
 info "$staged temporary files staged when killed"
 expect_ok "pki check recovers" pqm pki check --pki "$T/p"
 left=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
@@ -33,13 +40,15 @@ left=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
 pass "no temporary file left in the --out directory"
 [[ $(sqlite3 "$T/p/pki.db" "select count(*) from staging") -eq 0 ]] || fail "staging record left"
 pass "the staging record is gone"
-[[ $(sqlite3 "$T/p/pki.db" "select count(*) from certs where status in ('valid','pending') and name like 'kk-%'") -eq \
-   $(find "$T/out" -name 't-*.crt.pem' | wc -l) ]] || fail "inventory and --out directory disagree"
+[[ $(sqlite3 "$T/p/pki.db" "select count(*) from certs where status in ('valid','pending') and name like 'kk%'") -eq \
+   $(find "$T/out" -name 't*.crt.pem' | wc -l) ]] || fail "inventory and --out directory disagree"
 pass "inventory and --out directory agree"
 
-# 2. A foreign file at a name the batch publishes: kept, and the batch rolls back whole.
-#    The file must appear after the batch checked its names and before it publishes; if
-#    this machine lets the batch finish first (noclobber tells), try again with a new one.
+# 2. A foreign file at a name the batch publishes: kept, and the batch rolls back whole,
+#    the parts it had already published included. The file is placed once the first
+#    part is published (the batch has checked its names by then) and long before the
+#    fourth part, which holds t-0500, is; if this machine lets the batch finish first
+#    (noclobber tells), try again with a new one.
 placed=0
 for attempt in 1 2 3; do
     out="$T/out2-$attempt"
@@ -47,9 +56,9 @@ for attempt in 1 2 3; do
     "$PQMTLS_BIN" pki issue client --pki "$T/p" --name "ff$attempt" --count 600 --out "$out/t" \
         --no-key-passphrase > /dev/null 2> "$T/ff.err" &
     pid=$!
-    for _ in $(seq 1 500); do
-        [[ -n "$(find "$out" -name '.pqmtls-tmp-t-0500.crt.pem-*' -print -quit)" ]] && break
-        sleep 0.01
+    for _ in $(seq 1 1000); do
+        [[ -e "$out/t-0001.crt.pem" ]] && break
+        sleep 0.005
     done
     if (set -C; echo precious > "$out/t-0500.crt.pem") 2>/dev/null; then placed=1; fi
     set +e; wait "$pid"; rc=$?; set -e

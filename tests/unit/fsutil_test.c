@@ -187,6 +187,38 @@ static void test_files_stamp(void **state)
     assert_true(pqm__files_stamp(files, 4) != s3);
 }
 
+/* A certificate's hash and its chain's (the certificate followed by the CA's), the
+ * certificate hashed once: the same as hashing each whole; and a file staged with a
+ * known hash is recognised by it. */
+static void test_sha256_prefix_and_stage_hashed(void **state)
+{
+    (void)state;
+    const char cert[] = "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n";
+    const char ca[] = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+    char chain[sizeof(cert) + sizeof(ca)];
+    snprintf(chain, sizeof(chain), "%s%s", cert, ca);
+    char a[PQM_SHA256_HEX], ab[PQM_SHA256_HEX], want_a[PQM_SHA256_HEX], want_ab[PQM_SHA256_HEX];
+    assert_int_equal(pqm__sha256_hex_prefix(cert, strlen(cert), ca, strlen(ca), a, ab), 0);
+    assert_int_equal(pqm__sha256_hex(cert, strlen(cert), want_a), 0);
+    assert_int_equal(pqm__sha256_hex(chain, strlen(chain), want_ab), 0);
+    assert_string_equal(a, want_a);
+    assert_string_equal(ab, want_ab);
+    assert_string_not_equal(a, ab);
+
+    struct pqm_filetx tx;
+    struct pqm_err e = {{0}};
+    char final[PATH_MAX], id[PQM_SHA256_HEX + 1], on_disk[PQM_SHA256_HEX];
+    snprintf(final, sizeof(final), "%s", at("chain.pem"));
+    pqm__filetx_init(&tx);
+    assert_int_equal(pqm__filetx_stage_hashed(&tx, final, chain, strlen(chain), 0644, ab, &e), 0);
+    assert_int_equal(pqm__filetx_publish(&tx, &e), 0);
+    pqm__filetx_identity(&tx, final, id, sizeof(id));
+    assert_string_equal(id, want_ab);
+    assert_int_equal(pqm__file_identity(final, on_disk, &e), 1); /* present */
+    assert_string_equal(on_disk, id);
+    pqm__filetx_release(&tx);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -194,6 +226,7 @@ int main(void)
         T(test_stage_then_publish),          T(test_publish_refuses_to_replace),
         T(test_identity_and_unlink_if_same), T(test_remove_tmp_files_prefix),
         T(test_read_file_bounds),            T(test_files_stamp),
+        T(test_sha256_prefix_and_stage_hashed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

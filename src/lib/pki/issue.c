@@ -23,6 +23,7 @@
 #include "pki/keyfile.h"
 #include "pki/names.h"
 #include "pki/profile.h"
+#include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/net.h"
 #include "util/timeutil.h"
@@ -35,6 +36,7 @@
 /* Certificates signed per part of a transaction: one part is recorded and published
  * while the next is signed, and the last part, which nothing overlaps, stays short. */
 #define PQM_ISSUE_PART 128
+#define PQM_ISSUE_LAST_PART 32
 #define PQM_CSR_MAX (256 * 1024)
 #define PQM_RSA_MIN_BITS 2048
 #define PQM_MAX_SIGNERS 16
@@ -241,6 +243,7 @@ struct pending {
     char name[PQM_NAME_MAX + 16];
     char *path[F_COUNT];      /* absolute; NULL for a file not written */
     const char *rel[F_COUNT]; /* as recorded: a suffix of path[], "" when none */
+    char sha[F_COUNT][PQM_SHA256_HEX]; /* of each file's bytes, computed by the signer */
     char staged[4 * 66];      /* SHA-256 of each staged file, for the inventory */
     struct pqm_filetx tx;     /* its files, staged under temporary names */
     struct pqm_err err;
@@ -538,21 +541,40 @@ static int plan_one(struct issue_ctx *c, unsigned index, struct pending *pd)
     return pqm__pki_new_serial(c->p, &pd->serial_bn);
 }
 
+/* The SHA-256 of each file PD will write, computed where it was signed: recovery
+ * recognises the files by it. The chain starts with the certificate, so the
+ * certificate's bytes are hashed once for both. */
+static int hash_outputs(const struct issue_ctx *c, struct pending *pd)
+{
+    struct pqm_err *e = &pd->err;
+    if (pqm__sha256_hex_prefix(pd->cert_pem, pd->cert_len, c->ca_pem, c->ca_pem_len,
+                               pd->sha[F_CERT], pd->sha[F_CHAIN]) != 0 ||
+        (pd->key_pem != NULL && pqm__sha256_hex(pd->key_pem, pd->key_len, pd->sha[F_KEY]) != 0) ||
+        (pd->p12 != NULL && pqm__sha256_hex(pd->p12, (size_t)pd->p12_len, pd->sha[F_P12]) != 0))
+        return pqm__err_set(e, "cannot hash the certificate's files");
+    return 0;
+}
+
 /* Writes PD's files under temporary names (invisible until published) and drops the
  * encodings. A crash before they are recorded leaves only temporary files, which
- * recovery removes. */
+ * recovery removes. The calling thread writes them all, while the signers sign the
+ * next part: creating files in one directory from several threads at once makes them
+ * wait on the directory's lock, spinning. */
 static int stage_one(struct pending *pd)
 {
     struct pqm_filetx *tx = &pd->tx;
     struct pqm_err *e = &pd->err;
-    if (pqm__filetx_stage(tx, pd->path[F_CERT], pd->cert_pem, pd->cert_len, 0644, e) != 0 ||
-        pqm__filetx_stage(tx, pd->path[F_CHAIN], pd->chain_pem, pd->chain_len, 0644, e) != 0)
+    if (pqm__filetx_stage_hashed(tx, pd->path[F_CERT], pd->cert_pem, pd->cert_len, 0644,
+                                 pd->sha[F_CERT], e) != 0 ||
+        pqm__filetx_stage_hashed(tx, pd->path[F_CHAIN], pd->chain_pem, pd->chain_len, 0644,
+                                 pd->sha[F_CHAIN], e) != 0)
         return -1;
-    if (pd->key_pem != NULL &&
-        pqm__filetx_stage(tx, pd->path[F_KEY], pd->key_pem, pd->key_len, 0600, e) != 0)
+    if (pd->key_pem != NULL && pqm__filetx_stage_hashed(tx, pd->path[F_KEY], pd->key_pem,
+                                                        pd->key_len, 0600, pd->sha[F_KEY], e) != 0)
         return -1;
     if (pd->p12 != NULL &&
-        pqm__filetx_stage(tx, pd->path[F_P12], pd->p12, (size_t)pd->p12_len, 0600, e) != 0)
+        pqm__filetx_stage_hashed(tx, pd->path[F_P12], pd->p12, (size_t)pd->p12_len, 0600,
+                                 pd->sha[F_P12], e) != 0)
         return -1;
     free(pd->cert_pem);
     free(pd->chain_pem);
@@ -582,7 +604,7 @@ static int plan_all(struct issue_ctx *c, struct pending *pds, size_t n, unsigned
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* The work of one planned certificate: key, signature, encodings, staged files.
+/* The work of one planned certificate: key, signature, encodings and their hashes.
  * Touches nothing shared but read-only state, so several run at once. Errors go to PD. */
 static int sign_one(const struct issue_ctx *c, struct pending *pd)
 {
@@ -635,7 +657,7 @@ static int sign_one(const struct issue_ctx *c, struct pending *pd)
     GUARD(pqm__record_from_cert(x, key, c->ca->serial, fp, &pd->rec, &pd->rb, e));
     GUARD(encode_certs(c, pd, der, (size_t)derlen));
     GUARD(encode_outputs(c, pd, x, key));
-    GUARD(stage_one(pd));
+    GUARD(hash_outputs(c, pd));
     struct pqm_cert_record *rec = &pd->rec;
     rec->name = pd->name;
     rec->kind = r->profile == PQM_PROFILE_SERVER ? "server" : "client";
@@ -755,8 +777,9 @@ static int record_staging(struct issue_ctx *c, int64_t *id)
     return pqm__store_commit(p->store, &p->err);
 }
 
-/* Records a signed part of a transaction as pending (the intent, with the identity of
- * every staged file), then publishes its staged files and makes them durable. A crash
+/* Writes a signed part's files under temporary names, records the part as pending (the
+ * intent, with the identity of every staged file), then publishes its staged files and
+ * makes them durable. A crash
  * at any point leaves pending rows that recovery rolls back (removing what was
  * published, and only that), or temporary files that recovery sweeps; the transaction
  * becomes valid (settle) only once all of it is on disk.
@@ -768,6 +791,9 @@ static int record_part(struct pqm_pki *p, struct pending *pds, size_t n)
 {
     int batch = n * 3 > PQM_SYNCFS_THRESHOLD;
 
+    for (size_t i = 0; i < n; i++)
+        if (stage_one(&pds[i]) != 0)
+            return pqm__err_copy(&p->err, pds[i].name, pqm__err_str(&pds[i].err));
     if (pqm__store_begin(p->store, &p->err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -977,6 +1003,20 @@ static size_t part_at(size_t total, size_t done, size_t part)
     return total - done < part ? total - done : part;
 }
 
+/* The size of the part of a transaction of N that starts at AT: PQM_ISSUE_PART, except
+ * at the end, where a part of PQM_ISSUE_LAST_PART comes last. Nothing overlaps the last
+ * part's recording, so it is kept short; it still signs for long enough to cover the
+ * recording of the part before it. */
+static size_t part_len(size_t n, size_t at)
+{
+    size_t left = n - at;
+    if (left <= 2 * PQM_ISSUE_LAST_PART)
+        return left;
+    if (left <= PQM_ISSUE_PART + PQM_ISSUE_LAST_PART)
+        return left - PQM_ISSUE_LAST_PART;
+    return PQM_ISSUE_PART;
+}
+
 /* Issues the N certificates numbered from FIRST + 1 as one transaction: all valid, or
  * (after a failure, once recovered) none. Signing goes part by part: while one part is
  * signed, the calling thread records and publishes the part before and plans the part
@@ -986,14 +1026,13 @@ static int issue_transaction(struct issue_ctx *c, struct pending *pds, size_t n,
     struct pqm_pki *p = c->p;
     const struct pqm_issue *r = c->req;
     int64_t staging = -1;
-    size_t part = part_at(n, 0, PQM_ISSUE_PART);
     if (record_staging(c, &staging) != 0)
         return -1;
-    if (plan_all(c, pds, part, first + 1) != 0)
+    if (plan_all(c, pds, part_len(n, 0), first + 1) != 0)
         goto fail;
     size_t recorded = 0;
     for (size_t at = 0; at < n;) {
-        size_t now = part_at(n, at, part), next = part_at(n, at + now, part);
+        size_t now = part_len(n, at), next = at + now < n ? part_len(n, at + now) : 0;
         struct signer s;
         sign_start(&s, c, pds + at, now, recorded < at || next > 0);
         int other = 0;

@@ -34,3 +34,28 @@ int pqm__sha256_hex(const void *data, size_t len, char out[PQM_SHA256_HEX])
     pqm__hex(md, mdlen, out);
     return 0;
 }
+
+int pqm__sha256_hex_prefix(const void *a, size_t alen, const void *b, size_t blen,
+                           char out_a[PQM_SHA256_HEX], char out_ab[PQM_SHA256_HEX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int rc = -1;
+    if (pthread_once(&sha256_once, fetch_sha256) != 0 || sha256_md == NULL)
+        return -1;
+    EVP_MD_CTX *ca = EVP_MD_CTX_new(), *cab = EVP_MD_CTX_new();
+    if (ca == NULL || cab == NULL || EVP_DigestInit_ex2(ca, sha256_md, NULL) != 1 ||
+        EVP_DigestUpdate(ca, a, alen) != 1 || EVP_MD_CTX_copy_ex(cab, ca) != 1 ||
+        EVP_DigestFinal_ex(ca, md, &mdlen) != 1 || mdlen != 32)
+        goto cleanup;
+    pqm__hex(md, mdlen, out_a);
+    if (EVP_DigestUpdate(cab, b, blen) != 1 || EVP_DigestFinal_ex(cab, md, &mdlen) != 1 ||
+        mdlen != 32)
+        goto cleanup;
+    pqm__hex(md, mdlen, out_ab);
+    rc = 0;
+cleanup:
+    EVP_MD_CTX_free(ca);
+    EVP_MD_CTX_free(cab);
+    return rc;
+}

@@ -133,8 +133,8 @@ void pqm__filetx_init(struct pqm_filetx *tx)
     memset(tx, 0, sizeof(*tx));
 }
 
-int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
-                      mode_t mode, struct pqm_err *e)
+int pqm__filetx_stage_hashed(struct pqm_filetx *tx, const char *final, const void *data,
+                             size_t len, mode_t mode, const char *sha256, struct pqm_err *e)
 {
     if (tx->n == tx->cap) {
         size_t cap = tx->cap ? tx->cap * 2 : 8;
@@ -148,10 +148,7 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     if (final_copy == NULL)
         return pqm__err_set(e, "out of memory");
     struct pqm_staged_file *f = &tx->files[tx->n];
-    if (pqm__sha256_hex(data, len, f->sha256) != 0) {
-        free(final_copy);
-        return pqm__err_set(e, "%s: cannot hash the content", final);
-    }
+    snprintf(f->sha256, sizeof(f->sha256), "%s", sha256);
     char *tmp = write_temp(final, data, len, mode, e);
     if (tmp == NULL) {
         free(final_copy);
@@ -161,6 +158,15 @@ int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data
     f->final = final_copy;
     tx->n++;
     return 0;
+}
+
+int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
+                      mode_t mode, struct pqm_err *e)
+{
+    char sha256[PQM_SHA256_HEX];
+    if (pqm__sha256_hex(data, len, sha256) != 0)
+        return pqm__err_set(e, "%s: cannot hash the content", final);
+    return pqm__filetx_stage_hashed(tx, final, data, len, mode, sha256, e);
 }
 
 int pqm__filetx_stage_like(struct pqm_filetx *tx, const char *final, const void *data,

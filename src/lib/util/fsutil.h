@@ -27,6 +27,9 @@ void pqm__filetx_init(struct pqm_filetx *tx);
 /* Writes DATA to a temporary file beside FINAL with MODE. Nothing is visible yet. */
 int pqm__filetx_stage(struct pqm_filetx *tx, const char *final, const void *data, size_t len,
                       mode_t mode, struct pqm_err *e);
+/* The same with the SHA-256 of DATA (64 hex characters) already known. */
+int pqm__filetx_stage_hashed(struct pqm_filetx *tx, const char *final, const void *data,
+                             size_t len, mode_t mode, const char *sha256, struct pqm_err *e);
 /* The same, for a file that replaces LIKE: the new file gets LIKE's permissions, owner
  * and group (a key that a service's group may read stays readable by it), or MODE when
  * LIKE does not exist. Fails when the owner cannot be given (not root, not the owner). */
