@@ -28,31 +28,6 @@ static int bio_to_buf(BIO *b, char **out, size_t *len, struct pqm_err *e)
     return 0;
 }
 
-/* DER header of LEN content bytes with TAG at P (lengths up to 65535, as ML-DSA's are):
- * returns the header's size. */
-static size_t der_header(unsigned char *p, unsigned char tag, size_t len)
-{
-    p[0] = tag;
-    if (len < 0x80) {
-        p[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 0x100) {
-        p[1] = 0x81;
-        p[2] = (unsigned char)len;
-        return 3;
-    }
-    p[1] = 0x82;
-    p[2] = (unsigned char)(len >> 8);
-    p[3] = (unsigned char)len;
-    return 4;
-}
-
-static size_t der_header_len(size_t len)
-{
-    return len < 0x80 ? 2 : len < 0x100 ? 3 : 4;
-}
-
 /* The unencrypted PKCS#8 of an ML-DSA key with its seed, built directly: the bytes
  * OpenSSL 3.5's encoder writes by default (its "seed-priv" output format, the IETF
  * ML-DSA profile's `both` form: SEQUENCE { seed, expandedKey }), without the encoder
@@ -92,37 +67,41 @@ static int mldsa_pkcs8_pem(EVP_PKEY *key, char **pem, size_t *len, struct pqm_er
         return pqm__err_ossl(e, "cannot encode the ML-DSA algorithm identifier");
     }
     /* SEQUENCE { INTEGER 0, SEQUENCE { OID }, OCTET STRING { SEQUENCE { OCTET STRING seed,
-     * OCTET STRING expandedKey } } } */
-    size_t both = 2 + seedlen + der_header_len(privlen) + privlen;
-    size_t inner = der_header_len(both) + both;
-    size_t body = 3 + 2 + (size_t)oidlen + der_header_len(inner) + inner;
-    size_t total = der_header_len(body) + body;
-    unsigned char *der = malloc(total), *p = der;
+     * OCTET STRING expandedKey } } }; the headers by ASN1_put_object, their sizes by
+     * ASN1_object_size (both lengths are at most a few KB). */
+    int seed_tlv = ASN1_object_size(0, (int)seedlen, V_ASN1_OCTET_STRING);
+    int priv_tlv = ASN1_object_size(0, (int)privlen, V_ASN1_OCTET_STRING);
+    int both = seed_tlv + priv_tlv;
+    int inner = ASN1_object_size(1, both, V_ASN1_SEQUENCE);
+    int alg = ASN1_object_size(1, oidlen, V_ASN1_SEQUENCE);
+    int body = 3 + alg + ASN1_object_size(0, inner, V_ASN1_OCTET_STRING);
+    int total = ASN1_object_size(1, body, V_ASN1_SEQUENCE);
+    unsigned char *der = total > 0 ? malloc((size_t)total) : NULL, *p = der;
     if (der == NULL) {
         OPENSSL_cleanse(seed, sizeof(seed));
         return pqm__err_set(e, "out of memory");
     }
-    p += der_header(p, 0x30, body);
+    ASN1_put_object(&p, 1, body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
     memcpy(p, "\x02\x01\x00", 3);
     p += 3;
-    p += der_header(p, 0x30, (size_t)oidlen);
+    ASN1_put_object(&p, 1, oidlen, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
     memcpy(p, oid, (size_t)oidlen);
     p += oidlen;
-    p += der_header(p, 0x04, inner);
-    p += der_header(p, 0x30, both);
-    p += der_header(p, 0x04, seedlen);
+    ASN1_put_object(&p, 0, inner, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
+    ASN1_put_object(&p, 1, both, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    ASN1_put_object(&p, 0, (int)seedlen, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
     memcpy(p, seed, seedlen);
     p += seedlen;
-    p += der_header(p, 0x04, privlen);
+    ASN1_put_object(&p, 0, (int)privlen, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
     size_t got = 0;
     int rc = -1;
     if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PRIV_KEY, p, privlen, &got) != 1 ||
         got != privlen)
         pqm__err_ossl(e, "cannot read the ML-DSA private key");
-    else if (pqm__pem_encode("PRIVATE KEY", der, total, pem, len, e) == 0)
+    else if (pqm__pem_encode("PRIVATE KEY", der, (size_t)total, pem, len, e) == 0)
         rc = 1;
     OPENSSL_cleanse(seed, sizeof(seed));
-    OPENSSL_cleanse(der, total);
+    OPENSSL_cleanse(der, (size_t)total);
     free(der);
     return rc;
 }
@@ -130,19 +109,17 @@ static int mldsa_pkcs8_pem(EVP_PKEY *key, char **pem, size_t *len, struct pqm_er
 int pqm__key_to_pem(EVP_PKEY *key, const char *pass, size_t passlen, char **pem, size_t *len,
                     struct pqm_err *e)
 {
+    if (pass == NULL) {
+        int fast = mldsa_pkcs8_pem(key, pem, len, e);
+        if (fast != 0)
+            return fast > 0 ? 0 : -1;
+    }
     int rc = -1;
     BIO *b = BIO_new(BIO_s_mem());
     PKCS8_PRIV_KEY_INFO *p8inf = NULL;
     X509_ALGOR *pbe = NULL;
     X509_SIG *p8 = NULL;
 
-    if (pass == NULL) {
-        int fast = mldsa_pkcs8_pem(key, pem, len, e);
-        if (fast != 0) {
-            BIO_free(b);
-            return fast > 0 ? 0 : -1;
-        }
-    }
     GUARD_OSSL(b != NULL, e, "out of memory");
     if (pass == NULL) {
         GUARD_OSSL(PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) == 1, e,
