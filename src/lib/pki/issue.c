@@ -318,19 +318,26 @@ static const char *rel_path(const struct pqm_pki *p, const char *abs)
     return abs;
 }
 
+static const char *const file_ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
+
+/* Whether this request writes file F: no key for a CSR, no PKCS#12 unless asked. */
+static int writes_file(const struct issue_ctx *c, int f)
+{
+    return !((f == F_KEY && c->csr_key != NULL) || (f == F_P12 && c->req->p12_pass.buf == NULL));
+}
+
 static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
 {
-    static const char *const ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
     for (int i = 0; i < F_COUNT; i++) {
         pd->rel[i] = "";
-        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass.buf == NULL))
+        if (!writes_file(c, i))
             continue;
-        size_t len = strlen(c->out_dir) + strlen(base) + strlen(ext[i]) + 2;
+        size_t len = strlen(c->out_dir) + strlen(base) + strlen(file_ext[i]) + 2;
         if (len > PATH_MAX)
             return pqm__err_set(&c->p->err, "%s/%s: path too long", c->out_dir, base);
         if ((pd->path[i] = malloc(len)) == NULL)
             return pqm__err_set(&c->p->err, "out of memory");
-        snprintf(pd->path[i], len, "%s/%s%s", c->out_dir, base, ext[i]);
+        snprintf(pd->path[i], len, "%s/%s%s", c->out_dir, base, file_ext[i]);
         pd->rel[i] = rel_path(c->p, pd->path[i]);
     }
     return 0;
@@ -341,7 +348,6 @@ static int set_paths(struct issue_ctx *c, struct pending *pd, const char *base)
  * before anything is signed. */
 static int check_free(struct issue_ctx *c, const char *name, const char *base)
 {
-    static const char *const ext[F_COUNT] = {".crt.pem", ".key.pem", ".chain.pem", ".p12"};
     struct pqm_err *e = &c->p->err;
     int live = pqm__store_name_live(c->p->store, name, e);
     if (live > 0)
@@ -350,9 +356,9 @@ static int check_free(struct issue_ctx *c, const char *name, const char *base)
         return -1;
     for (int i = 0; i < F_COUNT; i++) {
         char path[PATH_MAX];
-        if ((i == F_KEY && c->csr_key != NULL) || (i == F_P12 && c->req->p12_pass.buf == NULL))
+        if (!writes_file(c, i))
             continue;
-        if (snprintf(path, sizeof(path), "%s/%s%s", c->out_dir, base, ext[i]) >=
+        if (snprintf(path, sizeof(path), "%s/%s%s", c->out_dir, base, file_ext[i]) >=
             (int)sizeof(path))
             return pqm__err_set(e, "%s/%s: path too long", c->out_dir, base);
         if (access(path, F_OK) == 0)
@@ -998,11 +1004,6 @@ static int prepare(struct issue_ctx *c)
     return 0;
 }
 
-static size_t part_at(size_t total, size_t done, size_t part)
-{
-    return total - done < part ? total - done : part;
-}
-
 /* The size of the part of a transaction of N that starts at AT: PQM_ISSUE_PART, except
  * at the end, where a part of PQM_ISSUE_LAST_PART comes last. Nothing overlaps the last
  * part's recording, so it is kept short; it still signs for long enough to cover the
@@ -1069,7 +1070,7 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
 {
     struct issue_ctx c = {.p = p, .req = req};
     struct pending *pds = NULL;
-    size_t chunk = part_at(req->count, 0, PQM_ISSUE_CHUNK);
+    size_t chunk = req->count < PQM_ISSUE_CHUNK ? req->count : PQM_ISSUE_CHUNK;
     int rc = -1;
     pqm__err_clear(&p->err);
 
@@ -1079,7 +1080,7 @@ int pqm_pki_issue(struct pqm_pki *p, const struct pqm_issue *req, pqm_issued_cb 
     pds = calloc(chunk, sizeof(*pds));
     ENSURE(pds != NULL, &p->err, "out of memory");
     for (unsigned done = 0; done < req->count;) {
-        size_t n = part_at(req->count, done, chunk);
+        size_t n = req->count - done < chunk ? req->count - done : chunk;
         GUARD(issue_transaction(&c, pds, n, done));
         for (size_t i = 0; i < n && cb != NULL; i++) {
             struct pqm_issued o;
