@@ -12,6 +12,23 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 require_bin
 require_tool sqlite3
 
+# kill_when_present DIR PATTERN TRIES STEP CMD...: runs CMD in the background and kills it
+# (SIGKILL) once DIR holds an entry named PATTERN, or after TRIES polls STEP seconds apart;
+# prints how many such entries DIR holds then.
+kill_when_present() {
+    local dir=$1 pattern=$2 tries=$3 step=$4 pid
+    shift 4
+    "$@" > /dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 "$tries"); do
+        [[ -n "$(find "$dir" -maxdepth 1 -name "$pattern" -print -quit)" ]] && break
+        sleep "$step"
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    find "$dir" -maxdepth 1 -name "$pattern" | wc -l
+}
+
 pqm pki init "$T/p" --no-passphrase > /dev/null
 mkdir "$T/out" "$T/out2"
 
@@ -20,15 +37,9 @@ mkdir "$T/out" "$T/out2"
 #    again under another name.
 staged=0
 for attempt in 1 2 3 4 5; do
-    "$PQMTLS_BIN" pki issue client --pki "$T/p" --name "kk$attempt" --count 2000 --out "$T/out/t$attempt" \
-        --no-key-passphrase > /dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 1 2000); do
-        [[ -n "$(find "$T/out" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
-        sleep 0.002
-    done
-    kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-    staged=$(find "$T/out" -name '.pqmtls-tmp-*' | wc -l)
+    staged=$(kill_when_present "$T/out" '.pqmtls-tmp-*' 2000 0.002 \
+        "$PQMTLS_BIN" pki issue client --pki "$T/p" --name "kk$attempt" --count 2000 \
+        --out "$T/out/t$attempt" --no-key-passphrase)
     [[ $staged -gt 0 ]] && break
     info "attempt $attempt: killed when no file was staged; again"
 done
@@ -79,13 +90,8 @@ expect_ok "pki check agrees" pqm pki check --pki "$T/p"
 
 # 3. A killed init leaves .NAME.pqmtls-init-XXXXXX; the next init of NAME removes it.
 mkdir "$T/inits"
-"$PQMTLS_BIN" pki init "$T/inits/pk" --no-passphrase --root-alg slh-dsa-sha2-128s > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do
-    [[ -n "$(find "$T/inits" -maxdepth 1 -name '.pk.pqmtls-init-*' -print -quit)" ]] && break
-    sleep 0.01
-done
-kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+kill_when_present "$T/inits" '.pk.pqmtls-init-*' 300 0.01 \
+    "$PQMTLS_BIN" pki init "$T/inits/pk" --no-passphrase --root-alg slh-dsa-sha2-128s > /dev/null
 if [[ -e "$T/inits/pk" ]]; then
     info "init finished before it was killed; making a leftover by hand"
     rm -rf "$T/inits/pk"
@@ -119,14 +125,15 @@ pass "both rows are aborted"
 # 5. A PKI opened by a relative path is recovered from anywhere.
 mkdir "$T/rel"
 pqm pki init "$T/rel/p" --no-passphrase > /dev/null
-( cd "$T/rel" && exec "$PQMTLS_BIN" pki issue client --pki p --name rr --count 2000 --no-key-passphrase ) \
-    > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    [[ -n "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] && break
-    sleep 0.01
+for attempt in 1 2 3 4 5; do
+    staged=$(kill_when_present "$T/rel/p/issued" '.pqmtls-tmp-*' 2000 0.002 \
+        env -C "$T/rel" "$PQMTLS_BIN" pki issue client --pki p --name "rr$attempt" --count 2000 \
+        --no-key-passphrase)
+    [[ $staged -gt 0 ]] && break
+    ( cd / && "$PQMTLS_BIN" pki check --pki "$T/rel/p" > /dev/null ) || fail "check from / failed"
+    info "attempt $attempt: killed when no file was staged; again"
 done
-kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+[[ $staged -gt 0 ]] || fail "no batch was killed while files were staged; cannot test the sweep"
 ( cd / && "$PQMTLS_BIN" pki check --pki "$T/rel/p" > /dev/null ) || fail "check from / failed"
 [[ -z "$(find "$T/rel/p/issued" -name '.pqmtls-tmp-*' -print -quit)" ]] || fail "temporary files left"
 pass "recovered from another directory: no temporary file left"
