@@ -38,14 +38,7 @@
 #include "pki/certbuild.h"
 #include "test_certs.h"
 #include "util/buf.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_ocsp: invariant failed at line %d: %s\n", __LINE__, #cond);      \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static struct pqm_ocsp_responder responder;
 static struct pqm_ocsp_cache cache; /* small: answers kept across inputs, slots reused */

@@ -24,14 +24,7 @@
 
 #include "tls/record.h"
 #include "util/buf.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_record: invariant failed at line %d: %s\n", __LINE__, #cond);    \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

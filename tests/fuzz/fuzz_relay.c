@@ -27,16 +27,9 @@
 
 #include "http/relay.h"
 #include "util/buf.h"
+#include "fuzz_check.h"
 
 #define OUT_MAX (4 * PQM_HTTP_OUT_RESERVE)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_relay: invariant failed at line %d: %s\n", __LINE__, #cond);     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 struct ctx {
     enum pqm_relay_kind kind;
